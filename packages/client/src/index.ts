@@ -1,0 +1,19 @@
+export { UnbrokenClient, type UnbrokenClientOptions, type GenerateRequest, type SubscribeOptions } from "./client.js";
+export { ResponseHandle, type Accepted } from "./response.js";
+export { UnbrokenError, isUnbrokenError, type UnbrokenErrorCode } from "./errors.js";
+export type { ConnectionStatus, ConnectionState, TokenSource } from "./connection.js";
+export { Backoff, backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
+export type { WebSocketLike, WebSocketConstructor, SocketEventLike } from "./websocket.js";
+export type { ResponseEventFrame } from "./frames.js";
+export { newRid, isRid } from "@unbroken/protocol";
+export type {
+  ChatMessage,
+  GenerationParams,
+  EndEvent,
+  EndReason,
+  ResponseEvent,
+  StartEvent,
+  TokenEvent,
+  SteerEvent,
+  Usage,
+} from "@unbroken/protocol";

@@ -1,0 +1,43 @@
+import { WebSocket } from "ws";
+import { UnbrokenClient, type UnbrokenClientOptions, type ResponseHandle, type ResponseEventFrame } from "../src/index.js";
+import type { FakeEdge } from "./fake-edge.js";
+
+/** Polls `check` until it holds (generous timeout; no assertion on how long it took). */
+export async function eventually<T>(check: () => T | undefined | false, label: string, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}`);
+    await sleep(5);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A client for the fake edge: the `ws` WebSocket, tiny backoff delays. */
+export function clientFor(edge: FakeEdge, extra: Partial<UnbrokenClientOptions> = {}): UnbrokenClient {
+  return new UnbrokenClient({
+    url: edge.url,
+    WebSocket,
+    reconnect: { minDelayMs: 5, maxDelayMs: 40, factor: 2, jitter: 0.5 },
+    ...extra,
+  });
+}
+
+/** Iterates a handle to its end, collecting every frame. */
+export async function collect(handle: ResponseHandle): Promise<ResponseEventFrame[]> {
+  const out: ResponseEventFrame[] = [];
+  for await (const ev of handle) out.push(ev);
+  return out;
+}
+
+export function seqs(frames: ResponseEventFrame[]): number[] {
+  return frames.map((f) => f.seq);
+}
+
+export function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}

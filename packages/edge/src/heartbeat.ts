@@ -1,0 +1,40 @@
+import type { WebSocket } from "ws";
+
+/**
+ * Pings every socket each interval and closes, with 1011, one that left two pings in a
+ * row unanswered. One timer for all sockets, owned by the server.
+ */
+export class Heartbeat {
+  private readonly missed = new Map<WebSocket, number>();
+  private readonly timer: ReturnType<typeof setInterval>;
+
+  constructor(intervalMs: number) {
+    this.timer = setInterval(() => this.beat(), intervalMs);
+    this.timer.unref();
+  }
+
+  add(ws: WebSocket): void {
+    this.missed.set(ws, 0);
+    ws.on("pong", () => this.missed.set(ws, 0));
+    ws.on("close", () => this.missed.delete(ws));
+  }
+
+  private beat(): void {
+    for (const [ws, missed] of this.missed) {
+      if (missed >= 2) {
+        this.missed.delete(ws);
+        ws.close(1011, "heartbeat timeout");
+        // A peer that stopped answering pings will not finish a closing handshake either.
+        setTimeout(() => ws.terminate(), 1_000).unref();
+        continue;
+      }
+      this.missed.set(ws, missed + 1);
+      ws.ping();
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.missed.clear();
+  }
+}

@@ -1,0 +1,217 @@
+import {
+  ProtocolError,
+  controlReplySchema,
+  controlSubject,
+  newRid,
+  requestSubject,
+  type ControlReply,
+  type ControlRequest,
+  type GenerateFrame,
+  type ResponseRecord,
+} from "@unbroken/protocol";
+import { EventLogWriter, FencedError, endQueued, lastEvent, logPosition, toProtocolError, type Broker } from "@unbroken/store";
+import type { Logger } from "pino";
+
+export interface ResponseServiceOptions {
+  /** Auth on: a missing rid answers like another owner's (forbidden), never not_found. */
+  authOn: boolean;
+  queueTimeoutMs: number;
+  /** How long to wait for the worker to settle a cancel or take a steer. */
+  controlTimeoutMs?: number;
+}
+
+const HIDDEN = "no response with this rid is accessible to you";
+const MAX_QUEUED_STEERS = 32;
+
+/**
+ * What the edge does to responses on a client's behalf, independent of any socket:
+ * create (idempotently), authorize, cancel, steer. All state lives in NATS.
+ */
+export class ResponseService {
+  constructor(
+    private readonly broker: Broker,
+    private readonly opts: ResponseServiceOptions,
+    private readonly log: Logger,
+  ) {}
+
+  private ensureConnected(): void {
+    if (!this.broker.connected) throw new ProtocolError("unavailable", "the message broker cannot be reached; retry");
+  }
+
+  async generate(owner: string, frame: GenerateFrame): Promise<{ rid: string; existing: boolean }> {
+    this.ensureConnected();
+    const rid = frame.rid ?? newRid();
+    const request = { messages: frame.messages, prompt: frame.prompt, params: frame.params };
+    const record: ResponseRecord = {
+      v: 1,
+      rid,
+      owner,
+      status: "queued",
+      created_at: new Date().toISOString(),
+      request: JSON.parse(JSON.stringify(request)) as ResponseRecord["request"],
+      steers: [],
+      epoch: 0,
+    };
+    try {
+      const created = await this.broker.records.create(record);
+      if (created === null) return await this.existing(owner, rid);
+      await this.enqueue(rid);
+      this.log.info({ rid, owner }, "response queued");
+      return { rid, existing: false };
+    } catch (err) {
+      throw toProtocolError(err, rid);
+    }
+  }
+
+  /** The rid is taken: the same owner gets it back (starting nothing); anyone else is refused. */
+  private async existing(owner: string, rid: string): Promise<{ rid: string; existing: boolean }> {
+    const stored = await this.broker.records.get(rid);
+    if (!stored || stored.record.owner !== owner) {
+      throw new ProtocolError("forbidden", "this rid is taken", { rid });
+    }
+    // Heals a first generate whose record landed but whose request did not: the request's
+    // msg id makes this a no-op when it did land.
+    if (stored.record.status === "queued") await this.enqueue(rid);
+    return { rid, existing: true };
+  }
+
+  private async enqueue(rid: string): Promise<void> {
+    await this.broker.js.publish(requestSubject(rid), JSON.stringify({ rid }), { msgID: `req:${rid}` });
+  }
+
+  /** The record of rid if `owner` may use it; otherwise the error that reveals nothing. */
+  async authorize(owner: string, rid: string): Promise<ResponseRecord> {
+    this.ensureConnected();
+    let stored;
+    try {
+      stored = await this.broker.records.get(rid);
+    } catch (err) {
+      throw toProtocolError(err, rid);
+    }
+    if (stored && stored.record.owner === owner) return stored.record;
+    if (this.opts.authOn || stored) throw new ProtocolError("forbidden", HIDDEN, { rid });
+    throw new ProtocolError("not_found", "no response with this rid", { rid });
+  }
+
+  /** Ends rid with `no_worker` if it has waited in the queue past QUEUE_TIMEOUT. */
+  async expireIfStale(record: ResponseRecord): Promise<boolean> {
+    if (record.status !== "queued") return false;
+    if (Date.parse(record.created_at) + this.opts.queueTimeoutMs > Date.now()) return false;
+    const ended = await endQueued(this.broker, record.rid, {
+      reason: "error",
+      error: { code: "no_worker", message: "no worker began this response within QUEUE_TIMEOUT" },
+    });
+    if (ended) this.log.warn({ rid: record.rid }, "response ended: no worker within QUEUE_TIMEOUT");
+    return ended;
+  }
+
+  async cancel(owner: string, rid: string): Promise<void> {
+    let record = await this.authorize(owner, rid);
+    try {
+      for (let attempt = 0; attempt < 10; attempt++) {
+        if (record.status === "ended") return;
+        if (record.status === "queued") {
+          if (await endQueued(this.broker, rid, { reason: "cancelled" })) {
+            this.log.info({ rid }, "cancelled while queued");
+            return;
+          }
+        } else {
+          const reply = await this.control(rid, { op: "cancel" });
+          if (reply === "no_worker") {
+            if (await this.hasEnded(rid)) return;
+            if (attempt >= 3) return await this.endOrphan(rid);
+          } else {
+            this.log.info({ rid }, "cancel settled by worker");
+            return;
+          }
+        }
+        await sleep(50 * (attempt + 1));
+        record = await this.authorize(owner, rid);
+      }
+    } catch (err) {
+      throw toProtocolError(err, rid);
+    }
+    throw new ProtocolError("unavailable", "cancel could not be settled; retry", { rid });
+  }
+
+  async steer(owner: string, rid: string, text: string): Promise<void> {
+    let record = await this.authorize(owner, rid);
+    const finished = new ProtocolError("finished", "the response has ended", { rid });
+    try {
+      for (let attempt = 0; attempt < 10; attempt++) {
+        if (record.status === "ended") throw finished;
+        if (record.status === "queued") {
+          if (await this.recordQueuedSteer(rid, text)) return;
+        } else {
+          const reply = await this.control(rid, { op: "steer", text });
+          if (reply === "no_worker") {
+            if (await this.hasEnded(rid)) throw finished;
+          } else if (reply.ok) {
+            return;
+          } else if (reply.code === "finished") {
+            throw finished;
+          }
+        }
+        await sleep(50 * (attempt + 1));
+        record = await this.authorize(owner, rid);
+      }
+    } catch (err) {
+      throw toProtocolError(err, rid);
+    }
+    throw new ProtocolError("unavailable", "the steer could not be delivered; retry", { rid });
+  }
+
+  private async recordQueuedSteer(rid: string, text: string): Promise<boolean> {
+    let applied = false;
+    await this.broker.records.mutate(rid, (r) => {
+      applied = false;
+      if (r.status !== "queued") return null;
+      if (r.steers.length >= MAX_QUEUED_STEERS) throw new ProtocolError("rate_limited", "too many steers", { rid });
+      applied = true;
+      return { ...r, steers: [...r.steers, text] };
+    });
+    return applied;
+  }
+
+  private async control(rid: string, req: ControlRequest): Promise<ControlReply | "no_worker"> {
+    try {
+      const msg = await this.broker.nc.request(controlSubject(rid), JSON.stringify(req), {
+        timeout: this.opts.controlTimeoutMs ?? 10_000,
+      });
+      return controlReplySchema.parse(msg.json());
+    } catch (err) {
+      if (/no responders/i.test(String((err as Error).message)) || (err as Error).name === "NoRespondersError") {
+        return "no_worker";
+      }
+      throw err;
+    }
+  }
+
+  private async hasEnded(rid: string): Promise<boolean> {
+    const last = await lastEvent(this.broker.jsm, rid);
+    return last?.frame.event.kind === "end";
+  }
+
+  /**
+   * The record says running but no worker answers: its worker is gone. The fenced writer
+   * lets us close the log; should that worker come back, its next write is refused.
+   */
+  private async endOrphan(rid: string): Promise<void> {
+    const pos = await logPosition(this.broker.jsm, rid);
+    if (pos.last?.frame.event.kind === "end") return;
+    try {
+      await new EventLogWriter(this.broker.js, rid, pos).append({
+        kind: "end",
+        reason: "cancelled",
+        usage: { prompt_tokens: 0, completion_tokens: 0 },
+      });
+    } catch (err) {
+      if (!(err instanceof FencedError)) throw err;
+      return this.endOrphan(rid);
+    }
+    await this.broker.records.mutate(rid, (r) => (r.status === "ended" ? null : { ...r, status: "ended", reason: "cancelled" }));
+    this.log.warn({ rid }, "cancelled a response whose worker no longer answers");
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

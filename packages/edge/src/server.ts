@@ -1,0 +1,100 @@
+import { Broker } from "@unbroken/store";
+import { randomBytes } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import { WebSocketServer } from "ws";
+import { authenticator } from "./auth.js";
+import type { EdgeConfig } from "./config.js";
+import { Heartbeat } from "./heartbeat.js";
+import { httpHandler } from "./http.js";
+import { ResponseService } from "./responses.js";
+import { Session, type SessionDeps } from "./session.js";
+
+export const WS_PATH = "/v1/ws";
+
+export interface Edge {
+  readonly port: number;
+  readonly url: string;
+  readonly sessions: number;
+  /** Drains: goaway to every socket, then closes the listener and the NATS connection. */
+  close(): Promise<void>;
+}
+
+export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> {
+  const broker = await Broker.connect({ url: config.natsUrl, name: "unbroken-edge", retentionMs: config.retentionMs, log });
+  const responses = new ResponseService(broker, { authOn: config.auth.mode !== "none", queueTimeoutMs: config.queueTimeoutMs }, log);
+  const deps: SessionDeps = {
+    broker,
+    responses,
+    authenticate: authenticator(config.auth),
+    heartbeatMs: config.heartbeatMs,
+    helloTimeoutMs: config.helloTimeoutMs,
+    queueTimeoutMs: config.queueTimeoutMs,
+    log,
+  };
+  const sessions = new Map<string, Session>();
+  const heartbeat = new Heartbeat(config.heartbeatMs);
+  const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes });
+  const server = createServer(httpHandler({ ready: () => broker.connected }));
+
+  server.on("upgrade", (req, socket, head) => {
+    if ((req.url ?? "").split("?")[0] !== WS_PATH) {
+      socket.end("HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n");
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const id = randomBytes(9).toString("base64url");
+      sessions.set(id, new Session(ws, id, deps));
+      heartbeat.add(ws);
+      ws.on("close", () => sessions.delete(id));
+    });
+  });
+
+  try {
+    await listen(server, config.port, config.host);
+  } catch (err) {
+    heartbeat.stop();
+    await broker.close();
+    throw err;
+  }
+  const port = (server.address() as AddressInfo).port;
+  log.info({ port, host: config.host, auth: config.auth.mode }, "listening");
+
+  let closing: Promise<void> | undefined;
+  const close = async (): Promise<void> => {
+    log.info({ sockets: sessions.size }, "draining");
+    server.close();
+    for (const s of sessions.values()) s.goaway();
+    await waitUntil(() => sessions.size === 0, config.drainTimeoutMs);
+    for (const ws of wss.clients) ws.terminate();
+    heartbeat.stop();
+    wss.close();
+    server.closeAllConnections();
+    await broker.close();
+    log.info("edge stopped");
+  };
+  return {
+    port,
+    url: `ws://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}${WS_PATH}`,
+    get sessions() {
+      return sessions.size;
+    },
+    close: () => (closing ??= close()),
+  };
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}
+
+async function waitUntil(cond: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+}

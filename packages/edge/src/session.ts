@@ -1,0 +1,211 @@
+import {
+  PROTOCOL_VERSION,
+  ProtocolError,
+  parseClientFrame,
+  type ClientFrame,
+  type ErrorFrame,
+  type GenerateFrame,
+  type ServerFrame,
+} from "@unbroken/protocol";
+import { toProtocolError } from "@unbroken/store";
+import type { Logger } from "pino";
+import type { RawData, WebSocket } from "ws";
+import type { Authenticate } from "./auth.js";
+import type { ResponseService } from "./responses.js";
+import { Subscription, type SubscriptionDeps } from "./subscription.js";
+
+export interface SessionDeps extends SubscriptionDeps {
+  authenticate: Authenticate;
+  heartbeatMs: number;
+  helloTimeoutMs: number;
+  responses: ResponseService;
+}
+
+/** Close codes of our own, beside RFC 6455's. */
+export const CLOSE_UNAUTHORIZED = 4401;
+
+type Phase = "hello" | "authenticating" | "ready" | "closed";
+
+/**
+ * One WebSocket: the handshake, one handler per command, and the subscriptions it holds.
+ * Commands on the same rid run one after another, so `subscribe` then `unsubscribe` (or
+ * `generate` then `cancel`) act in the order they were sent.
+ */
+export class Session {
+  private phase: Phase = "hello";
+  private owner = "";
+  private readonly subs = new Map<string, Subscription>();
+  private readonly ridChains = new Map<string, Promise<void>>();
+  private readonly early: ClientFrame[] = [];
+  private readonly helloTimer: ReturnType<typeof setTimeout>;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly ws: WebSocket,
+    readonly id: string,
+    private readonly deps: SessionDeps,
+  ) {
+    this.log = deps.log.child({ session: id });
+    this.helloTimer = setTimeout(() => this.refuse("no hello within the time allowed"), deps.helloTimeoutMs);
+    ws.on("message", (data, isBinary) => this.onMessage(data, isBinary));
+    ws.on("close", () => this.dispose());
+    ws.on("error", (err) => this.log.debug({ err: err.message }, "socket error"));
+  }
+
+  get subscriptions(): number {
+    return this.subs.size;
+  }
+
+  /** Tells the client to reconnect elsewhere: the edge is going away. */
+  goaway(): void {
+    this.send({ type: "goaway" });
+    this.ws.close(1001, "edge shutting down");
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    if (this.phase === "closed") return;
+    if (isBinary) return this.send({ type: "error", code: "bad_request", message: "binary frames are not accepted" });
+    const parsed = parseClientFrame(rawText(data));
+    if (!parsed.ok) return this.send(parsed.error);
+    const frame = parsed.frame;
+    if (frame.type === "ping") return this.send(withId({ type: "pong" }, frame.id));
+    if (frame.type === "hello") return void this.hello(frame.token, frame.id);
+    // A client may send commands right behind its hello: they wait for the verdict.
+    if (this.phase === "authenticating") return void this.early.push(frame);
+    this.dispatch(frame);
+  }
+
+  private dispatch(frame: ClientFrame): void {
+    if (frame.type === "ping" || frame.type === "hello") return;
+    if (this.phase !== "ready") {
+      return this.send(withId({ type: "error", code: "unauthorized", message: "say hello first" }, frame.id));
+    }
+    if (frame.type === "unsubscribe") {
+      return this.onRid(frame.rid, async () => {
+        this.closeSub(frame.rid);
+        this.send(withId({ type: "ok", rid: frame.rid }, frame.id));
+      });
+    }
+    this.onRid(frame.rid ?? "", () => this.command(frame));
+  }
+
+  private async hello(token: string | undefined, id: string | undefined): Promise<void> {
+    if (this.phase !== "hello") {
+      return this.send(withId({ type: "error", code: "bad_request", message: "hello was already said" }, id));
+    }
+    this.phase = "authenticating";
+    try {
+      this.owner = await this.deps.authenticate(token);
+    } catch (err) {
+      this.early.length = 0;
+      return this.refuse(err instanceof ProtocolError ? err.message : "unauthorized", id);
+    }
+    if (this.phase !== "authenticating") return;
+    clearTimeout(this.helloTimer);
+    this.phase = "ready";
+    this.send({ type: "welcome", protocol: PROTOCOL_VERSION, session: this.id, heartbeat_ms: this.deps.heartbeatMs });
+    for (const f of this.early.splice(0)) this.dispatch(f);
+  }
+
+  private refuse(message: string, id?: string): void {
+    if (this.phase === "closed" || this.phase === "ready") return;
+    this.send(withId({ type: "error", code: "unauthorized", message }, id));
+    this.ws.close(CLOSE_UNAUTHORIZED, "unauthorized");
+    this.dispose();
+  }
+
+  /** Runs `task` after earlier commands on the same rid (a fresh generate has none). */
+  private onRid(rid: string, task: () => Promise<void>): void {
+    const prev = rid ? (this.ridChains.get(rid) ?? Promise.resolve()) : Promise.resolve();
+    const next = prev.then(task, task);
+    if (!rid) return;
+    this.ridChains.set(rid, next);
+    void next.finally(() => {
+      if (this.ridChains.get(rid) === next) this.ridChains.delete(rid);
+    });
+  }
+
+  private async command(frame: Exclude<ClientFrame, { type: "hello" | "ping" | "unsubscribe" }>): Promise<void> {
+    const { responses } = this.deps;
+    try {
+      switch (frame.type) {
+        case "generate":
+          return await this.generate(frame);
+        case "subscribe": {
+          const record = await responses.authorize(this.owner, frame.rid);
+          this.send(withId({ type: "ok", rid: frame.rid }, frame.id));
+          return await this.follow(frame.rid, frame.after, record);
+        }
+        case "cancel":
+          await responses.cancel(this.owner, frame.rid);
+          return this.send(withId({ type: "ok", rid: frame.rid }, frame.id));
+        case "steer":
+          await responses.steer(this.owner, frame.rid, frame.text);
+          return this.send(withId({ type: "ok", rid: frame.rid }, frame.id));
+      }
+    } catch (err) {
+      const rid = "rid" in frame ? frame.rid : undefined;
+      this.sendError(err, frame.id, rid);
+    }
+  }
+
+  private async generate(frame: GenerateFrame): Promise<void> {
+    const { rid, existing } = await this.deps.responses.generate(this.owner, frame);
+    this.send(withId({ type: "accepted", rid, existing }, frame.id));
+    const record = await this.deps.responses.authorize(this.owner, rid);
+    await this.follow(rid, frame.after ?? 0, record);
+  }
+
+  /** Starts (or restarts, from a new `after`) this socket's subscription to rid. */
+  private async follow(rid: string, after: number, record: Parameters<Subscription["start"]>[0]): Promise<void> {
+    if (this.phase === "closed") return;
+    this.closeSub(rid);
+    const sub = new Subscription(this.deps, rid, after, (e) => this.sendRaw(e.raw), () => {
+      if (this.subs.get(rid) === sub) this.subs.delete(rid);
+    });
+    this.subs.set(rid, sub);
+    sub.start(record);
+    if (await this.deps.responses.expireIfStale(record).catch(() => false)) {
+      this.log.info({ rid }, "subscribed to a response that waited past QUEUE_TIMEOUT");
+    }
+  }
+
+  private closeSub(rid: string): void {
+    this.subs.get(rid)?.close();
+    this.subs.delete(rid);
+  }
+
+  private sendError(err: unknown, id: string | undefined, rid: string | undefined): void {
+    const e = toProtocolError(err, rid);
+    if (e.code === "internal") this.log.error({ rid, err: String(err), stack: (err as Error).stack }, "command failed");
+    const frame: ErrorFrame = { type: "error", code: e.code, message: e.message };
+    if (id !== undefined) frame.id = id;
+    if (rid !== undefined) frame.rid = rid;
+    this.send(frame);
+  }
+
+  private send(frame: ServerFrame): void {
+    this.sendRaw(JSON.stringify(frame));
+  }
+
+  private sendRaw(text: string): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(text);
+  }
+
+  private dispose(): void {
+    if (this.phase === "closed") return;
+    this.phase = "closed";
+    clearTimeout(this.helloTimer);
+    for (const sub of this.subs.values()) sub.close();
+    this.subs.clear();
+  }
+}
+
+function withId<T extends ServerFrame>(frame: T, id: string | undefined): T {
+  return id === undefined ? frame : { ...frame, id };
+}
+
+function rawText(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
+  return Buffer.from(data as ArrayBuffer).toString("utf8");
+}

@@ -1,0 +1,44 @@
+import { z } from "zod";
+import { generationBodySchema } from "./frames.js";
+import { ridSchema } from "./rid.js";
+
+/**
+ * Payloads that travel between edge and worker over NATS. Clients never see these,
+ * but both sides validate them: a message on a subject is input like any other.
+ */
+
+export const RESPONSE_STATUSES = ["queued", "running", "ended"] as const;
+export type ResponseStatus = (typeof RESPONSE_STATUSES)[number];
+
+/** The KV record of a response: who owns it and where it stands. The event log stays the truth. */
+export const responseRecordSchema = z.object({
+  v: z.literal(1),
+  rid: ridSchema,
+  owner: z.string(),
+  status: z.enum(RESPONSE_STATUSES),
+  created_at: z.string(),
+  request: generationBodySchema,
+  /** Steers recorded while queued; the worker that begins the response applies them first. */
+  steers: z.array(z.string()),
+  worker: z.string().optional(),
+  /** Bumped by each worker that takes the response, so a stale one can be told apart. */
+  epoch: z.number().int().nonnegative(),
+  reason: z.string().optional(),
+});
+export type ResponseRecord = z.infer<typeof responseRecordSchema>;
+
+/** The work-queue message: only the rid; the body lives in the record, so the first body wins. */
+export const workRequestSchema = z.object({ rid: ridSchema });
+export type WorkRequest = z.infer<typeof workRequestSchema>;
+
+export const controlRequestSchema = z.discriminatedUnion("op", [
+  z.object({ op: z.literal("cancel") }),
+  z.object({ op: z.literal("steer"), text: z.string().min(1) }),
+]);
+export type ControlRequest = z.infer<typeof controlRequestSchema>;
+
+export const controlReplySchema = z.union([
+  z.object({ ok: z.literal(true) }),
+  z.object({ ok: z.literal(false), code: z.enum(["finished", "internal"]), message: z.string() }),
+]);
+export type ControlReply = z.infer<typeof controlReplySchema>;

@@ -1,0 +1,24 @@
+/**
+ * Where edge and worker meet. Neither imports the other: these names are the whole contract,
+ * together with the payload schemas in internal.ts.
+ */
+export const EVENTS_STREAM = "LLM_EVENTS";
+export const REQUESTS_STREAM = "LLM_REQUESTS";
+export const RESPONSES_BUCKET = "llm_responses";
+export const WORKERS_CONSUMER = "workers";
+
+/** Events of one response, stored in EVENTS_STREAM. */
+export const eventSubject = (rid: string): string => `llm.ev.${rid}`;
+/** The stream's RePublish of stored events: only messages JetStream accepted arrive here. */
+export const liveSubject = (rid: string): string => `llm.live.${rid}`;
+/** Generation requests, a work queue shared by all workers. */
+export const requestSubject = (rid: string): string => `llm.req.${rid}`;
+/** Cancel and steer for the worker that runs rid. */
+export const controlSubject = (rid: string): string => `llm.ctl.${rid}`;
+
+export const EVENT_SUBJECTS = "llm.ev.*";
+export const LIVE_SUBJECTS = "llm.live.*";
+export const REQUEST_SUBJECTS = "llm.req.*";
+
+/** The msg id of event `seq` of rid: a retried write inside the duplicate window is dropped. */
+export const eventMsgId = (rid: string, seq: number): string => `${rid}:${seq}`;

@@ -1,0 +1,99 @@
+import { RetentionPolicy, StorageType, jetstreamManager, type JetStreamManager, type StreamConfig } from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import {
+  EVENTS_STREAM,
+  EVENT_SUBJECTS,
+  REQUESTS_STREAM,
+  REQUEST_SUBJECTS,
+  RESPONSES_BUCKET,
+  formatDuration,
+} from "@unbroken/protocol";
+import type { Log } from "./log.js";
+
+export interface LayoutOptions {
+  /** How long a response stays replayable (events and record). */
+  retentionMs: number;
+  /** Replicas of streams and bucket: 1 on one server, 3 on a cluster. */
+  replicas?: number;
+}
+
+type StreamSettings = Partial<StreamConfig> & { name: string };
+
+const NS = 1_000_000;
+/** Long enough to cover any retried write; JetStream requires it to be at most max_age. */
+const duplicateWindowMs = (retentionMs: number): number => Math.min(120_000, retentionMs);
+
+function eventsConfig(opts: LayoutOptions): StreamSettings {
+  return {
+    name: EVENTS_STREAM,
+    subjects: [EVENT_SUBJECTS],
+    storage: StorageType.File,
+    max_age: opts.retentionMs * NS,
+    duplicate_window: duplicateWindowMs(opts.retentionMs) * NS,
+    num_replicas: opts.replicas ?? 1,
+    allow_direct: true,
+    // Only messages JetStream stored are republished, so the live tail never sees a
+    // write that a fencing check or the duplicate window refused.
+    republish: { src: "llm.ev.>", dest: "llm.live.>" },
+  };
+}
+
+function requestsConfig(opts: LayoutOptions): StreamSettings {
+  return {
+    name: REQUESTS_STREAM,
+    subjects: [REQUEST_SUBJECTS],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Workqueue,
+    max_age: opts.retentionMs * NS,
+    duplicate_window: duplicateWindowMs(opts.retentionMs) * NS,
+    num_replicas: opts.replicas ?? 1,
+  };
+}
+
+/** Creates the stream, or brings an existing one's max age to the configured retention. */
+async function ensureStream(jsm: JetStreamManager, config: StreamSettings, log: Log): Promise<void> {
+  const name = config.name as string;
+  let info;
+  try {
+    info = await jsm.streams.info(name);
+  } catch (err) {
+    if (!/stream not found/i.test(String((err as Error).message))) throw err;
+    await jsm.streams.add(config);
+    log.info({ stream: name, retention: formatDuration((config.max_age ?? 0) / NS) }, "created stream");
+    return;
+  }
+  const current = info.config;
+  if (current.max_age !== config.max_age || current.duplicate_window !== config.duplicate_window) {
+    await jsm.streams.update(name, { ...current, max_age: config.max_age, duplicate_window: config.duplicate_window });
+    log.info(
+      { stream: name, from: formatDuration(current.max_age / NS), to: formatDuration((config.max_age ?? 0) / NS) },
+      "updated stream retention",
+    );
+  }
+}
+
+export interface Layout {
+  jsm: JetStreamManager;
+  kv: KV;
+}
+
+/** Whichever component starts first creates the layout; every start applies RETENTION. */
+export async function ensureLayout(nc: NatsConnection, opts: LayoutOptions, log: Log): Promise<Layout> {
+  const jsm = await jetstreamManager(nc);
+  await ensureStream(jsm, eventsConfig(opts), log);
+  await ensureStream(jsm, requestsConfig(opts), log);
+  const kv = await new Kvm(nc).create(RESPONSES_BUCKET, {
+    history: 1,
+    ttl: opts.retentionMs,
+    storage: StorageType.File,
+    replicas: opts.replicas ?? 1,
+  });
+  const kvStream = `KV_${RESPONSES_BUCKET}`;
+  const kvInfo = await jsm.streams.info(kvStream);
+  if (kvInfo.config.max_age !== opts.retentionMs * NS) {
+    await jsm.streams.update(kvStream, { ...kvInfo.config, max_age: opts.retentionMs * NS });
+    log.info({ stream: kvStream, to: formatDuration(opts.retentionMs) }, "updated bucket retention");
+  }
+  return { jsm, kv };
+}

@@ -1,0 +1,83 @@
+import type { JetStreamClient } from "@nats-io/jetstream";
+import { encodeEventFrame, eventMsgId, eventSubject, type ResponseEvent } from "@unbroken/protocol";
+import { FencedError, StoreError, isUnreachable } from "./errors.js";
+
+export interface WriterPosition {
+  /** The seq of the last event in the log (0 for an empty log). */
+  seq: number;
+  /** The stream sequence of that event (0 for an empty log): the fencing check's expectation. */
+  streamSeq: number;
+}
+
+export interface WriterOptions {
+  /** How long to keep retrying one write while the broker cannot be reached. */
+  retryForMs?: number;
+  publishTimeoutMs?: number;
+}
+
+const WRONG_LAST_SEQUENCE = 10071;
+
+/**
+ * Appends the events of one response, one at a time. Each write names its msg id
+ * `<rid>:<seq>` and the stream sequence it expects last on the subject, so a retried
+ * write lands once and a writer that lost the log to another can never append to it.
+ */
+export class EventLogWriter {
+  private pos: WriterPosition;
+  private tail: Promise<unknown> = Promise.resolve();
+  private readonly retryForMs: number;
+  private readonly publishTimeoutMs: number;
+
+  constructor(
+    private readonly js: JetStreamClient,
+    readonly rid: string,
+    from: WriterPosition = { seq: 0, streamSeq: 0 },
+    opts: WriterOptions = {},
+  ) {
+    this.pos = { ...from };
+    this.retryForMs = opts.retryForMs ?? 60_000;
+    this.publishTimeoutMs = opts.publishTimeoutMs ?? 5_000;
+  }
+
+  /** The seq of the last event this writer has written (or was handed). */
+  get seq(): number {
+    return this.pos.seq;
+  }
+
+  /** Queues `event` behind earlier appends; resolves with its seq once stored. */
+  append(event: ResponseEvent): Promise<number> {
+    const next = this.tail.then(() => this.write(event));
+    this.tail = next.catch(() => undefined);
+    return next;
+  }
+
+  private async write(event: ResponseEvent): Promise<number> {
+    const seq = this.pos.seq + 1;
+    const payload = encodeEventFrame(this.rid, seq, event);
+    const deadline = Date.now() + this.retryForMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const ack = await this.js.publish(eventSubject(this.rid), payload, {
+          msgID: eventMsgId(this.rid, seq),
+          expect: { lastSubjectSequence: this.pos.streamSeq },
+          timeout: this.publishTimeoutMs,
+        });
+        // A duplicate on a first attempt is somebody else's event at this seq; on a retry
+        // it is our own earlier attempt that landed after all.
+        if (ack.duplicate && attempt === 0) throw new FencedError(this.rid, seq);
+        this.pos = { seq, streamSeq: ack.seq };
+        return seq;
+      } catch (err) {
+        if (err instanceof FencedError) throw err;
+        if ((err as { api_error?: { err_code?: number } }).api_error?.err_code === WRONG_LAST_SEQUENCE ||
+          /wrong last sequence/i.test(String((err as Error).message))) {
+          throw new FencedError(this.rid, seq, err);
+        }
+        if (!isUnreachable(err) || Date.now() > deadline) {
+          throw new StoreError("unavailable", `could not write event ${seq} of ${this.rid}`, err);
+        }
+        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
+      }
+    }
+  }
+}

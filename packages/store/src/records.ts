@@ -1,0 +1,64 @@
+import type { KV } from "@nats-io/kv";
+import { responseRecordSchema, type ResponseRecord } from "@unbroken/protocol";
+import type { Log } from "./log.js";
+
+export interface StoredRecord {
+  record: ResponseRecord;
+  revision: number;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Response records in the KV bucket. Every change is compare-and-set on the revision,
+ * so an edge (cancel or steer while queued) and a worker (taking the response) never
+ * both win.
+ */
+export class ResponseRecords {
+  constructor(
+    private readonly kv: KV,
+    private readonly log: Log,
+  ) {}
+
+  async get(rid: string): Promise<StoredRecord | null> {
+    const entry = await this.kv.get(rid);
+    if (!entry || entry.operation !== "PUT" || entry.length === 0) return null;
+    const parsed = responseRecordSchema.safeParse(entry.json());
+    if (!parsed.success) {
+      this.log.error({ rid, err: parsed.error.message }, "unreadable response record");
+      return null;
+    }
+    return { record: parsed.data, revision: entry.revision };
+  }
+
+  /** Creates the record; null when rid is already taken (by anyone). */
+  async create(record: ResponseRecord): Promise<number | null> {
+    try {
+      return await this.kv.create(record.rid, encoder.encode(JSON.stringify(record)));
+    } catch (err) {
+      if (/wrong last sequence|key exists/i.test(String((err as Error).message))) return null;
+      throw err;
+    }
+  }
+
+  /**
+   * Applies `change` until it lands: `change` gets the current record and returns the next
+   * one, or null to leave it as it is. Returns the record as it ended up, or null when the
+   * rid has no record.
+   */
+  async mutate(rid: string, change: (r: ResponseRecord) => ResponseRecord | null): Promise<StoredRecord | null> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const current = await this.get(rid);
+      if (!current) return null;
+      const next = change(current.record);
+      if (!next) return current;
+      try {
+        const revision = await this.kv.update(rid, encoder.encode(JSON.stringify(next)), current.revision);
+        return { record: next, revision };
+      } catch (err) {
+        if (!/wrong last sequence/i.test(String((err as Error).message))) throw err;
+      }
+    }
+    throw new Error(`record ${rid} kept changing under 20 attempts`);
+  }
+}

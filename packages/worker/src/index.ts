@@ -1,0 +1,5 @@
+export * from "./config.js";
+export * from "./generator.js";
+export * from "./scripted.js";
+export * from "./scripted-text.js";
+export * from "./worker.js";

@@ -1,0 +1,138 @@
+import type { GenerationBody, Usage } from "@unbroken/protocol";
+import type { GenerationJob, GenerationOutput, GenerationSession, TokenGenerator } from "./generator.js";
+import { hashText, prng } from "./prng.js";
+import { ScriptedText, naturalLength } from "./scripted-text.js";
+
+export interface ScriptedOptions {
+  /** Tokens per second per response; 0 = as fast as possible. */
+  tokensPerSecond: number;
+}
+
+export function promptText(body: GenerationBody): string {
+  if (body.prompt !== undefined) return body.prompt;
+  return (body.messages ?? []).map((m) => `${m.role}: ${m.content}`).join("\n");
+}
+
+/** A rough token count for usage: words and punctuation runs, as a tokenizer would split them. */
+export function countTokens(text: string): number {
+  return text.match(/\w+|[^\s\w]/g)?.length ?? 0;
+}
+
+const stopsOf = (body: GenerationBody): string[] => {
+  const stop = body.params?.stop;
+  return stop === undefined ? [] : Array.isArray(stop) ? stop : [stop];
+};
+
+/**
+ * A deterministic generator for demos without a model, load tests and CI. It is not a
+ * model: the text is prose-like words from (prompt, seed), paced at a fixed rate. It obeys
+ * max_tokens, stop sequences, cancel and steer exactly as a model-backed generator must.
+ */
+export class ScriptedGenerator implements TokenGenerator {
+  readonly model = "scripted";
+  constructor(private readonly opts: ScriptedOptions) {}
+
+  start(job: GenerationJob): GenerationSession {
+    return new ScriptedSession(job, this.opts.tokensPerSecond);
+  }
+
+  async close(): Promise<void> {}
+}
+
+class ScriptedSession implements GenerationSession {
+  private readonly text: ScriptedText;
+  private readonly target: number;
+  private readonly limit: number | undefined;
+  private readonly promptTokens: number;
+  private readonly steers: string[] = [];
+  private produced = 0;
+  private finished = false;
+
+  constructor(
+    private readonly job: GenerationJob,
+    private readonly tps: number,
+  ) {
+    const prompt = promptText(job.body);
+    const seed = hashText(prompt, job.body.params?.seed ?? 0);
+    this.text = new ScriptedText(seed);
+    this.target = naturalLength(prompt, prng(seed ^ 0x9e3779b9));
+    this.limit = job.body.params?.max_tokens;
+    this.promptTokens = countTokens(prompt);
+    for (const s of job.steers) this.text.steer(s);
+  }
+
+  steer(text: string): boolean {
+    if (this.finished) return false;
+    this.steers.push(text);
+    return true;
+  }
+
+  usage(): Usage {
+    return { prompt_tokens: this.promptTokens, completion_tokens: this.produced };
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<GenerationOutput> {
+    const stops = stopsOf(this.job.body);
+    const interval = this.tps > 0 ? 1000 / this.tps : 0;
+    const began = performance.now();
+    let sofar = "";
+    let extra = 0;
+    while (!this.job.signal.aborted) {
+      const steer = this.steers.shift();
+      if (steer !== undefined) {
+        this.text.steer(steer);
+        extra += 20; // a steered answer goes on for a while after the instruction
+        yield { type: "steer", text: steer };
+        continue;
+      }
+      if (this.limit !== undefined && this.produced >= this.limit) return yield* this.done("length");
+      if (this.produced >= this.target + extra) return yield* this.done("stop");
+      await pace(began + (this.produced + 1) * interval, this.job.signal);
+      if (this.job.signal.aborted) return;
+      let token = this.text.next();
+      const cut = findStop(sofar, token, stops);
+      if (cut !== undefined) token = token.slice(0, cut);
+      sofar = (sofar + token).slice(-128);
+      this.produced++;
+      if (token.length > 0) yield { type: "token", text: token, tokens: 1 };
+      if (cut !== undefined) return yield* this.done("stop");
+    }
+  }
+
+  private *done(reason: "stop" | "length"): Generator<GenerationOutput> {
+    this.finished = true;
+    yield { type: "done", reason, usage: this.usage() };
+  }
+}
+
+/** Where in `token` a stop sequence begins (counting text just before it), if anywhere. */
+function findStop(before: string, token: string, stops: string[]): number | undefined {
+  let best: number | undefined;
+  for (const stop of stops) {
+    const joined = before + token;
+    const at = joined.indexOf(stop, Math.max(0, before.length - stop.length + 1));
+    if (at >= 0) {
+      const inToken = Math.max(0, at - before.length);
+      if (best === undefined || inToken < best) best = inToken;
+    }
+  }
+  return best;
+}
+
+/** Waits until `at` (performance.now() time) or abort; yields to the loop even at rate 0. */
+function pace(at: number, signal: AbortSignal): Promise<void> {
+  const wait = at - performance.now();
+  return new Promise((resolve) => {
+    if (wait <= 0) {
+      setImmediate(resolve);
+      return;
+    }
+    const t = setTimeout(done, wait);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
