@@ -72,9 +72,16 @@ export class Connection {
     return this.#welcomed && this.#socket !== undefined && this.#socket.readyState === OPEN;
   }
 
+  /**
+   * Starts connecting on the next microtask, so that an `onStatus` callback may already use the
+   * variable the client is being assigned to.
+   */
   start(): void {
-    this.#setStatus({ state: "connecting", attempt: 0 });
-    void this.#open();
+    queueMicrotask(() => {
+      if (this.#stopped) return;
+      this.#setStatus({ state: "connecting", attempt: 0 });
+      void this.#open();
+    });
   }
 
   /** Sends a frame on the welcomed socket; false when there is none (the caller retries on welcome). */

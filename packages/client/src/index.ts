@@ -10,6 +10,7 @@ export type {
   ChatMessage,
   GenerationParams,
   EndEvent,
+  EventFrame,
   EndReason,
   ResponseEvent,
   StartEvent,
