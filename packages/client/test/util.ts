@@ -41,3 +41,24 @@ export function seqs(frames: ResponseEventFrame[]): number[] {
 export function range(from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
+
+import type { TestContext } from "node:test";
+import { FakeEdge as Edge } from "./fake-edge.js";
+
+/** A fake edge and a client on it, both closed when the test ends. */
+export async function setup(
+  t: TestContext,
+  extra: Partial<UnbrokenClientOptions> = {},
+  configure?: (edge: Edge) => void,
+): Promise<{ edge: Edge; client: UnbrokenClient }> {
+  const edge = await Edge.start();
+  configure?.(edge);
+  const client = clientFor(edge, extra);
+  t.after(async () => {
+    await client.close();
+    await edge.close();
+  });
+  return { edge, client };
+}
+
+export const START = { kind: "start", model: "fake", created_at: "2025-01-01T00:00:00Z" };

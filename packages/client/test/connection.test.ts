@@ -1,0 +1,148 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { UnbrokenError, type ConnectionStatus } from "../src/index.js";
+import { clientFor, collect, eventually, seqs, setup, sleep, START } from "./util.js";
+import { FakeEdge } from "./fake-edge.js";
+
+const code = (c: string) => (e: unknown): boolean => e instanceof UnbrokenError && e.code === c;
+
+test("hello carries the token; a token function is asked again on each connect", async (t) => {
+  let calls = 0;
+  const { edge } = await setup(t, { token: async () => `tok${++calls}` });
+  await edge.nth("hello");
+  assert.deepEqual(edge.received[0]?.frame, { type: "hello", token: "tok1" });
+  edge.terminateAll();
+  const second = await edge.nth("hello", 2);
+  assert.deepEqual(second.frame, { type: "hello", token: "tok2" });
+});
+
+test("unauthorized on hello is fatal: handles fail with unauthorized, no reconnect", async (t) => {
+  const statuses: ConnectionStatus[] = [];
+  const { edge, client } = await setup(t, { token: "bad", onStatus: (s) => statuses.push(s) }, (e) => {
+    e.hook = (f, peer) => {
+      if (f.type !== "hello") return false;
+      peer.send({ type: "error", code: "unauthorized", message: "bad token" });
+      peer.ws.close(4401, "unauthorized");
+      return true;
+    };
+  });
+  const h = client.generate({ prompt: "x" });
+  await assert.rejects(collect(h), code("unauthorized"));
+  await assert.rejects(h.done, code("unauthorized"));
+  assert.equal(client.status.state, "closed");
+  assert.match(client.status.lastError ?? "", /unauthorized/);
+  assert.throws(() => client.generate({ prompt: "y" }), code("unauthorized"));
+  await sleep(100);
+  assert.equal(edge.peers.length, 1, "no reconnect");
+  assert.deepEqual(statuses.map((s) => s.state), ["connecting", "closed"]);
+});
+
+test("close code 4401 alone is fatal too", async (t) => {
+  const { edge, client } = await setup(t, {}, (e) => {
+    e.hook = (f, peer) => {
+      if (f.type === "hello") peer.ws.close(4401, "no");
+      return f.type === "hello";
+    };
+  });
+  const h = client.subscribe("some_rid_value");
+  await assert.rejects(h.done, code("unauthorized"));
+  await sleep(100);
+  assert.equal(edge.peers.length, 1);
+});
+
+test("goaway: the client reconnects at once and resumes from its last seq", async (t) => {
+  const { edge, client } = await setup(t);
+  const h = client.generate({ prompt: "x" });
+  const all = collect(h);
+  await h.accepted;
+  edge.append(h.rid, START);
+  edge.tokens(h.rid, "a");
+  await eventually(() => h.lastSeq === 2, "seq 2");
+  const peer = edge.openPeers[0];
+  assert.ok(peer);
+  peer.send({ type: "goaway" });
+  peer.ws.close(1001, "draining");
+  edge.tokens(h.rid, "b");
+  const sub = await edge.nth("subscribe");
+  assert.equal(sub.conn, 2);
+  assert.equal(sub.frame.after, 2);
+  edge.end(h.rid);
+  assert.deepEqual(seqs(await all), [1, 2, 3, 4]);
+  assert.equal(h.text, "ab");
+});
+
+test("status goes connecting → connected → reconnecting → connected, with the session and last error", async (t) => {
+  const statuses: ConnectionStatus[] = [];
+  const { edge, client } = await setup(t, { onStatus: (s) => statuses.push(s) });
+  await eventually(() => client.status.state === "connected", "connected");
+  assert.equal(client.status.session, "s1");
+  edge.terminateAll();
+  await eventually(() => client.status.state === "connected" && client.status.session === "s2", "reconnected");
+  const states = statuses.map((s) => s.state);
+  assert.deepEqual(states.slice(0, 3), ["connecting", "connected", "reconnecting"]);
+  assert.equal(states.at(-1), "connected");
+  const rec = statuses.find((s) => s.state === "reconnecting");
+  assert.equal(rec?.attempt, 1);
+  assert.match(rec?.lastError ?? "", /closed/);
+  assert.equal(client.status.attempt, 0);
+});
+
+test("a socket that answers no ping within heartbeat_ms is dropped and replaced", async (t) => {
+  const { edge, client } = await setup(t, {}, (e) => {
+    e.heartbeatMs = 30;
+    e.hook = (f, peer) => f.type === "ping" && peer.conn === 1; // the first edge goes silent
+  });
+  const h = client.generate({ prompt: "x" });
+  await h.accepted;
+  const sub = await edge.nth("subscribe");
+  assert.equal(sub.conn, 2);
+  assert.ok(edge.framesOf("ping").length >= 1);
+  await eventually(() => client.status.state === "connected", "connected again");
+  await edge.nth("ping", edge.framesOf("ping").length + 2); // pings keep being answered on conn 2
+  assert.equal(edge.peers.length, 2);
+});
+
+test("an edge that never welcomes is given up after connectTimeoutMs and retried", async (t) => {
+  const { edge, client } = await setup(t, { connectTimeoutMs: 50 }, (e) => {
+    e.hook = (f, peer) => f.type === "hello" && peer.conn === 1;
+  });
+  await edge.nth("hello", 2);
+  await eventually(() => client.status.state === "connected", "connected");
+  assert.equal(client.status.session, "s2");
+});
+
+test("nothing keeps the process alive after close(): every timer is cleared", async (t) => {
+  // node --test runs each file in its own process, which only exits if nothing is left behind;
+  // here a client mid-reconnect (backoff timer pending) is closed.
+  const { edge, client } = await setup(t, { reconnect: { minDelayMs: 60_000, maxDelayMs: 60_000 } });
+  await eventually(() => client.status.state === "connected", "connected");
+  edge.terminateAll();
+  await eventually(() => client.status.state === "reconnecting", "reconnecting");
+  await client.close();
+  assert.equal(client.status.state, "closed");
+});
+
+test("onStatus may use the client variable from the first call on", async (t) => {
+  const edge = await FakeEdge.start();
+  const seen: string[] = [];
+  const client = clientFor(edge, {
+    onStatus: (s) => {
+      // would throw (TDZ) if the first status were reported inside the constructor
+      seen.push(`${s.state}/${client.status.state}`);
+    },
+  });
+  t.after(async () => {
+    await client.close();
+    await edge.close();
+  });
+  await eventually(() => client.status.state === "connected", "connected");
+  assert.deepEqual(seen, ["connecting/connecting", "connected/connected"]);
+});
+
+test("close() right after construction opens no socket", async (t) => {
+  const { edge, client } = await setup(t);
+  await client.close();
+  await sleep(50);
+  assert.equal(edge.peers.length, 0);
+  assert.equal(client.status.state, "closed");
+});
