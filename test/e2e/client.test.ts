@@ -1,0 +1,106 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { UnbrokenClient, type ConnectionStatus } from "@unbroken/client";
+import { WebSocket } from "ws";
+import { CuttableProxy } from "../helpers/proxy.js";
+import { RawClient, range, seqs, textOf } from "../helpers/raw-client.js";
+import { Stack } from "../helpers/stack.js";
+
+const fastReconnect = { minDelayMs: 20, maxDelayMs: 200 };
+
+// The client library against the real stack, with the network cut under it.
+describe("client library over a flaky network", () => {
+  let stack: Stack;
+  let proxy: CuttableProxy;
+  before(async () => {
+    stack = await Stack.start({ workerEnv: { SCRIPTED_TPS: "100" } });
+    proxy = await CuttableProxy.start(stack.edges[0]!.port);
+  });
+  after(async () => {
+    await proxy.close();
+    await stack.stop();
+  });
+
+  it("yields every event exactly once, in order, through repeated cuts", async () => {
+    const statuses: ConnectionStatus["state"][] = [];
+    const client = new UnbrokenClient({
+      url: proxy.url(),
+      WebSocket,
+      reconnect: fastReconnect,
+      onStatus: (s) => statuses.push(s.state),
+    });
+    const r = client.generate({ prompt: "write 200 words about tunnels", params: { seed: 5 } });
+    const reference = await RawClient.connect(stack.url);
+    await r.accepted;
+    await reference.request({ type: "subscribe", rid: r.rid });
+    const seen: number[] = [];
+    let cuts = 0;
+    for await (const ev of r) {
+      seen.push(ev.seq);
+      if (ev.seq % 40 === 0 && cuts < 4) {
+        cuts++;
+        proxy.cut();
+      }
+    }
+    const uninterrupted = await reference.untilEnd(r.rid);
+    assert.equal(cuts, 4);
+    assert.deepEqual(seen, range(1, uninterrupted.length));
+    assert.equal(r.text, textOf(uninterrupted));
+    assert.equal((await r.done).reason, "stop");
+    assert.ok(statuses.includes("reconnecting"));
+    await client.close();
+    reference.close();
+  });
+
+  it("re-sends a generate whose accepted was lost, starting no second inference", async () => {
+    const client = new UnbrokenClient({ url: proxy.url(), WebSocket, reconnect: fastReconnect });
+    const r = client.generate({ prompt: "write 30 words once", params: { max_tokens: 30 } });
+    // Cut as soon as the frame can have left: the accepted may or may not have come back.
+    queueMicrotask(() => setTimeout(() => proxy.cut(), 1));
+    await r.done;
+    const reader = await RawClient.connect(stack.url);
+    await reader.request({ type: "subscribe", rid: r.rid });
+    const events = await reader.untilEnd(r.rid);
+    assert.equal(events.filter((e) => e.event.kind === "start").length, 1);
+    assert.deepEqual(seqs(events), range(1, events.length));
+    assert.equal(r.text, textOf(events));
+    await client.close();
+    reader.close();
+  });
+
+  it("cancel() ends the response for everyone; close() cancels nothing", async () => {
+    const a = new UnbrokenClient({ url: stack.url, WebSocket, reconnect: fastReconnect });
+    const b = new UnbrokenClient({ url: stack.url, WebSocket, reconnect: fastReconnect });
+    const kept = a.generate({ prompt: "write 60 words that survive close", params: { max_tokens: 60 } });
+    const stopped = a.generate({ prompt: "write 400 words to be stopped" });
+    await Promise.all([kept.accepted, stopped.accepted]);
+    const follower = b.subscribe(stopped.rid);
+    await new Promise<void>((resolve) => stopped.onEvent((e) => e.seq >= 5 && resolve()));
+    await stopped.cancel();
+    assert.equal((await stopped.done).reason, "cancelled");
+    assert.equal((await follower.done).reason, "cancelled");
+    assert.equal(follower.text, stopped.text);
+
+    await a.close();
+    const later = b.subscribe(kept.rid);
+    const end = await later.done;
+    assert.equal(end.reason, "length");
+    assert.equal(end.usage.completion_tokens, 60);
+    await b.close();
+  });
+
+  it("steer() lands in the same response; steering an ended response rejects finished", async () => {
+    const client = new UnbrokenClient({ url: stack.url, WebSocket, reconnect: fastReconnect });
+    const r = client.generate({ prompt: "write 120 words about bridges" });
+    await new Promise<void>((resolve) => r.onEvent((e) => e.seq >= 4 && resolve()));
+    await r.steer("now about owls");
+    await r.done;
+    const kinds = [];
+    for await (const ev of client.subscribe(r.rid)) kinds.push(ev.event.kind);
+    assert.equal(kinds.filter((k) => k === "steer").length, 1);
+    const again = client.subscribe(r.rid);
+    await again.done;
+    await assert.rejects(again.steer("too late"), (err: { code?: string }) => err.code === "finished");
+    await client.close();
+  });
+});
