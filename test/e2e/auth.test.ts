@@ -9,6 +9,15 @@ import WebSocket from "ws";
 import { RawClient, type Frame } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
 
+/** `p`, or a failure naming `what` after a generous `ms` (so a missing close fails fast). */
+function within<T>(p: Promise<T>, what: string, ms = 15_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
 const SECRET = "test-secret";
 const key = new TextEncoder().encode(SECRET);
 const now = () => Math.floor(Date.now() / 1000);
@@ -76,17 +85,29 @@ describe("hello tokens", () => {
       const err = await c.next((f) => f.type === "welcome" || f.type === "error");
       assert.equal(err.type, "error", JSON.stringify(err));
       assert.equal(err.code, "unauthorized");
-      const closed = await c.closed;
+      const closed = await within(c.closed, "socket close");
       assert.equal(closed.code, 4401);
       assert.equal(c.frames.filter((f) => f.type === "welcome").length, 0);
     });
   }
 
+  it("a valid hello with a generate pipelined behind it: welcome, then accepted", async () => {
+    const c = await RawClient.open(url);
+    c.send({ type: "hello", token: await token("carol") });
+    c.send({ type: "generate", id: "g", prompt: "quick", params: { max_tokens: 2 } });
+    const acc = await c.next((f) => f.id === "g");
+    assert.equal(acc.type, "accepted", JSON.stringify(c.frames));
+    const welcomeAt = c.frames.findIndex((f) => f.type === "welcome");
+    assert.ok(welcomeAt >= 0 && welcomeAt < c.frames.indexOf(acc), JSON.stringify(c.frames));
+    assert.equal((await c.untilEnd(acc.rid)).at(-1)?.event.kind, "end");
+    c.close();
+  });
+
   it("a refused hello does not run commands pipelined behind it", async () => {
     const c = await RawClient.open(url);
     c.send({ type: "hello", token: "garbage" });
     c.send({ type: "generate", id: "g", prompt: "sneaky", params: { max_tokens: 2 } });
-    const closed = await c.closed;
+    const closed = await within(c.closed, "socket close");
     assert.equal(closed.code, 4401);
     assert.equal(c.frames.filter((f) => f.type === "accepted" || f.type === "event").length, 0, JSON.stringify(c.frames));
   });

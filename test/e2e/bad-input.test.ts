@@ -7,6 +7,15 @@ import WebSocket from "ws";
 import { RawClient, type Frame } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
 
+/** `p`, or a failure naming `what` after a generous `ms` (so a missing close fails fast). */
+function within<T>(p: Promise<T>, what: string, ms = 15_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
 let stack: Stack;
 let url: string;
 let smallUrl: string;
@@ -213,7 +222,7 @@ describe("transport-level violations close only the offending socket", () => {
     const small = await c.request({ type: "ping", pad: long(500) });
     assert.equal(small.type, "pong", "a frame under the limit is fine");
     c.send({ type: "ping", id: "big", pad: long(2000) });
-    const closed = await c.closed;
+    const closed = await within(c.closed, "socket close");
     assert.equal(closed.code, 1009);
     assert.equal(c.frames.filter((f) => f.id === "big").length, 0);
     await stillWorks(bystander);
@@ -228,7 +237,7 @@ describe("transport-level violations close only the offending socket", () => {
   it("invalid UTF-8 in a text frame closes that socket with 1007", async () => {
     const c = await RawClient.connect(url);
     c.ws.send(Buffer.from([0xff, 0xfe, 0xfd]), { binary: false });
-    const closed = await c.closed;
+    const closed = await within(c.closed, "socket close");
     assert.equal(closed.code, 1007);
     await completesGenerate();
     const fresh = await RawClient.connect(url);
@@ -239,7 +248,7 @@ describe("transport-level violations close only the offending socket", () => {
   it("invalid UTF-8 before hello also closes with 1007", async () => {
     const c = await RawClient.open(url);
     c.ws.send(Buffer.from('{"type":"ping","id":"\xc3\x28"}', "latin1"), { binary: false });
-    const closed = await c.closed;
+    const closed = await within(c.closed, "socket close");
     assert.equal(closed.code, 1007);
     await completesGenerate();
   });

@@ -6,6 +6,15 @@ import WebSocket from "ws";
 import { RawClient, type Frame } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
 
+/** `p`, or a failure naming `what` after a generous `ms` (so a missing close fails fast). */
+function within<T>(p: Promise<T>, what: string, ms = 15_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
 let stack: Stack;
 /** Default edge (10 s hello timeout, 15 s heartbeat) and one with short timers. */
 let slowUrl: string;
@@ -82,7 +91,7 @@ describe("handshake", () => {
     const c = await RawClient.open(fastUrl);
     const err = await c.next((f) => f.type === "error", 10_000);
     assert.equal(err.code, "unauthorized");
-    const closed = await c.closed;
+    const closed = await within(c.closed, "socket close");
     assert.equal(closed.code, 4401);
     assert.equal(c.frames.filter((f) => f.type === "welcome").length, 0);
   });
@@ -91,7 +100,7 @@ describe("handshake", () => {
     const c = await RawClient.connect(fastUrl);
     // Outlive the hello timeout by several heartbeats, counted by pings received.
     let pings = 0;
-    await new Promise<void>((resolve) => c.ws.on("ping", () => ++pings === 6 && resolve()));
+    await within(new Promise<void>((resolve) => c.ws.on("ping", () => ++pings === 6 && resolve())), "6 pings");
     assert.equal(c.ws.readyState, WebSocket.OPEN);
     assert.equal(c.frames.filter((f) => f.type === "error").length, 0, JSON.stringify(c.frames));
     assert.equal((await c.request({ type: "ping" })).type, "pong");
@@ -158,13 +167,13 @@ describe("heartbeat", () => {
     let mutePings = 0;
     mute.ws.on("ping", () => mutePings++);
 
-    const closed = await mute.closed;
+    const closed = await within(mute.closed, "socket close");
     assert.equal(closed.code, 1011, `mute client closed with ${closed.code} ${closed.reason}`);
     assert.ok(mutePings >= 2, `the edge pinged the mute client (${mutePings} pings) before closing it`);
 
     // The good client answers every ping: it must outlive several more heartbeats.
     let pings = 0;
-    await new Promise<void>((resolve) => good.ws.on("ping", () => ++pings === 5 && resolve()));
+    await within(new Promise<void>((resolve) => good.ws.on("ping", () => ++pings === 5 && resolve())), "5 pings");
     assert.equal(good.ws.readyState, WebSocket.OPEN);
     assert.equal((await good.request({ type: "ping" })).type, "pong");
     const acc = await good.request({ type: "generate", prompt: "still here", params: { max_tokens: 3 } });

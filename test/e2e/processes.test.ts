@@ -1,0 +1,113 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { startNatsServer, spawnService, type NatsServerHandle, type ServiceHandle } from "@unbroken/testing";
+import { RawClient, range, seqs, textOf } from "../helpers/raw-client.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+const EDGE = path.join(root, "packages/edge/dist/src/main.js");
+const WORKER = path.join(root, "packages/worker/dist/src/main.js");
+
+const edge = (env: Record<string, string>) => spawnService({ name: "edge", script: EDGE, env: { PORT: "0", ...env }, readyMsg: "listening" });
+const worker = (env: Record<string, string>) => spawnService({ name: "worker", script: WORKER, env, readyMsg: "ready" });
+
+function runToExit(script: string, env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("exit", (code) => resolve({ code, stderr }));
+  });
+}
+
+// The run interface of DESIGN.md "Running it": real edge and worker processes.
+describe("edge and worker processes", () => {
+  let nats: NatsServerHandle;
+  const services: ServiceHandle[] = [];
+  const url = (s: ServiceHandle) => `ws://127.0.0.1:${s.port}/v1/ws`;
+  before(async () => {
+    nats = await startNatsServer();
+  });
+  after(async () => {
+    await Promise.allSettled(services.map((s) => s.kill()));
+    await nats.stop();
+  });
+
+  it("log listening with the chosen port and ready, then serve a generate", async () => {
+    const e = await edge({ NATS_URL: nats.url });
+    const w = await worker({ NATS_URL: nats.url, SCRIPTED_TPS: "200" });
+    services.push(e, w);
+    assert.equal(typeof e.port, "number");
+    assert.ok((e.port as number) > 0);
+    const c = await RawClient.connect(url(e));
+    const { rid } = await c.request({ type: "generate", prompt: "hello processes", params: { max_tokens: 10 } });
+    const events = await c.untilEnd(rid);
+    assert.equal(events.filter((f) => f.event.kind === "token").length, 10);
+    // Every log line about a response carries its rid.
+    const line = await w.waitForLine((o) => o.msg === "generation ended" && o.rid === rid);
+    assert.equal(line.reason, "length");
+    c.close();
+  });
+
+  it("resumes on a second edge process after the first is killed mid-stream", async () => {
+    const [first, second] = [await edge({ NATS_URL: nats.url }), await edge({ NATS_URL: nats.url })];
+    services.push(first, second);
+    const c = await RawClient.connect(url(first));
+    const { rid } = await c.request({ type: "generate", prompt: "write 120 words across edges", params: { seed: 2 } });
+    await c.next((f) => f.type === "event" && f.rid === rid && f.seq >= 10);
+    await first.kill();
+    await c.closed;
+    const got = c.events(rid);
+    const d = await RawClient.connect(url(second));
+    await d.request({ type: "subscribe", rid, after: got.length });
+    const rest = await d.untilEnd(rid);
+    const all = [...got, ...rest];
+    const whole = await RawClient.connect(url(second));
+    await whole.request({ type: "subscribe", rid });
+    const reference = await whole.untilEnd(rid);
+    assert.deepEqual(seqs(all), range(1, reference.length));
+    assert.equal(textOf(all), textOf(reference));
+    d.close();
+    whole.close();
+  });
+
+  it("drain on SIGTERM: the edge says goaway and closes with 1001; the worker finishes what it runs", async () => {
+    const e = await edge({ NATS_URL: nats.url });
+    const w = await worker({ NATS_URL: nats.url, SCRIPTED_TPS: "100", CONCURRENCY: "1" });
+    services.push(e, w);
+    const c = await RawClient.connect(url(e));
+    // Both running workers may take it; stop the one that did.
+    const { rid } = await c.request({ type: "generate", prompt: "write 40 words before shutdown", params: { max_tokens: 40 } });
+    await c.next((f) => f.type === "event" && f.rid === rid && f.seq >= 2);
+    const started = services.filter((s) => s.name === "worker").find((s) => s.lines.some((l) => l.includes(rid) && l.includes("generation started")));
+    assert.ok(started, "some worker runs it");
+    const workerExit = started.stop("SIGTERM", 20_000);
+    const events = await c.untilEnd(rid);
+    const end = events.at(-1)!.event;
+    assert.equal(end.kind === "end" && end.reason, "length");
+    assert.equal((await workerExit).code, 0);
+
+    const edgeExit = e.stop("SIGTERM");
+    await c.next((f) => f.type === "goaway");
+    assert.equal((await c.closed).code, 1001);
+    assert.equal((await edgeExit).code, 0);
+  });
+
+  it("refuse to start on invalid configuration, saying why", async () => {
+    const jwt = await runToExit(EDGE, { NATS_URL: nats.url, AUTH: "jwt", JWT_SECRET: "" });
+    assert.equal(jwt.code, 2);
+    assert.match(jwt.stderr, /JWT_SECRET/);
+    const retention = await runToExit(WORKER, { NATS_URL: nats.url, RETENTION: "forever" });
+    assert.equal(retention.code, 2);
+    assert.match(retention.stderr, /RETENTION/);
+  });
+
+  it("apply RETENTION to the existing stream and log that they did", async () => {
+    const e = await edge({ NATS_URL: nats.url, RETENTION: "2h" });
+    services.push(e);
+    const line = await e.waitForLine((o) => o.msg === "updated stream retention" && o.stream === "LLM_EVENTS");
+    assert.equal(line.to, "2h");
+  });
+});
