@@ -1,0 +1,192 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { newRid, type ResponseEvent } from "@unbroken/protocol";
+import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
+import { Broker } from "../src/broker.js";
+import { silentLog } from "../src/log.js";
+import { LogFollower } from "../src/log-follower.js";
+import { EventLogWriter } from "../src/log-writer.js";
+
+let server: NatsServerHandle;
+let reader: Broker; // the follower's side (an edge)
+let writerBroker: Broker; // the writer's side (a worker)
+
+const connect = (name: string) => Broker.connect({ url: server.url, name, retentionMs: 3600_000, log: silentLog });
+
+before(async () => {
+  server = await startNatsServer();
+  reader = await connect("test");
+  writerBroker = await connect("test-writer");
+});
+
+after(async () => {
+  await writerBroker?.close();
+  await reader?.close();
+  await server?.stop();
+});
+
+const token = (i: number): ResponseEvent => ({ kind: "token", text: ` t${i}` });
+const END: ResponseEvent = { kind: "end", reason: "stop", usage: { prompt_tokens: 0, completion_tokens: 0 } };
+
+interface Followed {
+  follower: LogFollower;
+  seqs: number[];
+  texts: string[];
+  kinds: string[];
+  /** Resolves at the `end` event; rejects after `ms` with what was delivered so far. */
+  ended(ms?: number): Promise<void>;
+  waitFor(count: number, ms?: number): Promise<void>;
+}
+
+function follow(broker: Broker, rid: string, afterSeq: number): Followed {
+  const seqs: number[] = [];
+  const texts: string[] = [];
+  const kinds: string[] = [];
+  let endSeen = false;
+  const waiters: Array<() => void> = [];
+  const follower = new LogFollower(broker, {
+    rid,
+    after: afterSeq,
+    onEvent: (e) => {
+      seqs.push(e.frame.seq);
+      kinds.push(e.frame.event.kind);
+      texts.push(String(e.frame.event["text"] ?? ""));
+      if (e.frame.event.kind === "end") endSeen = true;
+      for (const w of waiters.splice(0)) w();
+    },
+  });
+  const until = async (cond: () => boolean, ms: number, what: string) => {
+    const deadline = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; delivered ${JSON.stringify(seqs)}`);
+      await Promise.race([new Promise<void>((r) => waiters.push(r)), sleep(200)]);
+    }
+  };
+  follower.start();
+  return {
+    follower,
+    seqs,
+    texts,
+    kinds,
+    ended: (ms = 60_000) => until(() => endSeen, ms, "end"),
+    waitFor: (count, ms = 60_000) => until(() => seqs.length >= count, ms, `${count} events`),
+  };
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/** Writes tokens from..to (as seqs), yielding to the loop now and then so followers interleave. */
+async function writeTokens(w: EventLogWriter, from: number, to: number): Promise<void> {
+  for (let i = from; i <= to; i++) {
+    assert.equal(await w.append(token(i)), i);
+    if (i % 7 === 0) await sleep(1);
+  }
+}
+
+describe("LogFollower", () => {
+  test("(a) started before any event: delivers seq 1..50 exactly once, in order", async () => {
+    const rid = newRid();
+    const f = follow(reader, rid, 0);
+    await sleep(50);
+    assert.deepEqual(f.seqs, []);
+    const w = new EventLogWriter(writerBroker.js, rid);
+    await writeTokens(w, 1, 49);
+    assert.equal(await w.append(END), 50);
+    await f.ended();
+    assert.deepEqual(f.seqs, range(1, 50));
+    assert.deepEqual(f.texts.slice(0, 49), range(1, 49).map((i) => ` t${i}`));
+    assert.equal(f.kinds.at(-1), "end");
+    assert.equal(f.follower.lastDelivered, 50);
+    // Nothing more after end, even if something were written.
+    await sleep(200);
+    assert.equal(f.seqs.length, 50);
+  });
+
+  test("(b) after=10 with 30 stored and 30 more written concurrently: exactly 11..60", async () => {
+    const rid = newRid();
+    const w = new EventLogWriter(writerBroker.js, rid);
+    await writeTokens(w, 1, 30);
+    const f = follow(reader, rid, 10);
+    await writeTokens(w, 31, 59);
+    assert.equal(await w.append(END), 60);
+    await f.ended();
+    assert.deepEqual(f.seqs, range(11, 60));
+  });
+
+  test("(b') a follower started on an already ended log replays from after and stops at end", async () => {
+    const rid = newRid();
+    const w = new EventLogWriter(writerBroker.js, rid);
+    await writeTokens(w, 1, 9);
+    await w.append(END);
+    const f = follow(reader, rid, 4);
+    await f.ended();
+    assert.deepEqual(f.seqs, range(5, 10));
+  });
+
+  test("(c) 10 followers on the same rid all get the same sequence", async () => {
+    const rid = newRid();
+    const w = new EventLogWriter(writerBroker.js, rid);
+    await writeTokens(w, 1, 5);
+    const fs = Array.from({ length: 10 }, (_, i) => follow(i % 2 ? reader : writerBroker, rid, i % 3));
+    await writeTokens(w, 6, 79);
+    await w.append(END);
+    await Promise.all(fs.map((f) => f.ended()));
+    for (const [i, f] of fs.entries()) {
+      assert.deepEqual(f.seqs, range((i % 3) + 1, 80), `follower ${i}`);
+      assert.deepEqual(f.texts.slice(0, 10), fs[0]?.texts.slice(i % 3, (i % 3) + 10));
+    }
+  });
+
+  test("stop() ends delivery at once", async () => {
+    const rid = newRid();
+    const w = new EventLogWriter(writerBroker.js, rid);
+    const f = follow(reader, rid, 0);
+    await writeTokens(w, 1, 5);
+    await f.waitFor(5);
+    f.follower.stop();
+    await writeTokens(w, 6, 10);
+    await sleep(300);
+    assert.deepEqual(f.seqs, range(1, 5));
+  });
+
+  test("(d) broker restart mid-stream: every seq exactly once through to end", async () => {
+    const rid = newRid();
+    const w = new EventLogWriter(writerBroker.js, rid, undefined, { retryForMs: 90_000 });
+    const f = follow(reader, rid, 0);
+    const TOTAL = 400;
+    let written = 0;
+    const writing = (async () => {
+      for (let i = 1; i < TOTAL; i++) {
+        assert.equal(await w.append(token(i)), i);
+        written = i;
+        await sleep(2);
+      }
+      assert.equal(await w.append(END), TOTAL);
+      written = TOTAL;
+    })();
+    await f.waitFor(40);
+    const before = written;
+    await server.restart();
+    await writing;
+    assert.ok(before < TOTAL - 50, `restart happened mid-stream (at ${before})`);
+    await f.ended(90_000);
+    assert.deepEqual(f.seqs, range(1, TOTAL));
+    assert.deepEqual(f.texts.slice(0, TOTAL - 1), range(1, TOTAL - 1).map((i) => ` t${i}`));
+    assert.equal(reader.connected, true);
+  });
+
+  test("(d') events written while the follower's side was disconnected are caught up after reconnect", async () => {
+    const rid = newRid();
+    const w = new EventLogWriter(writerBroker.js, rid, undefined, { retryForMs: 90_000 });
+    const f = follow(reader, rid, 0);
+    await writeTokens(w, 1, 10);
+    await f.waitFor(10);
+    await server.restart();
+    // Right after the restart: the follower's live subscription may not be back yet.
+    await writeTokens(w, 11, 20);
+    await w.append(END);
+    await f.ended(90_000);
+    assert.deepEqual(f.seqs, range(1, 21));
+  });
+});
