@@ -200,7 +200,7 @@ export class ResponseService {
     const pos = await logPosition(this.broker.jsm, rid);
     if (pos.last?.frame.event.kind === "end") return;
     try {
-      await new EventLogWriter(this.broker.js, rid, pos).append({
+      await new EventLogWriter(this.broker, rid, pos).append({
         kind: "end",
         reason: "cancelled",
         usage: { prompt_tokens: 0, completion_tokens: 0 },

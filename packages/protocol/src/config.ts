@@ -8,7 +8,7 @@ export const envInt = (def: number, min = 0) =>
     .default(String(def))
     .transform((s, ctx) => {
       const n = Number(s);
-      if (s.trim() === "" || !Number.isInteger(n) || n < min) {
+      if (!/^\d+$/.test(s.trim()) || !Number.isSafeInteger(n) || n < min) {
         ctx.addIssue({ code: "custom", message: `must be an integer >= ${min}, got ${JSON.stringify(s)}` });
         return z.NEVER;
       }

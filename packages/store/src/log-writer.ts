@@ -1,5 +1,5 @@
-import type { JetStreamClient } from "@nats-io/jetstream";
-import { encodeEventFrame, eventMsgId, eventSubject, type ResponseEvent } from "@unbroken/protocol";
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { EVENTS_STREAM, encodeEventFrame, eventMsgId, eventSubject, type ResponseEvent } from "@unbroken/protocol";
 import { FencedError, StoreError, isUnreachable } from "./errors.js";
 
 export interface WriterPosition {
@@ -17,6 +17,12 @@ export interface WriterOptions {
 
 const WRONG_LAST_SEQUENCE = 10071;
 
+/** What a writer needs of a broker connection. */
+export interface LogAccess {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+}
+
 /**
  * Appends the events of one response, one at a time. Each write names its msg id
  * `<rid>:<seq>` and the stream sequence it expects last on the subject, so a retried
@@ -29,7 +35,7 @@ export class EventLogWriter {
   private readonly publishTimeoutMs: number;
 
   constructor(
-    private readonly js: JetStreamClient,
+    private readonly nats: LogAccess,
     readonly rid: string,
     from: WriterPosition = { seq: 0, streamSeq: 0 },
     opts: WriterOptions = {},
@@ -57,14 +63,16 @@ export class EventLogWriter {
     const deadline = Date.now() + this.retryForMs;
     for (let attempt = 0; ; attempt++) {
       try {
-        const ack = await this.js.publish(eventSubject(this.rid), payload, {
+        const ack = await this.nats.js.publish(eventSubject(this.rid), payload, {
           msgID: eventMsgId(this.rid, seq),
           expect: { lastSubjectSequence: this.pos.streamSeq },
           timeout: this.publishTimeoutMs,
         });
-        // A duplicate on a first attempt is somebody else's event at this seq; on a retry
-        // it is our own earlier attempt that landed after all.
-        if (ack.duplicate && attempt === 0) throw new FencedError(this.rid, seq);
+        // A duplicate is our own earlier attempt only if it was a retry and the stored
+        // event is byte for byte ours; otherwise another writer holds this seq.
+        if (ack.duplicate && (attempt === 0 || !(await this.storedIs(ack.seq, payload)))) {
+          throw new FencedError(this.rid, seq);
+        }
         this.pos = { seq, streamSeq: ack.seq };
         return seq;
       } catch (err) {
@@ -79,5 +87,10 @@ export class EventLogWriter {
         await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
       }
     }
+  }
+
+  private async storedIs(streamSeq: number, payload: string): Promise<boolean> {
+    const msg = await this.nats.jsm.streams.getMessage(EVENTS_STREAM, { seq: streamSeq });
+    return msg !== null && new TextDecoder().decode(msg.data) === payload;
   }
 }

@@ -47,7 +47,9 @@ export class ResponseRecords {
    * rid has no record.
    */
   async mutate(rid: string, change: (r: ResponseRecord) => ResponseRecord | null): Promise<StoredRecord | null> {
-    for (let attempt = 0; attempt < 20; attempt++) {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      // Under contention, spread the retries so they stop colliding.
+      if (attempt > 2) await new Promise((r) => setTimeout(r, Math.random() * Math.min(100, 5 * attempt)));
       const current = await this.get(rid);
       if (!current) return null;
       const next = change(current.record);
@@ -59,6 +61,6 @@ export class ResponseRecords {
         if (!/wrong last sequence/i.test(String((err as Error).message))) throw err;
       }
     }
-    throw new Error(`record ${rid} kept changing under 20 attempts`);
+    throw new Error(`record ${rid} kept changing under 100 attempts`);
   }
 }

@@ -12,7 +12,7 @@ export const ZERO_USAGE = { prompt_tokens: 0, completion_tokens: 0 } as const;
  * Returns false when a worker had begun it.
  */
 export async function endQueued(broker: Broker, rid: string, end: Omit<EndEvent, "kind" | "usage">): Promise<boolean> {
-  const writer = new EventLogWriter(broker.js, rid);
+  const writer = new EventLogWriter(broker, rid);
   try {
     await writer.append({ kind: "end", usage: { ...ZERO_USAGE }, ...end });
   } catch (err) {

@@ -90,7 +90,7 @@ describe("LogFollower", () => {
     const f = follow(reader, rid, 0);
     await sleep(50);
     assert.deepEqual(f.seqs, []);
-    const w = new EventLogWriter(writerBroker.js, rid);
+    const w = new EventLogWriter(writerBroker, rid);
     await writeTokens(w, 1, 49);
     assert.equal(await w.append(END), 50);
     await f.ended();
@@ -105,7 +105,7 @@ describe("LogFollower", () => {
 
   test("(b) after=10 with 30 stored and 30 more written concurrently: exactly 11..60", async () => {
     const rid = newRid();
-    const w = new EventLogWriter(writerBroker.js, rid);
+    const w = new EventLogWriter(writerBroker, rid);
     await writeTokens(w, 1, 30);
     const f = follow(reader, rid, 10);
     await writeTokens(w, 31, 59);
@@ -116,7 +116,7 @@ describe("LogFollower", () => {
 
   test("(b') a follower started on an already ended log replays from after and stops at end", async () => {
     const rid = newRid();
-    const w = new EventLogWriter(writerBroker.js, rid);
+    const w = new EventLogWriter(writerBroker, rid);
     await writeTokens(w, 1, 9);
     await w.append(END);
     const f = follow(reader, rid, 4);
@@ -126,7 +126,7 @@ describe("LogFollower", () => {
 
   test("(c) 10 followers on the same rid all get the same sequence", async () => {
     const rid = newRid();
-    const w = new EventLogWriter(writerBroker.js, rid);
+    const w = new EventLogWriter(writerBroker, rid);
     await writeTokens(w, 1, 5);
     const fs = Array.from({ length: 10 }, (_, i) => follow(i % 2 ? reader : writerBroker, rid, i % 3));
     await writeTokens(w, 6, 79);
@@ -140,7 +140,7 @@ describe("LogFollower", () => {
 
   test("stop() ends delivery at once", async () => {
     const rid = newRid();
-    const w = new EventLogWriter(writerBroker.js, rid);
+    const w = new EventLogWriter(writerBroker, rid);
     const f = follow(reader, rid, 0);
     await writeTokens(w, 1, 5);
     await f.waitFor(5);
@@ -152,7 +152,9 @@ describe("LogFollower", () => {
 
   test("(d) broker restart mid-stream: every seq exactly once through to end", async () => {
     const rid = newRid();
-    const w = new EventLogWriter(writerBroker.js, rid, undefined, { retryForMs: 90_000 });
+    const w = new EventLogWriter(writerBroker, rid, undefined, { retryForMs: 90_000 });
+    let reconnects = 0;
+    const off = reader.onReconnect(() => reconnects++);
     const f = follow(reader, rid, 0);
     const TOTAL = 400;
     let written = 0;
@@ -174,11 +176,13 @@ describe("LogFollower", () => {
     assert.deepEqual(f.seqs, range(1, TOTAL));
     assert.deepEqual(f.texts.slice(0, TOTAL - 1), range(1, TOTAL - 1).map((i) => ` t${i}`));
     assert.equal(reader.connected, true);
+    off();
+    assert.ok(reconnects >= 1, "the follower's broker went through a reconnect");
   });
 
   test("(d') events written while the follower's side was disconnected are caught up after reconnect", async () => {
     const rid = newRid();
-    const w = new EventLogWriter(writerBroker.js, rid, undefined, { retryForMs: 90_000 });
+    const w = new EventLogWriter(writerBroker, rid, undefined, { retryForMs: 90_000 });
     const f = follow(reader, rid, 0);
     await writeTokens(w, 1, 10);
     await f.waitFor(10);

@@ -44,7 +44,7 @@ async function rejectsFenced(p: Promise<unknown>): Promise<void> {
 describe("EventLogWriter", () => {
   test("appends seq 1..n contiguously, readable back exactly as written", async () => {
     const rid = newRid();
-    const w = new EventLogWriter(broker.js, rid);
+    const w = new EventLogWriter(broker, rid);
     const events: ResponseEvent[] = [
       { kind: "start", model: "scripted", created_at: new Date(0).toISOString() },
       ...Array.from({ length: 20 }, (_, i) => token(` w${i}`)),
@@ -72,7 +72,7 @@ describe("EventLogWriter", () => {
 
   test("readStored with after skips earlier events", async () => {
     const rid = newRid();
-    const w = new EventLogWriter(broker.js, rid);
+    const w = new EventLogWriter(broker, rid);
     for (let i = 1; i <= 10; i++) await w.append(token(`t${i}`));
     const got: number[] = [];
     await readStored(broker.js, broker.jsm, rid, 7, (e) => got.push(e.frame.seq));
@@ -86,10 +86,10 @@ describe("EventLogWriter", () => {
 
   test("a second writer starting from the empty position after the first wrote is fenced", async () => {
     const rid = newRid();
-    const first = new EventLogWriter(broker.js, rid);
+    const first = new EventLogWriter(broker, rid);
     await first.append(token("mine"));
     await first.append(token("mine too"));
-    const second = new EventLogWriter(broker2.js, rid, { seq: 0, streamSeq: 0 });
+    const second = new EventLogWriter(broker2, rid, { seq: 0, streamSeq: 0 });
     await rejectsFenced(second.append(token("intruder")));
     assert.equal(second.seq, 0);
     // It stays fenced on later attempts, and the log is untouched.
@@ -100,20 +100,20 @@ describe("EventLogWriter", () => {
 
   test("a writer whose position is behind the log (not a duplicate msg id) is fenced", async () => {
     const rid = newRid();
-    const w = new EventLogWriter(broker.js, rid);
+    const w = new EventLogWriter(broker, rid);
     for (let i = 0; i < 3; i++) await w.append(token(`x${i}`));
-    const stale = new EventLogWriter(broker2.js, rid, { seq: 10, streamSeq: 1 });
+    const stale = new EventLogWriter(broker2, rid, { seq: 10, streamSeq: 1 });
     await rejectsFenced(stale.append(token("late")));
     assert.equal((await readAll(rid)).length, 3);
   });
 
   test("a writer built from logPosition() continues at the right seq, and fences the old one", async () => {
     const rid = newRid();
-    const old = new EventLogWriter(broker.js, rid);
+    const old = new EventLogWriter(broker, rid);
     for (let i = 1; i <= 5; i++) await old.append(token(`old${i}`));
     const pos = await logPosition(broker2.jsm, rid);
     assert.equal(pos.seq, 5);
-    const next = new EventLogWriter(broker2.js, rid, pos);
+    const next = new EventLogWriter(broker2, rid, pos);
     assert.equal(next.seq, 5);
     assert.equal(await next.append(token("new6")), 6);
     assert.equal(await next.append(token("new7")), 7);
@@ -126,8 +126,8 @@ describe("EventLogWriter", () => {
   test("two writers racing on a fresh rid: exactly one wins each seq", async () => {
     for (let round = 0; round < 5; round++) {
       const rid = newRid();
-      const a = new EventLogWriter(broker.js, rid);
-      const b = new EventLogWriter(broker2.js, rid);
+      const a = new EventLogWriter(broker, rid);
+      const b = new EventLogWriter(broker2, rid);
       const pa = Array.from({ length: 10 }, (_, i) => a.append(token(`A${i + 1}`)));
       const pb = Array.from({ length: 10 }, (_, i) => b.append(token(`B${i + 1}`)));
       const [ra, rb] = await Promise.all([Promise.allSettled(pa), Promise.allSettled(pb)]);
@@ -155,7 +155,7 @@ describe("EventLogWriter", () => {
     // backs off, new writer B (taken over from logPosition) writes seq 2. A's retry carries the
     // same msg id <rid>:2, so JetStream answers "duplicate" -- for B's event, not A's.
     const rid = newRid();
-    const realA = new EventLogWriter(broker.js, rid);
+    const realA = new EventLogWriter(broker, rid);
     await realA.append(token("A1"));
     const posAfter1 = await logPosition(broker.jsm, rid);
 
@@ -165,7 +165,7 @@ describe("EventLogWriter", () => {
     const flaky = {
       publish: async (...args: Parameters<JetStreamClient["publish"]>) => {
         if (calls++ === 0) {
-          b = new EventLogWriter(broker2.js, rid, posAfter1);
+          b = new EventLogWriter(broker2, rid, posAfter1);
           takeover = b.append(token("B2"));
           await takeover;
           throw Object.assign(new Error("TIMEOUT"), { name: "TimeoutError", code: "TIMEOUT" });
@@ -173,7 +173,7 @@ describe("EventLogWriter", () => {
         return broker.js.publish(...args);
       },
     } as unknown as JetStreamClient;
-    const a = new EventLogWriter(flaky, rid, posAfter1);
+    const a = new EventLogWriter({ js: flaky, jsm: broker.jsm }, rid, posAfter1);
     const outcome = await a.append(token("A2")).then(
       (seq) => `A was told it wrote seq ${seq}`,
       (err: unknown) => (err instanceof FencedError ? "fenced" : `other error ${String(err)}`),

@@ -98,7 +98,7 @@ export class ResponseRun {
 
   private async generate(record: ResponseRecord): Promise<void> {
     const { broker, generator } = this.deps;
-    const writer = new EventLogWriter(broker.js, this.rid);
+    const writer = new EventLogWriter(broker, this.rid);
     try {
       await writer.append({ kind: "start", model: generator.model, created_at: new Date().toISOString() });
     } catch (err) {
@@ -156,7 +156,7 @@ export class ResponseRun {
     const pos = await logPosition(this.deps.broker.jsm, this.rid);
     if (pos.last?.frame.event.kind !== "end") {
       this.log.warn({ previous: stored.record.worker, seq: pos.seq }, "worker lost mid-response; ending it");
-      const writer = new EventLogWriter(this.deps.broker.js, this.rid, pos);
+      const writer = new EventLogWriter(this.deps.broker, this.rid, pos);
       await writer.append({
         kind: "end",
         reason: "error",

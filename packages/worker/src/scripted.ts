@@ -62,7 +62,8 @@ class ScriptedSession implements GenerationSession {
   }
 
   steer(text: string): boolean {
-    if (this.finished) return false;
+    // Once max_tokens is reached nothing can follow an instruction, so it cannot take effect.
+    if (this.finished || (this.limit !== undefined && this.produced >= this.limit)) return false;
     this.steers.push(text);
     return true;
   }
