@@ -95,6 +95,28 @@ describe("edge and worker processes", () => {
     assert.equal((await edgeExit).code, 0);
   });
 
+  it("end a response whose worker was killed: another worker closes it with error worker_lost", async () => {
+    const env = { NATS_URL: nats.url, SCRIPTED_TPS: "20", WORKER_TIMEOUT: "1s", CONCURRENCY: "1" };
+    // Stop earlier tests' workers so the two below are the only ones.
+    for (const s of services.filter((s) => s.name === "worker")) await s.stop();
+    const [w1, w2] = [await worker(env), await worker(env)];
+    const e = await edge({ NATS_URL: nats.url });
+    services.push(w1, w2, e);
+    const c = await RawClient.connect(url(e));
+    const { rid } = await c.request({ type: "generate", prompt: "write 300 words then lose the worker" });
+    await c.next((f) => f.type === "event" && f.rid === rid && f.seq >= 3);
+    const running = [w1, w2].find((w) => w.lines.some((l) => l.includes(rid) && l.includes("generation started")));
+    assert.ok(running);
+    await running.kill();
+    const events = await c.untilEnd(rid, 30_000);
+    const end = events.at(-1)!.event;
+    assert.equal(end.kind === "end" && end.reason, "error");
+    assert.equal(end.kind === "end" && end.error?.code, "worker_lost");
+    assert.deepEqual(seqs(events), range(1, events.length));
+    assert.equal(events.filter((f) => f.event.kind === "end").length, 1);
+    c.close();
+  });
+
   it("refuse to start on invalid configuration, saying why", async () => {
     const jwt = await runToExit(EDGE, { NATS_URL: nats.url, AUTH: "jwt", JWT_SECRET: "" });
     assert.equal(jwt.code, 2);

@@ -117,9 +117,9 @@ export class ResponseService {
           }
         } else {
           const reply = await this.control(rid, { op: "cancel" });
-          if (reply === "no_worker") {
+          if (reply === "no_worker" || reply === "no_reply") {
             if (await this.hasEnded(rid)) return;
-            if (attempt >= 3) return await this.endOrphan(rid);
+            if (reply === "no_worker" && attempt >= 3) return await this.endOrphan(rid);
           } else {
             this.log.info({ rid }, "cancel settled by worker");
             return;
@@ -144,7 +144,7 @@ export class ResponseService {
           if (await this.recordQueuedSteer(rid, text)) return;
         } else {
           const reply = await this.control(rid, { op: "steer", text });
-          if (reply === "no_worker") {
+          if (reply === "no_worker" || reply === "no_reply") {
             if (await this.hasEnded(rid)) throw finished;
           } else if (reply.ok) {
             return;
@@ -173,16 +173,21 @@ export class ResponseService {
     return applied;
   }
 
-  private async control(rid: string, req: ControlRequest): Promise<ControlReply | "no_worker"> {
+  /**
+   * Asks the worker running rid. `no_worker`: nobody listens. `no_reply`: the request went
+   * unanswered, which happens when the worker finished and stopped listening while it was
+   * in flight; the caller looks at the log to tell that from a slow worker.
+   */
+  private async control(rid: string, req: ControlRequest): Promise<ControlReply | "no_worker" | "no_reply"> {
     try {
       const msg = await this.broker.nc.request(controlSubject(rid), JSON.stringify(req), {
-        timeout: this.opts.controlTimeoutMs ?? 10_000,
+        timeout: this.opts.controlTimeoutMs ?? 3_000,
       });
       return controlReplySchema.parse(msg.json());
     } catch (err) {
-      if (/no responders/i.test(String((err as Error).message)) || (err as Error).name === "NoRespondersError") {
-        return "no_worker";
-      }
+      const e = err as Error;
+      if (/no responders/i.test(e.message) || e.name === "NoRespondersError") return "no_worker";
+      if (this.broker.connected && (/timeout/i.test(e.message) || e.name === "TimeoutError")) return "no_reply";
       throw err;
     }
   }

@@ -22,6 +22,8 @@ export interface RunnerDeps {
 
 type State = "starting" | "running" | "ending" | "ended";
 
+const CONTROL_LINGER_MS = 5_000;
+
 /**
  * Runs one response from its work-queue message to its `end`: claims the record, writes
  * every event through one fenced writer, and answers cancel and steer on the response's
@@ -63,7 +65,10 @@ export class ResponseRun {
     } finally {
       clearInterval(keepAlive);
       this.state = "ended";
-      this.sub?.unsubscribe();
+      // Keep answering for a moment: a cancel or steer sent as the end was being written
+      // then gets its answer (ok / finished) at once instead of waiting out a timeout.
+      const sub = this.sub;
+      if (sub) setTimeout(() => sub.unsubscribe(), CONTROL_LINGER_MS).unref();
       for (const w of this.endWaiters.splice(0)) w();
       this.msg.ack();
     }
@@ -75,7 +80,12 @@ export class ResponseRun {
     if (!stored) return this.log.warn("request for a response with no record; dropped");
     const { record } = stored;
     if (record.status === "ended") return;
-    if (record.status === "running") return this.takeOver(stored);
+    if (record.status === "running") {
+      // Only a redelivery means the worker holding it went silent; a first delivery of a
+      // running response is a duplicate request (an edge healing a lost enqueue).
+      if (this.msg.info.deliveryCount > 1) return this.takeOver(stored);
+      return this.log.debug("duplicate request for a running response; dropped");
+    }
     if (Date.parse(record.created_at) + this.deps.queueTimeoutMs < Date.now()) {
       this.log.warn("request waited past QUEUE_TIMEOUT; ending it");
       await endQueued(broker, this.rid, {
