@@ -32,3 +32,17 @@ export interface TokenGenerator {
   start(job: GenerationJob): GenerationSession;
   close(): Promise<void>;
 }
+
+/**
+ * A generation that failed for a reason a client should see: the response ends with
+ * `reason: "error"` and `error: {code, message}`. Codes are stable strings such as
+ * `model_unavailable`, `upstream_unauthorized`, `upstream_rate_limited`.
+ */
+export class GeneratorError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = "GeneratorError";
+    this.code = code;
+  }
+}

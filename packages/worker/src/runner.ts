@@ -9,7 +9,7 @@ import {
 } from "@unbroken/protocol";
 import { EventLogWriter, FencedError, endQueued, logPosition, type Broker, type StoredRecord } from "@unbroken/store";
 import type { Logger } from "pino";
-import type { GenerationSession, TokenGenerator } from "./generator.js";
+import { GeneratorError, type GenerationSession, type TokenGenerator } from "./generator.js";
 
 export interface RunnerDeps {
   broker: Broker;
@@ -142,10 +142,11 @@ export class ResponseRun {
       if (err instanceof FencedError) throw err;
       if (!this.abort.signal.aborted) {
         this.log.error({ err: String(err) }, "generator failed");
+        const code = err instanceof GeneratorError ? err.code : "generator_error";
         return {
           kind: "end",
           reason: "error",
-          error: { code: "generator_error", message: err instanceof Error ? err.message : String(err) },
+          error: { code, message: err instanceof Error ? err.message : String(err) },
           usage: session.usage(),
         };
       }
