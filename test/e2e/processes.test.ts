@@ -117,6 +117,23 @@ describe("edge and worker processes", () => {
     c.close();
   });
 
+  it("end a response whose only worker was killed: the watching edge closes it with worker_lost", async () => {
+    for (const s of services.filter((s) => s.name === "worker")) await s.stop();
+    const w = await worker({ NATS_URL: nats.url, SCRIPTED_TPS: "20", WORKER_TIMEOUT: "1s" });
+    const e = await edge({ NATS_URL: nats.url, WORKER_TIMEOUT: "1s" });
+    services.push(w, e);
+    const c = await RawClient.connect(url(e));
+    const { rid } = await c.request({ type: "generate", prompt: "write 300 words with nobody to take over" });
+    await c.next((f) => f.type === "event" && f.rid === rid && f.seq >= 4);
+    await w.kill();
+    const events = await c.untilEnd(rid, 30_000);
+    const end = events.at(-1)!.event;
+    assert.equal(end.kind === "end" && end.error?.code, "worker_lost");
+    assert.equal(end.kind === "end" && end.usage.completion_tokens, events.filter((f) => f.event.kind === "token").length);
+    assert.deepEqual(seqs(events), range(1, events.length));
+    c.close();
+  });
+
   it("refuse to start on invalid configuration, saying why", async () => {
     const jwt = await runToExit(EDGE, { NATS_URL: nats.url, AUTH: "jwt", JWT_SECRET: "" });
     assert.equal(jwt.code, 2);

@@ -14,6 +14,7 @@ export const edgeEnvSchema = z
     HELLO_TIMEOUT: envDuration("10s"),
     RETENTION: envDuration("24h"),
     QUEUE_TIMEOUT: envDuration("60s"),
+    WORKER_TIMEOUT: envDuration("30s"),
     DRAIN_TIMEOUT: envDuration("10s"),
   })
   .refine((e) => e.AUTH !== "jwt" || (e.JWT_SECRET !== undefined && e.JWT_SECRET.length > 0), {
@@ -32,6 +33,7 @@ export interface EdgeConfig {
   helloTimeoutMs: number;
   retentionMs: number;
   queueTimeoutMs: number;
+  workerTimeoutMs: number;
   drainTimeoutMs: number;
 }
 
@@ -48,6 +50,7 @@ export function edgeConfigFromEnv(env: Record<string, string | undefined>): Edge
     helloTimeoutMs: e.HELLO_TIMEOUT,
     retentionMs: e.RETENTION,
     queueTimeoutMs: e.QUEUE_TIMEOUT,
+    workerTimeoutMs: e.WORKER_TIMEOUT,
     drainTimeoutMs: e.DRAIN_TIMEOUT,
   };
 }

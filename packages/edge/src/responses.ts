@@ -6,10 +6,20 @@ import {
   requestSubject,
   type ControlReply,
   type ControlRequest,
+  type EndEvent,
   type GenerateFrame,
   type ResponseRecord,
 } from "@unbroken/protocol";
-import { EventLogWriter, FencedError, endQueued, lastEvent, logPosition, toProtocolError, type Broker } from "@unbroken/store";
+import {
+  EventLogWriter,
+  FencedError,
+  endQueued,
+  lastEvent,
+  logPosition,
+  readStored,
+  toProtocolError,
+  type Broker,
+} from "@unbroken/store";
 import type { Logger } from "pino";
 
 export interface ResponseServiceOptions {
@@ -21,6 +31,13 @@ export interface ResponseServiceOptions {
 }
 
 const HIDDEN = "no response with this rid is accessible to you";
+
+type OrphanEnd = Pick<EndEvent, "reason" | "error">;
+const CANCELLED: OrphanEnd = { reason: "cancelled" };
+const WORKER_LOST: OrphanEnd = {
+  reason: "error",
+  error: { code: "worker_lost", message: "the worker generating this response stopped answering" },
+};
 const MAX_QUEUED_STEERS = 32;
 
 /**
@@ -119,7 +136,10 @@ export class ResponseService {
           const reply = await this.control(rid, { op: "cancel" });
           if (reply === "no_worker" || reply === "no_reply") {
             if (await this.hasEnded(rid)) return;
-            if (reply === "no_worker" && attempt >= 3) return await this.endOrphan(rid);
+            if (reply === "no_worker" && attempt >= 3) {
+              await this.endOrphan(rid, CANCELLED);
+              return;
+            }
           } else {
             this.log.info({ rid }, "cancel settled by worker");
             return;
@@ -198,24 +218,42 @@ export class ResponseService {
   }
 
   /**
+   * A subscriber saw no event for WORKER_TIMEOUT: if the record says running and no worker
+   * answers for it, the worker is gone and nobody else will end the log, so this edge does.
+   * Returns true when it wrote that end.
+   */
+  async endIfAbandoned(rid: string): Promise<boolean> {
+    const stored = await this.broker.records.get(rid);
+    if (stored?.record.status !== "running") return false;
+    if ((await this.control(rid, { op: "status" })) !== "no_worker") return false;
+    return this.endOrphan(rid, WORKER_LOST);
+  }
+
+  /**
    * The record says running but no worker answers: its worker is gone. The fenced writer
    * lets us close the log; should that worker come back, its next write is refused.
    */
-  private async endOrphan(rid: string): Promise<void> {
+  private async endOrphan(rid: string, end: OrphanEnd): Promise<boolean> {
     const pos = await logPosition(this.broker.jsm, rid);
-    if (pos.last?.frame.event.kind === "end") return;
+    if (pos.last?.frame.event.kind === "end") return false;
     try {
-      await new EventLogWriter(this.broker, rid, pos).append({
-        kind: "end",
-        reason: "cancelled",
-        usage: { prompt_tokens: 0, completion_tokens: 0 },
-      });
+      await new EventLogWriter(this.broker, rid, pos).append({ kind: "end", ...end, usage: await this.usageSoFar(rid) });
     } catch (err) {
       if (!(err instanceof FencedError)) throw err;
-      return this.endOrphan(rid);
+      return this.endOrphan(rid, end);
     }
-    await this.broker.records.mutate(rid, (r) => (r.status === "ended" ? null : { ...r, status: "ended", reason: "cancelled" }));
-    this.log.warn({ rid }, "cancelled a response whose worker no longer answers");
+    await this.broker.records.mutate(rid, (r) => (r.status === "ended" ? null : { ...r, status: "ended", reason: end.reason }));
+    this.log.warn({ rid, reason: end.reason }, "ended a response whose worker no longer answers");
+    return true;
+  }
+
+  /** Tokens already in the log: what the lost worker generated before it went. */
+  private async usageSoFar(rid: string): Promise<{ prompt_tokens: number; completion_tokens: number }> {
+    let completion = 0;
+    await readStored(this.broker.js, this.broker.jsm, rid, 0, (e) => {
+      if (e.frame.event.kind === "token") completion++;
+    });
+    return { prompt_tokens: 0, completion_tokens: completion };
   }
 }
 

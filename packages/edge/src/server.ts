@@ -31,6 +31,7 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> 
     heartbeatMs: config.heartbeatMs,
     helloTimeoutMs: config.helloTimeoutMs,
     queueTimeoutMs: config.queueTimeoutMs,
+    workerTimeoutMs: config.workerTimeoutMs,
     log,
   };
   const sessions = new Map<string, Session>();

@@ -7,6 +7,8 @@ export interface SubscriptionDeps {
   broker: Broker;
   responses: ResponseService;
   queueTimeoutMs: number;
+  /** A running response silent this long gets its worker checked on. */
+  workerTimeoutMs: number;
   log: Logger;
 }
 
@@ -18,6 +20,8 @@ export interface SubscriptionDeps {
 export class Subscription {
   private readonly follower: LogFollower;
   private queueTimer: ReturnType<typeof setTimeout> | undefined;
+  private watchTimer: ReturnType<typeof setTimeout> | undefined;
+  private lastEventAt = Date.now();
   private closed = false;
 
   constructor(
@@ -32,6 +36,7 @@ export class Subscription {
       after,
       onEvent: (e) => {
         this.clearQueueTimer();
+        this.lastEventAt = Date.now();
         send(e);
         if (e.frame.event.kind === "end") this.finish();
       },
@@ -42,6 +47,7 @@ export class Subscription {
   start(record: ResponseRecord): void {
     this.follower.start();
     if (record.status === "queued") this.armQueueTimer(record);
+    this.armWatch(this.deps.workerTimeoutMs);
   }
 
   get lastSeq(): number {
@@ -52,7 +58,27 @@ export class Subscription {
     if (this.closed) return;
     this.closed = true;
     this.clearQueueTimer();
+    clearTimeout(this.watchTimer);
     this.follower.stop();
+  }
+
+  /**
+   * Every response ends, also when its worker dies and no other worker takes it over:
+   * after WORKER_TIMEOUT without an event, ask whether any worker still runs it, and if
+   * none answers, end it. Re-armed from the last event, so a steady stream costs nothing.
+   */
+  private armWatch(delayMs: number): void {
+    this.watchTimer = setTimeout(() => {
+      if (this.closed) return;
+      const silent = Date.now() - this.lastEventAt;
+      if (silent < this.deps.workerTimeoutMs) return this.armWatch(this.deps.workerTimeoutMs - silent);
+      this.deps.responses
+        .endIfAbandoned(this.rid)
+        .catch((err) => this.deps.log.warn({ rid: this.rid, err: String(err) }, "worker check failed"))
+        .finally(() => {
+          if (!this.closed) this.armWatch(this.deps.workerTimeoutMs);
+        });
+    }, delayMs);
   }
 
   private finish(): void {

@@ -33,6 +33,8 @@ export type WorkRequest = z.infer<typeof workRequestSchema>;
 
 export const controlRequestSchema = z.discriminatedUnion("op", [
   z.object({ op: z.literal("cancel") }),
+  /** "Are you still running it?" — answered ok by the worker that runs the response. */
+  z.object({ op: z.literal("status") }),
   z.object({ op: z.literal("steer"), text: z.string().min(1) }),
 ]);
 export type ControlRequest = z.infer<typeof controlRequestSchema>;

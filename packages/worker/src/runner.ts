@@ -198,6 +198,7 @@ export class ResponseRun {
       this.afterEnd(() => this.reply(m, { ok: true }));
       return;
     }
+    if (req.op === "status") return this.reply(m, { ok: true });
     this.reply(m, this.takeSteer(req.text));
   }
 
