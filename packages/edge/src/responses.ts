@@ -55,7 +55,7 @@ export class ResponseService {
     if (!this.broker.connected) throw new ProtocolError("unavailable", "the message broker cannot be reached; retry");
   }
 
-  async generate(owner: string, frame: GenerateFrame): Promise<{ rid: string; existing: boolean }> {
+  async generate(owner: string, frame: GenerateFrame): Promise<{ rid: string; existing: boolean; record: ResponseRecord }> {
     this.ensureConnected();
     const rid = frame.rid ?? newRid();
     const request = { messages: frame.messages, prompt: frame.prompt, params: frame.params };
@@ -74,14 +74,14 @@ export class ResponseService {
       if (created === null) return await this.existing(owner, rid);
       await this.enqueue(rid);
       this.log.info({ rid, owner }, "response queued");
-      return { rid, existing: false };
+      return { rid, existing: false, record };
     } catch (err) {
       throw toProtocolError(err, rid);
     }
   }
 
   /** The rid is taken: the same owner gets it back (starting nothing); anyone else is refused. */
-  private async existing(owner: string, rid: string): Promise<{ rid: string; existing: boolean }> {
+  private async existing(owner: string, rid: string): Promise<{ rid: string; existing: boolean; record: ResponseRecord }> {
     const stored = await this.broker.records.get(rid);
     if (!stored || stored.record.owner !== owner) {
       throw new ProtocolError("forbidden", "this rid is taken", { rid });
@@ -89,7 +89,7 @@ export class ResponseService {
     // Heals a first generate whose record landed but whose request did not: the request's
     // msg id makes this a no-op when it did land.
     if (stored.record.status === "queued") await this.enqueue(rid);
-    return { rid, existing: true };
+    return { rid, existing: true, record: stored.record };
   }
 
   private async enqueue(rid: string): Promise<void> {

@@ -24,6 +24,9 @@ export interface SessionDeps extends SubscriptionDeps {
 /** Close codes of our own, beside RFC 6455's. */
 export const CLOSE_UNAUTHORIZED = 4401;
 
+/** Frames a client may send behind its hello before the verdict; more are refused. */
+const MAX_EARLY_FRAMES = 64;
+
 type Phase = "hello" | "authenticating" | "ready" | "closed";
 
 /**
@@ -71,7 +74,12 @@ export class Session {
     if (frame.type === "ping") return this.send(withId({ type: "pong" }, frame.id));
     if (frame.type === "hello") return void this.hello(frame.token, frame.id);
     // A client may send commands right behind its hello: they wait for the verdict.
-    if (this.phase === "authenticating") return void this.early.push(frame);
+    if (this.phase === "authenticating") {
+      if (this.early.length >= MAX_EARLY_FRAMES) {
+        return this.send(withId({ type: "error", code: "rate_limited", message: "too many frames before welcome" }, frame.id));
+      }
+      return void this.early.push(frame);
+    }
     this.dispatch(frame);
   }
 
@@ -150,9 +158,8 @@ export class Session {
   }
 
   private async generate(frame: GenerateFrame): Promise<void> {
-    const { rid, existing } = await this.deps.responses.generate(this.owner, frame);
+    const { rid, existing, record } = await this.deps.responses.generate(this.owner, frame);
     this.send(withId({ type: "accepted", rid, existing }, frame.id));
-    const record = await this.deps.responses.authorize(this.owner, rid);
     await this.follow(rid, frame.after ?? 0, record);
   }
 
