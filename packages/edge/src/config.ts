@@ -1,4 +1,6 @@
 import { LOG_LEVELS, envDuration, envInt, parseEnv } from "@unbroken/protocol";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { z } from "zod";
 
 export const edgeEnvSchema = z
@@ -10,6 +12,8 @@ export const edgeEnvSchema = z
     AUTH: z.enum(["none", "jwt"]).default("none"),
     JWT_SECRET: z.string().optional(),
     MAX_FRAME_BYTES: envInt(65_536, 64),
+    MAX_BODY_BYTES: envInt(65_536, 64),
+    WEB_ROOT: z.string().optional(),
     HEARTBEAT: envDuration("15s"),
     HELLO_TIMEOUT: envDuration("10s"),
     RETENTION: envDuration("24h"),
@@ -29,6 +33,9 @@ export interface EdgeConfig {
   host: string;
   auth: { mode: "none" } | { mode: "jwt"; secret: string };
   maxFrameBytes: number;
+  maxBodyBytes: number;
+  /** The demo page's directory; undefined serves none. */
+  webRoot: string | undefined;
   heartbeatMs: number;
   helloTimeoutMs: number;
   retentionMs: number;
@@ -46,6 +53,8 @@ export function edgeConfigFromEnv(env: Record<string, string | undefined>): Edge
     host: e.HOST,
     auth: e.AUTH === "jwt" ? { mode: "jwt", secret: e.JWT_SECRET as string } : { mode: "none" },
     maxFrameBytes: e.MAX_FRAME_BYTES,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    webRoot: webRootFrom(e.WEB_ROOT),
     heartbeatMs: e.HEARTBEAT,
     helloTimeoutMs: e.HELLO_TIMEOUT,
     retentionMs: e.RETENTION,
@@ -53,4 +62,12 @@ export function edgeConfigFromEnv(env: Record<string, string | undefined>): Edge
     workerTimeoutMs: e.WORKER_TIMEOUT,
     drainTimeoutMs: e.DRAIN_TIMEOUT,
   };
+}
+
+/** `WEB_ROOT=none` serves no page; unset serves the built demo page when it is there. */
+function webRootFrom(value: string | undefined): string | undefined {
+  if (value === "none") return undefined;
+  if (value !== undefined) return value;
+  const built = fileURLToPath(new URL("../../../web/dist/", import.meta.url));
+  return existsSync(built) ? built.replace(/\/$/, "") : undefined;
 }

@@ -1,25 +1,64 @@
+import { ProtocolError } from "@unbroken/protocol";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Logger } from "pino";
+import type { Authenticate } from "./auth.js";
+import { bearerToken, sendError, sendJson } from "./http-util.js";
+import type { ResponseService } from "./responses.js";
+import { cancelResponse, createResponse, steerResponse } from "./rest.js";
+import { streamEvents } from "./sse.js";
+import { serveStatic } from "./static.js";
+import type { SubscriptionDeps } from "./subscription.js";
 
-export interface HttpDeps {
+/** What the HTTP handlers share; built once by the server. */
+export interface HttpContext {
   ready(): boolean;
+  responses: ResponseService;
+  subscriptions: SubscriptionDeps;
+  /** The owner a request acts as: from `Authorization: Bearer` when auth is on. */
+  owner(req: IncomingMessage): Promise<string>;
+  heartbeatMs: number;
+  maxBodyBytes: number;
+  /** Directory of the demo page, served at `/`; none when undefined. */
+  webRoot: string | undefined;
+  log: Logger;
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
-  res.end(text);
+export function ownerFromRequest(authenticate: Authenticate): (req: IncomingMessage) => Promise<string> {
+  return async (req) => authenticate(bearerToken(req));
 }
 
-/** Plain HTTP beside the socket: liveness and readiness probes. */
-export function httpHandler(deps: HttpDeps): (req: IncomingMessage, res: ServerResponse) => void {
+type Route = (ctx: HttpContext, m: RegExpExecArray, req: IncomingMessage, res: ServerResponse, q: URLSearchParams) => Promise<void>;
+
+const ROUTES: Array<[method: string, pattern: RegExp, route: Route]> = [
+  ["POST", /^\/v1\/responses$/, (ctx, _m, req, res) => createResponse(ctx, req, res)],
+  ["GET", /^\/v1\/responses\/([^/]+)\/events$/, (ctx, m, req, res, q) => streamEvents(ctx, m[1] as string, q, req, res)],
+  ["POST", /^\/v1\/responses\/([^/]+)\/cancel$/, (ctx, m, req, res) => cancelResponse(ctx, m[1] as string, req, res)],
+  ["POST", /^\/v1\/responses\/([^/]+)\/steer$/, (ctx, m, req, res) => steerResponse(ctx, m[1] as string, req, res)],
+];
+
+/** HTTP beside the socket: probes, the REST and SSE forms of the protocol, the demo page. */
+export function httpHandler(ctx: HttpContext): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
-    if (req.method !== "GET" && req.method !== "HEAD") return json(res, 405, { code: "bad_request", message: "method not allowed" });
-    if (path === "/healthz") return json(res, 200, { status: "ok" });
-    if (path === "/readyz") {
-      const ready = deps.ready();
-      return json(res, ready ? 200 : 503, { status: ready ? "ready" : "nats unreachable" });
-    }
-    json(res, 404, { code: "not_found", message: "no such path" });
+    void handle(ctx, req, res).catch((err) => sendError(res, err, ctx.log));
   };
+}
+
+async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? "/", "http://edge");
+  const method = req.method ?? "GET";
+  if (url.pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
+  if (url.pathname === "/readyz") {
+    const ready = ctx.ready();
+    return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "nats unreachable" });
+  }
+  let pathMatched = false;
+  for (const [m, pattern, route] of ROUTES) {
+    const match = pattern.exec(url.pathname);
+    if (!match) continue;
+    pathMatched = true;
+    if (m === method) return route(ctx, match, req, res, url.searchParams);
+  }
+  if (pathMatched) return sendJson(res, 405, { code: "bad_request", message: `method ${method} not allowed here` });
+  if ((method === "GET" || method === "HEAD") && ctx.webRoot && (await serveStatic(ctx.webRoot, url.pathname, req, res))) return;
+  throw new ProtocolError("not_found", "no such path");
 }

@@ -2,12 +2,13 @@ import { Broker } from "@unbroken/store";
 import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import path from "node:path";
 import type { Logger } from "pino";
 import { WebSocketServer } from "ws";
 import { authenticator } from "./auth.js";
 import type { EdgeConfig } from "./config.js";
 import { Heartbeat } from "./heartbeat.js";
-import { httpHandler } from "./http.js";
+import { httpHandler, ownerFromRequest } from "./http.js";
 import { ResponseService } from "./responses.js";
 import { Session, type SessionDeps } from "./session.js";
 
@@ -37,7 +38,18 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> 
   const sessions = new Map<string, Session>();
   const heartbeat = new Heartbeat(config.heartbeatMs);
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes });
-  const server = createServer(httpHandler({ ready: () => broker.connected }));
+  const server = createServer(
+    httpHandler({
+      ready: () => broker.connected,
+      responses,
+      subscriptions: deps,
+      owner: ownerFromRequest(deps.authenticate),
+      heartbeatMs: config.heartbeatMs,
+      maxBodyBytes: config.maxBodyBytes,
+      webRoot: config.webRoot ? path.resolve(config.webRoot) : undefined,
+      log,
+    }),
+  );
 
   server.on("upgrade", (req, socket, head) => {
     if ((req.url ?? "").split("?")[0] !== WS_PATH) {

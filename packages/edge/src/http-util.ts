@@ -1,0 +1,72 @@
+import { ProtocolError, type ErrorCode } from "@unbroken/protocol";
+import { toProtocolError } from "@unbroken/store";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Logger } from "pino";
+
+const STATUS: Record<ErrorCode, number> = {
+  bad_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  gone: 410,
+  finished: 409,
+  rate_limited: 429,
+  too_large: 413,
+  unavailable: 503,
+  internal: 500,
+};
+
+export function statusOf(code: ErrorCode): number {
+  return STATUS[code];
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": String(Buffer.byteLength(text)), ...headers });
+  res.end(text);
+}
+
+/** Answers with `{code, message}` and the status that fits the code. */
+export function sendError(res: ServerResponse, err: unknown, log: Logger): void {
+  const e = toProtocolError(err);
+  if (e.code === "internal") log.error({ err: String(err), stack: (err as Error)?.stack }, "request failed");
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  sendJson(res, statusOf(e.code), { code: e.code, message: e.message });
+}
+
+/** The token of `Authorization: Bearer <token>`, if the header is there. */
+export function bearerToken(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  if (!header) return undefined;
+  const m = /^Bearer\s+(.+)$/i.exec(header);
+  return m ? (m[1] as string).trim() : "";
+}
+
+/** Reads a JSON request body of at most `limit` bytes; `too_large` beyond it. */
+export async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+  const declared = Number(req.headers["content-length"] ?? 0);
+  if (declared > limit) throw new ProtocolError("too_large", `request body over ${limit} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new ProtocolError("too_large", `request body over ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString("utf8");
+  try {
+    return JSON.parse(text.length === 0 ? "{}" : text);
+  } catch {
+    throw new ProtocolError("bad_request", "request body is not valid JSON");
+  }
+}
+
+/** Zod issues in one line, like the socket's bad_request messages. */
+export function describeIssues(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>): string {
+  const first = issues[0];
+  if (!first) return "invalid request";
+  return `${first.path.length ? `${first.path.map(String).join(".")}: ` : ""}${first.message}`;
+}

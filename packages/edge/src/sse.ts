@@ -1,0 +1,57 @@
+import { ProtocolError, ridSchema } from "@unbroken/protocol";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { HttpContext } from "./http.js";
+import { Subscription } from "./subscription.js";
+
+/** Where a reader resumes: `Last-Event-ID` wins over `?after=`; both mean "seq > n". */
+function resumeAfter(req: IncomingMessage, query: URLSearchParams): number {
+  const raw = req.headers["last-event-id"] ?? query.get("after") ?? "0";
+  const text = Array.isArray(raw) ? (raw[0] ?? "0") : raw;
+  if (!/^\d{1,15}$/.test(text.trim())) throw new ProtocolError("bad_request", "Last-Event-ID / after must be a non-negative integer");
+  return Number(text);
+}
+
+/**
+ * `GET /v1/responses/{rid}/events`: the same log as the socket, as Server-Sent Events.
+ * Each event is `id: <seq>` plus `data: <the socket's event frame>` with no `event:` line,
+ * so EventSource's onmessage sees them all; comments keep an idle stream open; the stream
+ * closes after `end`.
+ */
+export async function streamEvents(
+  ctx: HttpContext,
+  rawRid: string,
+  query: URLSearchParams,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const owner = await ctx.owner(req);
+  const rid = ridSchema.safeParse(rawRid);
+  if (!rid.success) throw new ProtocolError("bad_request", "rid must match ^[A-Za-z0-9_-]{8,64}$");
+  const after = resumeAfter(req, query);
+  const record = await ctx.responses.authorize(owner, rid.data);
+  res.writeHead(200, {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache, no-transform",
+    connection: "keep-alive",
+    // Proxies such as nginx would otherwise hold tokens back in their buffers.
+    "x-accel-buffering": "no",
+  });
+  res.write(": unbroken\n\n");
+  const heartbeat = setInterval(() => res.write(": keepalive\n\n"), ctx.heartbeatMs);
+  const sub = new Subscription(
+    ctx.subscriptions,
+    rid.data,
+    after,
+    (e) => res.write(`id: ${e.frame.seq}\ndata: ${e.raw}\n\n`),
+    () => {
+      clearInterval(heartbeat);
+      res.end();
+    },
+  );
+  res.on("close", () => {
+    clearInterval(heartbeat);
+    sub.close();
+  });
+  sub.start(record);
+  await ctx.responses.expireIfStale(record).catch(() => false);
+}
