@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { Authenticate } from "./auth.js";
 import { bearerToken, sendError, sendJson } from "./http-util.js";
 import type { ResponseService } from "./responses.js";
+import { chatCompletions } from "./chat-completions.js";
 import { cancelResponse, createResponse, steerResponse } from "./rest.js";
 import { streamEvents } from "./sse.js";
 import { serveStatic } from "./static.js";
@@ -31,6 +32,7 @@ type Route = (ctx: HttpContext, m: RegExpExecArray, req: IncomingMessage, res: S
 
 const ROUTES: Array<[method: string, pattern: RegExp, route: Route]> = [
   ["POST", /^\/v1\/responses$/, (ctx, _m, req, res) => createResponse(ctx, req, res)],
+  ["POST", /^\/v1\/chat\/completions$/, (ctx, _m, req, res) => chatCompletions(ctx, req, res)],
   ["GET", /^\/v1\/responses\/([^/]+)\/events$/, (ctx, m, req, res, q) => streamEvents(ctx, m[1] as string, q, req, res)],
   ["POST", /^\/v1\/responses\/([^/]+)\/cancel$/, (ctx, m, req, res) => cancelResponse(ctx, m[1] as string, req, res)],
   ["POST", /^\/v1\/responses\/([^/]+)\/steer$/, (ctx, m, req, res) => steerResponse(ctx, m[1] as string, req, res)],
