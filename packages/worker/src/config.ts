@@ -2,26 +2,50 @@ import { LOG_LEVELS, envDuration, envInt, parseEnv } from "@unbroken/protocol";
 import { z } from "zod";
 import { availableParallelism } from "node:os";
 
-export const workerEnvSchema = z.object({
-  NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
-  LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
-  GENERATOR: z.enum(["scripted", "llama", "openai"]).default("scripted"),
-  SCRIPTED_TPS: envInt(30),
-  CONCURRENCY: envInt(Math.max(4, availableParallelism() * 4), 1),
-  RETENTION: envDuration("24h"),
-  QUEUE_TIMEOUT: envDuration("60s"),
-  WORKER_TIMEOUT: envDuration("30s"),
-  DRAIN_TIMEOUT: envDuration("30s"),
-  WORKER_ID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
-});
+export const GENERATORS = ["scripted", "llama", "openai"] as const;
+export type GeneratorName = (typeof GENERATORS)[number];
+
+export const workerEnvSchema = z
+  .object({
+    NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
+    LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
+    GENERATOR: z.enum(GENERATORS).optional(),
+    SCRIPTED_TPS: envInt(30),
+    MODEL_PATH: z.string().optional(),
+    MODEL: z.string().optional(),
+    LLAMA_THREADS: envInt(availableParallelism(), 1),
+    LLAMA_GPU: z.enum(["auto", "false", "cuda", "vulkan", "metal"]).default("auto"),
+    LLAMA_CONTEXT_SIZE: envInt(4096, 64),
+    OPENAI_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
+    OPENAI_API_KEY: z.string().optional(),
+    OPENAI_MODEL: z.string().optional(),
+    CONCURRENCY: envInt(Math.max(4, availableParallelism() * 4), 1),
+    RETENTION: envDuration("24h"),
+    QUEUE_TIMEOUT: envDuration("60s"),
+    WORKER_TIMEOUT: envDuration("30s"),
+    DRAIN_TIMEOUT: envDuration("30s"),
+    WORKER_ID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+  })
+  .refine((e) => e.GENERATOR !== "llama" || e.MODEL_PATH !== undefined || e.MODEL !== undefined, {
+    message: "GENERATOR=llama needs MODEL_PATH (a GGUF file) or MODEL (a model URI node-llama-cpp can resolve)",
+    path: ["MODEL_PATH"],
+  })
+  .refine((e) => e.GENERATOR !== "openai" || e.OPENAI_BASE_URL !== undefined, {
+    message: "GENERATOR=openai needs OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1)",
+    path: ["OPENAI_BASE_URL"],
+  });
 
 export type WorkerEnv = z.infer<typeof workerEnvSchema>;
 
 export interface WorkerConfig {
   natsUrl: string;
   logLevel: WorkerEnv["LOG_LEVEL"];
-  generator: WorkerEnv["GENERATOR"];
+  generator: GeneratorName;
+  /** Why this generator: named in the `ready` log line. */
+  generatorReason: string;
   scriptedTps: number;
+  llama: { model: string; threads: number; gpu: WorkerEnv["LLAMA_GPU"]; contextSize: number };
+  openai: { baseUrl: string; apiKey: string | undefined; model: string | undefined };
   concurrency: number;
   retentionMs: number;
   queueTimeoutMs: number;
@@ -30,14 +54,27 @@ export interface WorkerConfig {
   workerId: string | undefined;
 }
 
+/** GENERATOR when given; otherwise a model file or URI means llama, an upstream means openai. */
+function chooseGenerator(e: WorkerEnv): { generator: GeneratorName; reason: string } {
+  if (e.GENERATOR) return { generator: e.GENERATOR, reason: "GENERATOR is set" };
+  if (e.MODEL_PATH !== undefined) return { generator: "llama", reason: "MODEL_PATH is set" };
+  if (e.MODEL !== undefined) return { generator: "llama", reason: "MODEL is set" };
+  if (e.OPENAI_BASE_URL !== undefined) return { generator: "openai", reason: "OPENAI_BASE_URL is set" };
+  return { generator: "scripted", reason: "no MODEL_PATH, MODEL or OPENAI_BASE_URL" };
+}
+
 /** Reads the worker's configuration; every problem is named with its variable. */
 export function workerConfigFromEnv(env: Record<string, string | undefined>): WorkerConfig {
   const e = parseEnv(workerEnvSchema, env, "worker");
+  const { generator, reason } = chooseGenerator(e);
   return {
     natsUrl: e.NATS_URL,
     logLevel: e.LOG_LEVEL,
-    generator: e.GENERATOR,
+    generator,
+    generatorReason: reason,
     scriptedTps: e.SCRIPTED_TPS,
+    llama: { model: e.MODEL_PATH ?? e.MODEL ?? "", threads: e.LLAMA_THREADS, gpu: e.LLAMA_GPU, contextSize: e.LLAMA_CONTEXT_SIZE },
+    openai: { baseUrl: (e.OPENAI_BASE_URL ?? "").replace(/\/+$/, ""), apiKey: e.OPENAI_API_KEY, model: e.OPENAI_MODEL },
     concurrency: e.CONCURRENCY,
     retentionMs: e.RETENTION,
     queueTimeoutMs: e.QUEUE_TIMEOUT,

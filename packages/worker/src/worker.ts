@@ -6,7 +6,11 @@ import type { WorkerConfig } from "./config.js";
 import type { TokenGenerator } from "./generator.js";
 import { Intake, workersConsumer } from "./intake.js";
 import { ResponseRun } from "./runner.js";
+import { LlamaGenerator } from "./llama.js";
+import { OpenAIGenerator } from "./openai.js";
 import { ScriptedGenerator } from "./scripted.js";
+import { homedir } from "node:os";
+import { join } from "node:path";
 
 export interface Worker {
   readonly id: string;
@@ -16,16 +20,74 @@ export interface Worker {
   close(): Promise<void>;
 }
 
-export function createGenerator(config: WorkerConfig): TokenGenerator {
-  if (config.generator === "scripted") return new ScriptedGenerator({ tokensPerSecond: config.scriptedTps });
-  throw new Error(`GENERATOR=${config.generator} is not available in this build yet; use GENERATOR=scripted`);
+/** The configured generator, ready to start sessions (a model that fails to load still is). */
+export async function createGenerator(config: WorkerConfig, log: Logger): Promise<TokenGenerator> {
+  switch (config.generator) {
+    case "scripted":
+      return new ScriptedGenerator({ tokensPerSecond: config.scriptedTps });
+    case "llama": {
+      const { model, threads, gpu, contextSize } = config.llama;
+      const generator = await LlamaGenerator.create({
+        modelPath: await resolveModel(model, log),
+        threads,
+        gpu: gpu === "false" ? false : gpu,
+        concurrency: config.concurrency,
+        contextSize,
+        log,
+      });
+      const status = generator.status();
+      if (status.state === "failed") log.error({ err: status.error }, "model failed to load; responses will end with model_unavailable");
+      return generator;
+    }
+    case "openai": {
+      const { baseUrl, apiKey, model } = config.openai;
+      return new OpenAIGenerator({ baseUrl, apiKey, model: model ?? (await firstUpstreamModel(baseUrl, apiKey, log)), log });
+    }
+  }
+}
+
+/**
+ * `MODEL=hf:…` or an URL: node-llama-cpp's own resolver downloads it once into
+ * MODELS_DIR (default ~/.cache/unbroken/models). Needs internet; never used in tests.
+ */
+async function resolveModel(model: string, log: Logger): Promise<string> {
+  if (!/^(hf:|https?:\/\/)/.test(model)) return model;
+  const { resolveModelFile } = await import("node-llama-cpp");
+  const directory = process.env.MODELS_DIR ?? join(homedir(), ".cache", "unbroken", "models");
+  log.info({ model, directory }, "resolving model");
+  return resolveModelFile(model, { directory });
+}
+
+/** Without OPENAI_MODEL, the upstream's first listed model (vLLM serves exactly one). */
+async function firstUpstreamModel(baseUrl: string, apiKey: string | undefined, log: Logger): Promise<string> {
+  try {
+    const res = await fetch(`${baseUrl}/models`, {
+      headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {},
+      signal: AbortSignal.timeout(5_000),
+    });
+    const body = (await res.json()) as { data?: Array<{ id?: unknown }> };
+    const id = body.data?.[0]?.id;
+    if (typeof id === "string") {
+      log.info({ model: id }, "OPENAI_MODEL not set; using the upstream's first model");
+      return id;
+    }
+  } catch (err) {
+    log.warn({ err: String(err) }, "could not list the upstream's models");
+  }
+  return "default";
 }
 
 export async function startWorker(config: WorkerConfig, log: Logger): Promise<Worker> {
   const id = config.workerId ?? `w-${randomBytes(6).toString("hex")}`;
   const wlog = log.child({ worker: id });
-  const generator = createGenerator(config);
-  const broker = await Broker.connect({ url: config.natsUrl, name: `unbroken-worker-${id}`, retentionMs: config.retentionMs, log: wlog });
+  const generator = await createGenerator(config, wlog);
+  let broker: Broker;
+  try {
+    broker = await Broker.connect({ url: config.natsUrl, name: `unbroken-worker-${id}`, retentionMs: config.retentionMs, log: wlog });
+  } catch (err) {
+    await generator.close();
+    throw err;
+  }
   const runs = new Map<string, { run: ResponseRun; done: Promise<void> }>();
   const deps = {
     broker,
@@ -54,11 +116,14 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     const consumer = await workersConsumer(broker, opts, wlog);
     intake = new Intake(consumer, opts, () => runs.size, dispatch, wlog);
   } catch (err) {
-    await broker.close();
+    await Promise.allSettled([broker.close(), generator.close()]);
     throw err;
   }
   intake.start();
-  wlog.info({ generator: generator.model, concurrency: config.concurrency }, "ready");
+  wlog.info(
+    { generator: config.generator, why: config.generatorReason, model: generator.model, concurrency: config.concurrency },
+    "ready",
+  );
 
   let closing: Promise<void> | undefined;
   const close = async (): Promise<void> => {

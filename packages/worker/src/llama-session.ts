@@ -1,0 +1,180 @@
+// The worker-side half of one llama generation: turns the model process's messages into
+// GenerationOutputs, forwards steer and cancel, and settles the steer/end race (see
+// llama-messages.ts). LlamaGenerator (llama.ts) routes messages here and decides which
+// process runs it.
+
+import type { Usage } from "@unbroken/protocol";
+import { GeneratorError, type GenerationJob, type GenerationOutput, type GenerationSession } from "./generator.js";
+import type { FromChild, ToChild } from "./llama-messages.js";
+
+/** How long a cancelled session waits for the model process's final usage. */
+const CANCEL_GRACE_MS = 2_000;
+
+export interface SessionHost {
+  send(msg: ToChild): void;
+  /** Tokens a response may have without max_tokens, once the model is loaded. */
+  contextSize(): number | undefined;
+  /** The session is over: stop routing to it. `healthy` when the model did its job. */
+  detach(session: LlamaSession, healthy: boolean): void;
+}
+
+export class LlamaSession implements GenerationSession {
+  private readonly outputs: GenerationOutput[] = [];
+  private error: GeneratorError | undefined;
+  /** The iteration ends once the outputs are drained. */
+  private ended = false;
+  /** No steer can take effect any more. */
+  private finished = false;
+  private started = false;
+  private readonly early: string[] = [];
+  private unacknowledged = 0;
+  private used: Usage = { prompt_tokens: 0, completion_tokens: 0 };
+  private wake: (() => void) | undefined;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private readonly onAbort = (): void => this.abort();
+
+  constructor(
+    readonly id: string,
+    readonly job: GenerationJob,
+    private readonly host: SessionHost,
+  ) {
+    if (job.signal.aborted) this.end();
+    else job.signal.addEventListener("abort", this.onAbort, { once: true });
+  }
+
+  get isOver(): boolean {
+    return this.ended;
+  }
+
+  /** The model is ready: hand the generation to it, with any steer that came meanwhile. */
+  begin(): void {
+    if (this.ended || this.started) return;
+    this.started = true;
+    try {
+      this.host.send(this.startMessage());
+    } catch (err) {
+      // Only a request the protocol would have refused gets here.
+      return this.fail(new GeneratorError("invalid_request", `the model cannot take this request: ${String(err)}`));
+    }
+    for (const text of this.early.splice(0)) this.sendSteer(text);
+  }
+
+  private startMessage(): ToChild {
+    const { body, steers } = this.job;
+    const stop = body.params?.stop;
+    return {
+      type: "start",
+      id: this.id,
+      messages: body.messages ?? [{ role: "user", content: body.prompt ?? "" }],
+      params: {
+        max_tokens: body.params?.max_tokens,
+        temperature: body.params?.temperature,
+        top_p: body.params?.top_p,
+        seed: body.params?.seed,
+        stop: stop === undefined ? [] : Array.isArray(stop) ? stop : [stop],
+      },
+      steers,
+    };
+  }
+
+  steer(text: string): boolean {
+    if (this.ended || this.finished || this.job.signal.aborted) return false;
+    const limit = this.job.body.params?.max_tokens ?? this.host.contextSize();
+    if (limit !== undefined && this.used.completion_tokens >= limit) return false;
+    if (this.started) this.sendSteer(text);
+    else this.early.push(text);
+    return true;
+  }
+
+  usage(): Usage {
+    return { ...this.used };
+  }
+
+  /** A message from the model process about this generation. */
+  onMessage(msg: FromChild): void {
+    if (this.ended || !("id" in msg)) return;
+    if ("usage" in msg) this.used = msg.usage;
+    const aborted = this.job.signal.aborted;
+    switch (msg.type) {
+      case "chunk":
+        if (!aborted) this.push({ type: "token", text: msg.text, tokens: msg.tokens });
+        return;
+      case "steered":
+        this.unacknowledged--;
+        if (!aborted) this.push({ type: "steer", text: msg.text });
+        return;
+      case "end":
+        if (msg.reason === "cancelled") return this.end(true);
+        // A steer sent before this end was seen: the model process continues the turn.
+        if (this.unacknowledged > 0 || aborted) return;
+        this.finished = true;
+        this.host.send({ type: "release", id: this.id });
+        this.push({ type: "done", reason: msg.reason, usage: msg.usage });
+        return this.end(true);
+      case "failed":
+        return this.fail(new GeneratorError("generation_failed", `the model failed to generate: ${msg.message}`));
+    }
+  }
+
+  /** Ends the session with an error (model unavailable, process crashed, generator closed). */
+  fail(err: GeneratorError): void {
+    if (this.ended) return;
+    this.error = err;
+    this.end(false);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<GenerationOutput> {
+    try {
+      for (;;) {
+        const out = this.outputs.shift();
+        if (out !== undefined) {
+          yield out;
+          continue;
+        }
+        if (this.error) throw this.error;
+        if (this.ended) return;
+        await new Promise<void>((resolve) => (this.wake = resolve));
+      }
+    } finally {
+      // The consumer stopped early: stop the model too.
+      if (!this.ended) this.abort();
+    }
+  }
+
+  private sendSteer(text: string): void {
+    this.unacknowledged++;
+    this.host.send({ type: "steer", id: this.id, text });
+  }
+
+  private abort(): void {
+    if (this.ended) return;
+    this.outputs.length = 0; // stop at once: nothing generated after this is yielded
+    if (!this.started) return this.end();
+    this.host.send({ type: "cancel", id: this.id });
+    // The model process answers with its final usage within a token or so; a process busy
+    // evaluating a long prompt may take longer, and the iteration does not wait for it.
+    this.graceTimer = setTimeout(() => this.end(), CANCEL_GRACE_MS);
+    this.graceTimer.unref();
+  }
+
+  private push(out: GenerationOutput): void {
+    this.outputs.push(out);
+    this.signal();
+  }
+
+  private end(healthy = false): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.finished = true;
+    clearTimeout(this.graceTimer);
+    this.job.signal.removeEventListener("abort", this.onAbort);
+    this.host.detach(this, healthy);
+    this.signal();
+  }
+
+  private signal(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+}
