@@ -2,7 +2,8 @@
 // `npm run edge|worker`: dependencies installed, dist/ current, nats-server
 // available. Runs before node_modules exists, so it uses node builtins only.
 //
-// Flags: --quiet (no progress output), --no-nats (skip the nats-server check).
+// Flags: --quiet (no progress output), --no-nats (skip the nats-server check),
+// --browser (make sure Chromium is there for the browser tests; `npm test` passes it).
 // The nats-server check is also skipped when NATS_URL is set (external broker).
 
 import { spawnSync } from 'node:child_process';
@@ -14,6 +15,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
 const quiet = argv.includes('--quiet');
 const noNats = argv.includes('--no-nats') || Boolean(process.env.NATS_URL);
+const browser = argv.includes('--browser');
 
 const log = (msg) => {
   if (!quiet) process.stderr.write(`[setup] ${msg}\n`);
@@ -64,13 +66,15 @@ const stale =
   !existsSync(nodeModules) || !existsSync(hiddenLock) || !existsSync(tsc) || (existsSync(lock) && mtime(lock) > mtime(hiddenLock));
 
 if (stale) {
-  // npm install also runs the root `prepare` script (tsc -b), so this builds too.
+  // npm install also runs the root `prepare` script (tsc -b + bundles), so this builds too.
   log('installing dependencies (npm install)');
   run('npm', ['install']);
 } else {
-  // 2. Build. Incremental, so close to free when nothing changed.
-  log('building (tsc -b)');
+  // 2. Build. Incremental, so close to free when nothing changed; then the browser
+  // bundles (the client's ESM build and the demo page), which take well under a second.
+  log('building (tsc -b, scripts/build-web.mjs)');
   run(tsc, ['-b']);
+  run(process.execPath, [path.join(root, 'scripts', 'build-web.mjs')]);
 }
 
 // 3. Broker.
@@ -91,4 +95,31 @@ if (!noNats) {
     );
   }
   log(`using ${bin}`);
+}
+
+// 4. Chromium for the browser tests (test/e2e/browser*): Debian's package, never a
+// browser download. Same lookup as test/helpers/browser.ts. When it cannot be
+// installed, say so and go on: the other tests run, the browser tests fail with
+// this message.
+function findChromium() {
+  if (process.env.CHROMIUM_BIN) return isExecutableFile(process.env.CHROMIUM_BIN) ? process.env.CHROMIUM_BIN : undefined;
+  return ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find(isExecutableFile);
+}
+
+if (browser) {
+  let bin = findChromium();
+  if (!bin && !process.env.CHROMIUM_BIN && process.getuid?.() === 0 && onPath('apt-get')) {
+    log('chromium not found; installing it with apt-get (Debian package chromium)');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    run('apt-get', ['update'], env);
+    run('apt-get', ['install', '-y', 'chromium'], env);
+    bin = findChromium();
+  }
+  if (bin) log(`using ${bin} for the browser tests`);
+  else {
+    process.stderr.write(
+      `[setup] warning: chromium not found${process.env.CHROMIUM_BIN ? ` (CHROMIUM_BIN=${process.env.CHROMIUM_BIN} is not executable)` : ''}: ` +
+        'the browser tests will fail. Install it (Debian/Ubuntu as root: apt-get install chromium) or set CHROMIUM_BIN.\n',
+    );
+  }
 }

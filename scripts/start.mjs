@@ -42,6 +42,7 @@ const edge = await spawnService({
 const host = process.env.HOST ?? '127.0.0.1';
 say(`worker ready (GENERATOR=${process.env.GENERATOR ?? 'scripted'})`);
 say(`edge listening: ws://${host}:${edge.port}/v1/ws  (health: http://${host}:${edge.port}/healthz)`);
+say(`demo page: http://${host}:${edge.port}/`);
 say(`try it:  npm run ask -- --url ws://${host}:${edge.port}/v1/ws "Tell me about rivers"`);
 say('Ctrl-C stops everything');
 

@@ -12,7 +12,7 @@ import { UnbrokenError } from "./errors.js";
 import type { IncomingFrame } from "./frames.js";
 import { Ops } from "./ops.js";
 import { ResponseStream, type HandleHost, type ResponseHandle } from "./response.js";
-import { resolveWebSocket, type WebSocketConstructor } from "./websocket.js";
+import { resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from "./websocket.js";
 
 export interface UnbrokenClientOptions {
   /** The edge's WebSocket endpoint, e.g. `ws://127.0.0.1:8787/v1/ws`. */
@@ -21,6 +21,13 @@ export interface UnbrokenClientOptions {
   token?: TokenSource;
   /** The WebSocket constructor; default `globalThis.WebSocket`. On Node 20 pass `WebSocket` from `ws`. */
   WebSocket?: WebSocketConstructor;
+  /**
+   * Opens each socket instead of `new WebSocket(url)`, to wrap, instrument or hold back
+   * connections (a page's "go offline" switch, a test's network cut). Throwing refuses that
+   * attempt: it fails like an unreachable network and is retried with backoff. When given,
+   * `WebSocket` is not used.
+   */
+  createSocket?: (url: string) => WebSocketLike;
   /** Backoff of reconnects and of retries after `unavailable`. */
   reconnect?: BackoffOptions;
   /** Called on every connection status change. */
@@ -29,6 +36,12 @@ export interface UnbrokenClientOptions {
   requestTimeoutMs?: number;
   /** How long a new socket may take to be welcomed (default 10000 ms). */
   connectTimeoutMs?: number;
+  /**
+   * In browsers: treat the `offline` event as a lost socket (reconnect and resume at once rather
+   * than after missed heartbeats) and retry right away on `online`. Default true; no effect where
+   * the global scope has no such events (Node).
+   */
+  watchNetwork?: boolean;
 }
 
 export interface GenerateRequest {
@@ -73,17 +86,21 @@ export class UnbrokenClient {
 
   constructor(options: UnbrokenClientOptions) {
     if (typeof options?.url !== "string" || options.url === "") throw new TypeError("UnbrokenClient: options.url is required");
-    const WebSocket = resolveWebSocket(options.WebSocket);
+    const factory = options.createSocket;
+    if (factory !== undefined && typeof factory !== "function") throw new TypeError("UnbrokenClient: options.createSocket must be a function");
+    const WebSocket = factory === undefined ? resolveWebSocket(options.WebSocket) : undefined;
     this.#reconnect = backoffOptions(options.reconnect);
     this.#requestTimeoutMs = positive(options.requestTimeoutMs, 30_000, "requestTimeoutMs");
     this.#conn = new Connection(
       {
         url: options.url,
         token: options.token,
-        WebSocket,
+        openSocket: factory ?? ((url) => new (WebSocket as WebSocketConstructor)(url)),
+        refusalIsTransient: factory !== undefined,
         reconnect: this.#reconnect,
         connectTimeoutMs: positive(options.connectTimeoutMs, 10_000, "connectTimeoutMs"),
         onStatus: options.onStatus,
+        watchNetwork: options.watchNetwork ?? true,
       },
       {
         welcome: () => this.#onWelcome(),

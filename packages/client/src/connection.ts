@@ -2,7 +2,7 @@ import { PROTOCOL_VERSION } from "@unbroken/protocol";
 import { Backoff, type BackoffOptions } from "./backoff.js";
 import { UnbrokenError, callSafely } from "./errors.js";
 import { decodeServerFrame, type IncomingFrame, type WelcomeInfo } from "./frames.js";
-import { OPEN, type WebSocketConstructor, type WebSocketLike } from "./websocket.js";
+import { OPEN, type WebSocketLike } from "./websocket.js";
 
 export type ConnectionState = "connecting" | "connected" | "reconnecting" | "closed";
 
@@ -21,11 +21,19 @@ export type TokenSource = string | (() => string | Promise<string>);
 export interface ConnectionOptions {
   url: string;
   token?: TokenSource | undefined;
-  WebSocket: WebSocketConstructor;
+  /** Opens a socket to `url`. */
+  openSocket: (url: string) => WebSocketLike;
+  /**
+   * What a throw from `openSocket` means: false (a WebSocket constructor) = the URL can never
+   * work, stop for good; true (a `createSocket` factory) = not now, retry with backoff.
+   */
+  refusalIsTransient: boolean;
   reconnect?: BackoffOptions | undefined;
   /** From opening a socket to its `welcome`. */
   connectTimeoutMs: number;
   onStatus?: ((status: ConnectionStatus) => void) | undefined;
+  /** Follow the browser's `offline`/`online` events (where there are any). */
+  watchNetwork: boolean;
 }
 
 export interface ConnectionHandlers {
@@ -56,6 +64,7 @@ export class Connection {
   #lastMessageAt = 0;
   #pingOutstanding = false;
   #heardSincePing = false;
+  #unwatch: () => void = () => undefined;
 
   constructor(opts: ConnectionOptions, on: ConnectionHandlers) {
     this.#opts = opts;
@@ -79,6 +88,7 @@ export class Connection {
   start(): void {
     queueMicrotask(() => {
       if (this.#stopped) return;
+      if (this.#opts.watchNetwork) this.#unwatch = watchNetwork(() => this.#offline(), () => this.#online());
       this.#setStatus({ state: "connecting", attempt: 0 });
       void this.#open();
     });
@@ -94,6 +104,7 @@ export class Connection {
   async close(): Promise<void> {
     const sock = this.#socket;
     this.#stopped = true;
+    this.#unwatch();
     this.#teardown(false, false);
     if (this.#status.state !== "closed") this.#setStatus({ state: "closed", attempt: 0, session: this.#status.session });
     if (sock === undefined || sock.readyState === 3) return;
@@ -131,10 +142,11 @@ export class Connection {
     if (this.#stopped) return;
     let sock: WebSocketLike;
     try {
-      sock = new this.#opts.WebSocket(this.#opts.url);
+      sock = this.#opts.openSocket(this.#opts.url);
     } catch (err) {
       const msg = `cannot open a WebSocket to ${this.#opts.url}: ${describe(err)}`;
-      this.#fatal(new UnbrokenError("bad_request", msg, { cause: err }));
+      if (this.#opts.refusalIsTransient) this.#lost(msg, false);
+      else this.#fatal(new UnbrokenError("bad_request", msg, { cause: err }));
       return;
     }
     this.#socket = sock;
@@ -241,9 +253,24 @@ export class Connection {
     }, delay);
   }
 
+  /** The browser says the network is gone: the socket is dead, whatever it still claims. */
+  #offline(): void {
+    if (!this.#stopped && this.#socket !== undefined) this.#lost("the browser went offline", true);
+  }
+
+  /** The network is back: retry now rather than when the backoff delay runs out. */
+  #online(): void {
+    if (this.#stopped || this.#retryTimer === undefined) return;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    this.#backoff.reset();
+    void this.#open();
+  }
+
   #fatal(err: UnbrokenError): void {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.#unwatch();
     this.#teardown(false, true);
     this.#setStatus({ state: "closed", attempt: 0, session: this.#status.session, lastError: `${err.code}: ${err.message}` });
     this.#on.fatal(err);
@@ -275,6 +302,22 @@ export class Connection {
     const cb = this.#opts.onStatus;
     if (cb) callSafely(cb, this.#status);
   }
+}
+
+type NetworkEvents = { addEventListener?: unknown; removeEventListener?: unknown };
+
+/** Listens to `offline`/`online` on the global scope of a browser (or worker); nothing elsewhere. */
+function watchNetwork(offline: () => void, online: () => void): () => void {
+  const g = globalThis as NetworkEvents;
+  if (typeof g.addEventListener !== "function" || typeof g.removeEventListener !== "function") return () => undefined;
+  const add = g.addEventListener as (type: string, cb: () => void) => void;
+  const remove = g.removeEventListener as (type: string, cb: () => void) => void;
+  add.call(g, "offline", offline);
+  add.call(g, "online", online);
+  return () => {
+    remove.call(g, "offline", offline);
+    remove.call(g, "online", online);
+  };
 }
 
 function describe(err: unknown): string {

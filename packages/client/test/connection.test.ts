@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { WebSocket } from "ws";
 import { UnbrokenError, type ConnectionStatus } from "../src/index.js";
 import { clientFor, collect, eventually, seqs, setup, sleep, START } from "./util.js";
 import { FakeEdge } from "./fake-edge.js";
@@ -144,5 +145,76 @@ test("close() right after construction opens no socket", async (t) => {
   await client.close();
   await sleep(50);
   assert.equal(edge.peers.length, 0);
+  assert.equal(client.status.state, "closed");
+});
+
+test("createSocket opens every socket; a throw refuses that attempt and it is retried with backoff", async (t) => {
+  let refuse = true;
+  let refused = 0;
+  const opened: string[] = [];
+  const statuses: ConnectionStatus[] = [];
+  const { edge, client } = await setup(t, {
+    createSocket: (url) => {
+      if (refuse) {
+        refused++;
+        throw new Error("offline for a moment");
+      }
+      opened.push(url);
+      return new WebSocket(url);
+    },
+    onStatus: (s) => statuses.push(s),
+  });
+  const h = client.generate({ prompt: "x" });
+  await eventually(() => refused >= 3, "three refused attempts");
+  assert.equal(client.status.state, "reconnecting");
+  assert.match(client.status.lastError ?? "", /offline for a moment/);
+  assert.equal(edge.peers.length, 0);
+  refuse = false;
+  await h.accepted;
+  assert.deepEqual(opened, [edge.url]);
+  edge.append(h.rid, START);
+  edge.end(h.rid);
+  await h.done;
+  assert.ok(statuses.some((s) => s.state === "reconnecting" && s.attempt >= 2));
+});
+
+test("a WebSocket constructor that throws (a URL that can never work) is fatal", async (t) => {
+  const { client } = await setup(t, {
+    WebSocket: class {
+      constructor() {
+        throw new SyntaxError("bad URL");
+      }
+    } as unknown as typeof WebSocket,
+  });
+  await eventually(() => client.status.state === "closed", "closed");
+  assert.match(client.status.lastError ?? "", /bad URL/);
+  assert.throws(() => client.subscribe("some_rid_value"), code("bad_request"));
+});
+
+test("browser network events: offline drops the socket at once, online retries without waiting for the backoff", async (t) => {
+  const target = new EventTarget();
+  const g = globalThis as unknown as Record<string, unknown>;
+  g.addEventListener = target.addEventListener.bind(target);
+  g.removeEventListener = target.removeEventListener.bind(target);
+  t.after(() => {
+    delete g.addEventListener;
+    delete g.removeEventListener;
+  });
+  const { edge, client } = await setup(t, { reconnect: { minDelayMs: 60_000, maxDelayMs: 60_000, jitter: 0 } });
+  const h = client.generate({ prompt: "x" });
+  await h.accepted;
+  edge.append(h.rid, START);
+  edge.tokens(h.rid, "a");
+  await eventually(() => h.lastSeq === 2, "seq 2");
+  target.dispatchEvent(new Event("offline"));
+  assert.equal(client.status.state, "reconnecting");
+  assert.match(client.status.lastError ?? "", /offline/);
+  edge.tokens(h.rid, "b"); // written while this client is away
+  target.dispatchEvent(new Event("online")); // without it the next try would be a minute away
+  await eventually(() => h.lastSeq === 3, "seq 3 after the resume");
+  assert.equal(h.text, "ab");
+  assert.equal(edge.framesOf("hello").length, 2);
+  await client.close();
+  target.dispatchEvent(new Event("offline")); // listeners are gone: nothing happens
   assert.equal(client.status.state, "closed");
 });

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { durationSchema } from "./duration.js";
 
 /** An environment variable holding an integer >= min, with a default when unset. */

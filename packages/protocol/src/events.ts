@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { ridSchema } from "./rid.js";
 
 export const END_REASONS = ["stop", "length", "cancelled", "error"] as const;

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { generationBodySchema } from "./frames.js";
 import { ridSchema } from "./rid.js";
 

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /** A rid becomes a NATS subject token, so only these characters ever get there. */
 export const RID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;

@@ -1,0 +1,411 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import {
+  UnbrokenChatTransport,
+  UnbrokenClient,
+  uiMessagesToChatMessages,
+  webStorageChatStore,
+  type ChatResponseStore,
+  type StorageLike,
+} from "@unbroken/client";
+import {
+  AbstractChat,
+  readUIMessageStream,
+  type ChatInit,
+  type ChatState,
+  type ChatStatus,
+  type UIMessage,
+  type UIMessageChunk,
+} from "ai";
+import type { EventFrame } from "@unbroken/protocol";
+import { WebSocket } from "ws";
+import { CuttableProxy } from "../helpers/proxy.js";
+import { RawClient, textOf } from "../helpers/raw-client.js";
+import { Stack } from "../helpers/stack.js";
+
+const fastReconnect = { minDelayMs: 20, maxDelayMs: 200 };
+
+let nextId = 0;
+const userMessage = (text: string): UIMessage => ({ id: `u${++nextId}`, role: "user", parts: [{ type: "text", text }] });
+
+function send(transport: UnbrokenChatTransport, chatId: string, text: string, abortSignal?: AbortSignal): Promise<ReadableStream<UIMessageChunk>> {
+  return transport.sendMessages({ trigger: "submit-message", chatId, messageId: undefined, messages: [userMessage(text)], abortSignal });
+}
+
+const endReason = (log: EventFrame[]): string | undefined => {
+  const last = log.at(-1)?.event;
+  return last?.kind === "end" ? last.reason : undefined;
+};
+const deltas = (chunks: UIMessageChunk[]): string => chunks.map((c) => (c.type === "text-delta" ? c.delta : "")).join("");
+const types = (chunks: UIMessageChunk[]): string[] => chunks.map((c) => c.type);
+const messageText = (m: UIMessage | undefined): string => (m?.parts ?? []).map((p) => (p.type === "text" ? p.text : "")).join("");
+
+/** Reads chunks until the stream ends, or until `stopWhen` says so (the reader is then released, not cancelled). */
+async function read(
+  stream: ReadableStream<UIMessageChunk>,
+  stopWhen: (chunks: UIMessageChunk[]) => boolean = () => false,
+): Promise<UIMessageChunk[]> {
+  const reader = stream.getReader();
+  const chunks: UIMessageChunk[] = [];
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return chunks;
+      chunks.push(value);
+      if (stopWhen(chunks)) return chunks;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+const deltaCount = (n: number) => (chunks: UIMessageChunk[]) => chunks.filter((c) => c.type === "text-delta").length >= n;
+
+/** The response's whole log, read on a socket of its own. */
+async function logOf(url: string, rid: string) {
+  const reader = await RawClient.connect(url);
+  try {
+    await reader.request({ type: "subscribe", rid });
+    return await reader.untilEnd(rid);
+  } finally {
+    reader.close();
+  }
+}
+
+function mapStorage(): StorageLike & { map: Map<string, string> } {
+  const map = new Map<string, string>();
+  return {
+    map,
+    getItem: (k) => map.get(k) ?? null,
+    setItem: (k, v) => void map.set(k, v),
+    removeItem: (k) => void map.delete(k),
+  };
+}
+
+/** Array.fromAsync, which Node 20 lacks. */
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/** `useChat` without React: the AI SDK's own Chat logic, with a plain state object. */
+class NodeChatState implements ChatState<UIMessage> {
+  status: ChatStatus = "ready";
+  error: Error | undefined = undefined;
+  messages: UIMessage[];
+  constructor(messages: UIMessage[] = []) {
+    this.messages = messages;
+  }
+  pushMessage = (m: UIMessage) => {
+    this.messages = this.messages.concat(m);
+  };
+  popMessage = () => {
+    this.messages = this.messages.slice(0, -1);
+  };
+  replaceMessage = (i: number, m: UIMessage) => {
+    this.messages = [...this.messages.slice(0, i), this.snapshot(m), ...this.messages.slice(i + 1)];
+  };
+  snapshot = <T>(thing: T): T => structuredClone(thing);
+}
+
+class NodeChat extends AbstractChat<UIMessage> {
+  constructor(init: ChatInit<UIMessage>) {
+    super({ ...init, state: new NodeChatState(init.messages) });
+  }
+}
+
+describe("AI SDK ChatTransport", () => {
+  let stack: Stack;
+  let proxy: CuttableProxy;
+  const clients: UnbrokenClient[] = [];
+  const newClient = (url = stack.url) => {
+    const c = new UnbrokenClient({ url, WebSocket, reconnect: fastReconnect });
+    clients.push(c);
+    return c;
+  };
+
+  before(async () => {
+    stack = await Stack.start({ workerEnv: { SCRIPTED_TPS: "50" } });
+    proxy = await CuttableProxy.start(stack.edges[0]!.port);
+  });
+  after(async () => {
+    await Promise.allSettled(clients.map((c) => c.close()));
+    await proxy.close();
+    await stack.stop();
+  });
+
+  it("streams an answer as start, text-start, text-delta…, text-end, finish; a valid UIMessage", async () => {
+    const transport = new UnbrokenChatTransport({ client: newClient() });
+    const stream = await send(transport, "chat-send", "write 40 words about rivers");
+    const [mine, sdk] = stream.tee();
+    const [chunks, messages] = await Promise.all([read(mine), collect(readUIMessageStream({ stream: sdk, terminateOnError: true }))]);
+
+    const start = chunks[0];
+    assert.ok(start?.type === "start" && start.messageId !== undefined);
+    const rid = start.messageId;
+    const log = await logOf(stack.url, rid);
+    assert.deepEqual(types(chunks).slice(0, 3), ["start", "text-start", "text-delta"]);
+    assert.deepEqual(types(chunks).slice(-2), ["text-end", "finish"]);
+    assert.deepEqual(chunks.at(-1), { type: "finish", finishReason: "stop" });
+    assert.equal(deltas(chunks), textOf(log));
+    assert.ok(textOf(log).length > 100);
+
+    const message = messages.at(-1)!;
+    assert.equal(message.id, rid);
+    assert.equal(message.role, "assistant");
+    assert.deepEqual(JSON.parse(JSON.stringify(message.parts)), [{ type: "text", text: textOf(log), state: "done" }]);
+    // Read to the end: nothing is left to reconnect to.
+    assert.equal(await transport.reconnectToStream({ chatId: "chat-send" }), null);
+  });
+
+  it("abortSignal is a real stop: the log ends cancelled, the stream closes, no delta after", async () => {
+    const transport = new UnbrokenChatTransport({ client: newClient() });
+    const abort = new AbortController();
+    const stream = await send(transport, "chat-stop", "write 300 words about stopping", abort.signal);
+    const rid = transport.activeRid("chat-stop")!;
+    const reader = stream.getReader();
+    const before: UIMessageChunk[] = [];
+    while (!deltaCount(5)(before)) before.push((await reader.read()).value!);
+    abort.abort();
+    const rest: UIMessageChunk[] = [];
+    for (let r = await reader.read(); !r.done; r = await reader.read()) rest.push(r.value);
+    assert.deepEqual(rest.filter((c) => c.type === "text-delta"), []);
+
+    const log = await logOf(stack.url, rid);
+    assert.equal(endReason(log), "cancelled");
+    assert.ok(textOf(log).startsWith(deltas(before)));
+    assert.ok(textOf(log).split(" ").length < 250, "stopped well before 300 words");
+    await until(() => transport.activeRid("chat-stop") === undefined, "the store to forget the stopped answer");
+    assert.equal(await transport.reconnectToStream({ chatId: "chat-stop" }), null);
+  });
+
+  it("a stop in one tab reaches another tab following the same chat: abort, then finish", async () => {
+    const storage = mapStorage();
+    const tabA = new UnbrokenChatTransport({ client: newClient(), store: webStorageChatStore(storage) });
+    const tabB = new UnbrokenChatTransport({ client: newClient(), store: webStorageChatStore(storage) });
+    const abort = new AbortController();
+    const streamA = await send(tabA, "chat-tabs", "write 300 words about tabs", abort.signal);
+    const streamB = await tabB.reconnectToStream({ chatId: "chat-tabs" });
+    assert.ok(streamB);
+    const following = read(streamB);
+    await read(streamA, deltaCount(5));
+    abort.abort();
+    const chunks = await following;
+    assert.deepEqual(types(chunks).slice(-3), ["text-end", "abort", "finish"]);
+    assert.deepEqual(chunks.slice(-2), [{ type: "abort", reason: "cancelled" }, { type: "finish", finishReason: "other" }]);
+    const log = await logOf(stack.url, (chunks[0] as { messageId: string }).messageId);
+    assert.equal(endReason(log), "cancelled");
+    assert.equal(deltas(chunks), textOf(log));
+  });
+
+  it("cancelling the stream without aborting only stops reading: the answer goes on and can be reconnected", async () => {
+    const transport = new UnbrokenChatTransport({ client: newClient() });
+    const stream = await send(transport, "chat-leave", "write 60 words about leaving");
+    const reader = stream.getReader();
+    for (let n = 0; n < 4; n++) await reader.read();
+    await reader.cancel();
+    const again = await transport.reconnectToStream({ chatId: "chat-leave" });
+    assert.ok(again);
+    const chunks = await read(again);
+    const rid = transport.activeRid("chat-leave") ?? (chunks[0] as { messageId: string }).messageId;
+    const log = await logOf(stack.url, rid);
+    assert.equal(endReason(log), "stop");
+    assert.equal(deltas(chunks), textOf(log), "the reconnect replays the whole answer");
+  });
+
+  it("resumes through a cut, and after a reload (new client, new transport, same store) continues without a duplicate", async () => {
+    const storage = mapStorage();
+    const store = webStorageChatStore(storage);
+    const first = new UnbrokenChatTransport({ client: newClient(proxy.url()), store, resume: "continue" });
+    const stream = await send(first, "chat-reload", "write 120 words about tunnels");
+    const reader = stream.getReader();
+    const seen: UIMessageChunk[] = [];
+    const readDeltas = async (n: number) => {
+      const target = seen.filter((c) => c.type === "text-delta").length + n;
+      while (!deltaCount(target)(seen)) seen.push((await reader.read()).value!);
+    };
+    await readDeltas(8);
+    proxy.cut(); // the client reconnects and resumes by itself: the stream does not notice
+    await readDeltas(8);
+    assert.ok(storage.map.size === 1, "the answer is in the store");
+
+    // The page reloads: the socket dies, nothing is sent, the old objects are gone.
+    proxy.setDown(true);
+    reader.releaseLock();
+    const rid = store.get("chat-reload")!.rid;
+    assert.ok(store.get("chat-reload")!.seq! > 8);
+
+    const second = new UnbrokenChatTransport({ client: newClient(), store, resume: "continue" });
+    assert.equal(second.resumeStreamIsReplay, false);
+    const resumed = await second.reconnectToStream({ chatId: "chat-reload" });
+    assert.ok(resumed);
+    const rest = await read(resumed);
+    proxy.setDown(false);
+
+    const log = await logOf(stack.url, rid);
+    assert.deepEqual(rest[0], { type: "start", messageId: rid });
+    assert.equal(rest[1]?.type, "text-start");
+    assert.deepEqual(types(rest).slice(-2), ["text-end", "finish"]);
+    assert.equal(deltas(seen) + deltas(rest), textOf(log));
+    assert.equal(storage.map.size, 0, "read to the end: forgotten");
+    assert.equal(await second.reconnectToStream({ chatId: "chat-reload" }), null);
+  });
+
+  it("replays the whole answer on reconnect by default, from a store that survived a reload", async () => {
+    const storage = mapStorage();
+    const first = new UnbrokenChatTransport({ client: newClient(), store: webStorageChatStore(storage) });
+    const stream = await send(first, "chat-replay", "write 80 words about replay");
+    const seen = await read(stream, deltaCount(6));
+
+    const second = new UnbrokenChatTransport({ client: newClient(), store: webStorageChatStore(storage) });
+    assert.equal(second.resumeStreamIsReplay, true);
+    const resumed = await second.reconnectToStream({ chatId: "chat-replay" });
+    assert.ok(resumed);
+    const messages = await collect(readUIMessageStream({ stream: resumed, terminateOnError: true }));
+    const rid = (seen[0] as { messageId: string }).messageId;
+    const log = await logOf(stack.url, rid);
+    assert.equal(messageText(messages.at(-1)), textOf(log));
+    assert.ok(textOf(log).startsWith(deltas(seen)));
+    assert.equal(storage.map.size, 0);
+  });
+
+  it("finished but not read to the end: a reconnect still returns it", async () => {
+    const store = new Map<string, { rid: string; seq?: number }>();
+    const mapStore: ChatResponseStore = { get: (k) => store.get(k), set: (k, v) => void store.set(k, v), delete: (k) => void store.delete(k) };
+    const first = new UnbrokenChatTransport({ client: newClient(), store: mapStore, params: { max_tokens: 12 } });
+    const stream = await send(first, "chat-late", "write 12 words, then stop");
+    await read(stream, deltaCount(1));
+    const rid = store.get("chat-late")!.rid;
+    await logOf(stack.url, rid); // it has ended
+    const second = new UnbrokenChatTransport({ client: newClient(), store: mapStore });
+    const chunks = await read((await second.reconnectToStream({ chatId: "chat-late" }))!);
+    assert.deepEqual(chunks.at(-1), { type: "finish", finishReason: "length" });
+    assert.equal(store.size, 0);
+  });
+
+  it("steers the chat's running answer; the steer is a steering-message part between two text parts", async () => {
+    const transport = new UnbrokenChatTransport({ client: newClient() });
+    const stream = await send(transport, "chat-steer", "write 150 words about the sea");
+    const [mine, sdk] = stream.tee();
+    const messages = collect(readUIMessageStream({ stream: sdk, terminateOnError: true }));
+    const reader = mine.getReader();
+    const chunks: UIMessageChunk[] = [];
+    while (!deltaCount(8)(chunks)) chunks.push((await reader.read()).value!);
+    await transport.steer("chat-steer", "talk about cats instead");
+    for (let r = await reader.read(); !r.done; r = await reader.read()) chunks.push(r.value);
+
+    const rid = (chunks[0] as { messageId: string }).messageId;
+    const log = await logOf(stack.url, rid);
+    assert.equal(deltas(chunks), textOf(log));
+    const at = chunks.findIndex((c) => c.type === "steering-message");
+    assert.ok(at > 0);
+    assert.deepEqual(chunks[at - 1]?.type, "text-end");
+    assert.deepEqual(chunks[at], { type: "steering-message", id: `${rid}-steer-${log.find((e) => e.event.kind === "steer")!.seq}`, parts: [{ type: "text", text: "talk about cats instead" }] });
+    assert.equal(chunks[at + 1]?.type, "text-start");
+
+    const message = (await messages).at(-1)!;
+    assert.deepEqual(message.parts.map((p) => p.type), ["text", "steering-message", "text"]);
+    assert.match(messageText(message), /cats/);
+    // Sent back as history, the steer becomes a user turn between the two halves.
+    assert.deepEqual(uiMessagesToChatMessages([message]).map((m) => m.role), ["assistant", "user", "assistant"]);
+    await assert.rejects(transport.steer("chat-steer", "too late"), { code: "not_found" });
+  });
+
+  it("maps an end with reason error to an error chunk carrying its code and message", async () => {
+    // No worker: the request times out in the queue and ends with no_worker.
+    const lonely = await Stack.start({ workers: 0, edgeEnv: { QUEUE_TIMEOUT: "400ms" }, workerEnv: { QUEUE_TIMEOUT: "400ms" } });
+    try {
+      const client = new UnbrokenClient({ url: lonely.url, WebSocket, reconnect: fastReconnect });
+      clients.push(client);
+      const transport = new UnbrokenChatTransport({ client });
+      const chunks = await read(await send(transport, "chat-error", "hello?"));
+      assert.deepEqual(types(chunks), ["start", "error", "finish"]);
+      const error = chunks[1] as { errorText: string };
+      assert.match(error.errorText, /^no_worker: /);
+      assert.deepEqual(chunks[2], { type: "finish", finishReason: "error" });
+    } finally {
+      await lonely.stop();
+    }
+  });
+
+  describe("driven by the AI SDK's own Chat (useChat without React)", () => {
+    it("sendMessage: one user and one assistant message, the assistant's text is the log's", async () => {
+      const chat = new NodeChat({ id: "c-send", transport: new UnbrokenChatTransport({ client: newClient() }) });
+      await chat.sendMessage({ text: "write 40 words about lakes" });
+      assert.equal(chat.status, "ready");
+      assert.deepEqual(chat.messages.map((m) => m.role), ["user", "assistant"]);
+      const log = await logOf(stack.url, chat.messages[1]!.id);
+      assert.equal(messageText(chat.messages[1]), textOf(log));
+    });
+
+    it("stop() cancels the generation and keeps the text so far", async () => {
+      const chat = new NodeChat({ id: "c-stop", transport: new UnbrokenChatTransport({ client: newClient() }) });
+      const sent = chat.sendMessage({ text: "write 300 words about brakes" });
+      await until(() => messageText(chat.messages[1]).length > 20, "some text");
+      await chat.stop();
+      await sent;
+      assert.equal(chat.status, "ready");
+      const log = await logOf(stack.url, chat.messages[1]!.id);
+      assert.equal(endReason(log), "cancelled");
+      const kept = messageText(chat.messages[1]);
+      assert.ok(textOf(log).startsWith(kept));
+      await sleep(200);
+      assert.equal(messageText(chat.messages[1]), kept, "no text after stop");
+    });
+
+    it("resumeStream() after a reload rebuilds the answer in place: one assistant message, no duplicate", async () => {
+      const storage = mapStorage();
+      const clientA = newClient(proxy.url());
+      const chatA = new NodeChat({ id: "c-reload", transport: new UnbrokenChatTransport({ client: clientA, store: webStorageChatStore(storage) }) });
+      void chatA.sendMessage({ text: "write 100 words about bridges" });
+      await until(() => messageText(chatA.messages[1]).length > 40, "some text");
+      proxy.cut();
+      await until(() => messageText(chatA.messages[1]).length > 120, "more text after the cut");
+      // The app persisted the messages (with the partial answer); then the page reloads.
+      const persisted = structuredClone(chatA.messages);
+      proxy.setDown(true);
+
+      const chatB = new NodeChat({
+        id: "c-reload",
+        messages: persisted,
+        transport: new UnbrokenChatTransport({ client: newClient(), store: webStorageChatStore(storage) }),
+      });
+      // React's StrictMode mounts twice: the first resume is replaced by the second, and that
+      // abort is not a stop.
+      void chatB.resumeStream();
+      await chatB.resumeStream();
+      proxy.setDown(false);
+      assert.equal(chatB.status, "ready");
+      assert.deepEqual(chatB.messages.map((m) => m.role), ["user", "assistant"]);
+      const rid = chatB.messages[1]!.id;
+      const log = await logOf(stack.url, rid);
+      assert.equal(endReason(log), "stop");
+      assert.equal(messageText(chatB.messages[1]), textOf(log));
+      assert.equal(storage.map.size, 0);
+    });
+
+    it("transport.steer() shows up in the message the Chat builds", async () => {
+      const transport = new UnbrokenChatTransport({ client: newClient() });
+      const chat = new NodeChat({ id: "c-steer", transport });
+      const sent = chat.sendMessage({ text: "write 120 words about mountains" });
+      await until(() => messageText(chat.messages[1]).length > 30, "some text");
+      await transport.steer(chat.id, "mention cats");
+      await sent;
+      const parts = chat.messages[1]!.parts;
+      assert.deepEqual(parts.map((p) => p.type), ["text", "steering-message", "text"]);
+      const log = await logOf(stack.url, chat.messages[1]!.id);
+      assert.equal(messageText(chat.messages[1]), textOf(log));
+    });
+  });
+});
