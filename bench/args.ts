@@ -1,0 +1,125 @@
+// Command line (node:util parseArgs). Every workload parameter has a flag; --quick picks
+// small defaults that finish in under a minute on a 2-core machine.
+
+import { parseArgs } from "node:util";
+
+export const WORKLOADS = ["W0", "W1", "W2", "W3", "W4", "W5"] as const;
+export type Workload = (typeof WORKLOADS)[number];
+export const TARGETS = ["sse", "ws", "unbroken"] as const;
+export type TargetName = (typeof TARGETS)[number];
+
+export interface Params {
+  mode: "quick" | "full";
+  only: Workload[];
+  targets: TargetName[];
+  repeat: number;
+  /** W1 (and the defaults of W3/W4): streams × tps × tokens, starts spread over rampMs. */
+  streams: number;
+  tps: number;
+  tokens: number;
+  rampMs: number;
+  /** W0: probes one at a time on an idle target, and probes beside the W1 load. */
+  idleProbes: number;
+  loadProbes: number;
+  w2Streams: number[];
+  w2Tokens: number;
+  w3Streams: number;
+  drops: number;
+  offlineMs: number;
+  w4Streams: number;
+  cancelAfter: number;
+  w5Sockets: number;
+  connectConcurrency: number;
+  profile: boolean;
+  outDir: string;
+}
+
+export const USAGE = `npm run bench -- [options]
+
+  --quick                 small sizes, under a minute on 2 cores (default: full)
+  --only W1,W3            workloads to run (W0..W5; default all)
+  --targets sse,ws,unbroken   systems to run (default all three)
+  --repeat N              run each (workload, target) N times; the table shows medians
+  --streams N --tps R --tokens T --ramp MS     W1 shape (full: 1000 × 50 × 500, 1000 ms)
+  --idle-probes N --load-probes N              W0 probes, idle and beside W1
+  --w2-streams 100,1000 --w2-tokens T          W2 (as fast as possible)
+  --w3-streams N --drops 3 --offline MS        W3 resume storm (default N = --streams)
+  --w4-streams N --cancel-after K              W4 cancel (default N = --streams)
+  --w5-sockets N                               W5 idle sockets (full: 10000)
+  --connect-concurrency N                      connection attempts in flight (default 200)
+  --profile               write V8 CPU profiles of the edge and worker during W1,
+                          and print their top self-time functions (inflates that run's CPU)
+  --out DIR               results directory (default bench/results)
+`;
+
+const list = (s: string): string[] => s.split(",").map((x) => x.trim()).filter(Boolean);
+
+export function parse(argv: string[], defaultOut: string): Params | "help" {
+  const { values: v } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      help: { type: "boolean", short: "h" },
+      quick: { type: "boolean" },
+      only: { type: "string" },
+      targets: { type: "string" },
+      repeat: { type: "string" },
+      streams: { type: "string" },
+      tps: { type: "string" },
+      tokens: { type: "string" },
+      ramp: { type: "string" },
+      "idle-probes": { type: "string" },
+      "load-probes": { type: "string" },
+      "w2-streams": { type: "string" },
+      "w2-tokens": { type: "string" },
+      "w3-streams": { type: "string" },
+      drops: { type: "string" },
+      offline: { type: "string" },
+      "w4-streams": { type: "string" },
+      "cancel-after": { type: "string" },
+      "w5-sockets": { type: "string" },
+      "connect-concurrency": { type: "string" },
+      profile: { type: "boolean" },
+      out: { type: "string" },
+    },
+  });
+  if (v.help) return "help";
+  const quick = v.quick ?? false;
+  const int = (name: string, s: string | undefined, dflt: number, min = 0): number => {
+    if (s === undefined) return dflt;
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${s}`);
+    return n;
+  };
+  const pick = <T extends string>(name: string, s: string | undefined, all: readonly T[]): T[] => {
+    if (s === undefined) return [...all];
+    const items = list(name === "only" ? s.toUpperCase() : s.toLowerCase());
+    const bad = items.filter((x) => !all.includes(x as T));
+    if (bad.length) throw new Error(`--${name}: unknown ${bad.join(", ")} (known: ${all.join(", ")})`);
+    return all.filter((x) => items.includes(x));
+  };
+  const streams = int("streams", v.streams, quick ? 100 : 1000, 1);
+  return {
+    mode: quick ? "quick" : "full",
+    only: pick("only", v.only, WORKLOADS),
+    targets: pick("targets", v.targets, TARGETS),
+    repeat: int("repeat", v.repeat, 1, 1),
+    streams,
+    tps: int("tps", v.tps, 50, 1),
+    tokens: int("tokens", v.tokens, quick ? 100 : 500, 1),
+    rampMs: int("ramp", v.ramp, quick ? 200 : 1000),
+    idleProbes: int("idle-probes", v["idle-probes"], quick ? 5 : 20, 1),
+    loadProbes: int("load-probes", v["load-probes"], quick ? 5 : 20),
+    w2Streams: v["w2-streams"] ? list(v["w2-streams"]).map((s) => int("w2-streams", s, 0, 1)) : quick ? [20, 100] : [100, 1000],
+    w2Tokens: int("w2-tokens", v["w2-tokens"], quick ? 200 : 500, 1),
+    w3Streams: int("w3-streams", v["w3-streams"], quick ? 50 : streams, 1),
+    drops: int("drops", v.drops, 3),
+    offlineMs: int("offline", v.offline, 250),
+    w4Streams: int("w4-streams", v["w4-streams"], quick ? 50 : streams, 1),
+    cancelAfter: int("cancel-after", v["cancel-after"], 20, 1),
+    w5Sockets: int("w5-sockets", v["w5-sockets"], quick ? 1000 : 10_000, 1),
+    connectConcurrency: int("connect-concurrency", v["connect-concurrency"], 200, 1),
+    profile: v.profile ?? false,
+    outDir: v.out ?? defaultOut,
+  };
+}

@@ -1,0 +1,127 @@
+// The tables printed after a run (Markdown, so they paste into the README as they are).
+
+import type { Summary } from "./stats.js";
+import type { RunRecord } from "./workloads.js";
+
+const f = (n: number | undefined, d = 1): string => (n === undefined || !Number.isFinite(n) ? "–" : n.toFixed(d));
+const k = (n: number | undefined): string => (n === undefined || !Number.isFinite(n) ? "–" : n >= 10_000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0));
+const ms = (s: Summary | undefined, keys: Array<keyof Summary> = ["p50", "p99", "max"]): string =>
+  s && s.n > 0 ? keys.map((key) => f(s[key], s[key] < 10 ? 2 : 1)).join(" / ") : "–";
+const ratio = (a: number | undefined, b: number | undefined): string =>
+  a !== undefined && b !== undefined && Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}×` : "–";
+
+function table(head: string[], rows: string[][]): string {
+  return [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+}
+
+/** Server CPU per role, e.g. "edge 9.1 · worker 12.0 · nats-server 8.3". */
+function roles(r: RunRecord): string {
+  const c = r.cpuPerMTok ?? {};
+  const names = Object.keys(c).filter((x) => x !== "total" && x !== "load");
+  return names.length > 1 ? names.map((n) => `${n} ${f(c[n])}`).join(" · ") : "";
+}
+
+/** Cores' worth of CPU that other processes used during the run: the noise in it. */
+const noise = (r: RunRecord): string => f(r.usage.otherCpuS / r.usage.wallS, 2);
+
+const byLabel = (records: RunRecord[]): Map<string, RunRecord[]> => {
+  const m = new Map<string, RunRecord[]>();
+  for (const r of records) m.set(r.label, [...(m.get(r.label) ?? []), r]);
+  return m;
+};
+
+export function renderTables(records: RunRecord[]): string {
+  const out: string[] = [];
+  const of = (w: string): RunRecord[] => records.filter((r) => r.workload === w);
+
+  for (const [label, rs] of byLabel(of("W1"))) {
+    const sse = rs.find((r) => r.target === "sse");
+    out.push(`W1 — ${label} (latency: generator's due time → client receipt, ms)`);
+    out.push(
+      table(
+        ["target", "delivered tok/s (offered)", "× SSE", "latency p50 / p99 / max", "generator late p99", "server CPU-s per 1M tok", "× SSE", "per process", "RSS KiB per stream (conn / all)", "load CPU-s/1M", "noise (cores)"],
+        rs.map((r) => {
+          const m = r.stream;
+          return [
+            r.target,
+            `${k(m?.deliveredTokPerS)} (${k(r.offeredTokPerS)})${m && m.tokensDelivered < m.tokensOffered ? `, ${m.tokensDelivered}/${m.tokensOffered} tokens` : ""}`,
+            ratio(m?.deliveredTokPerS, sse?.stream?.deliveredTokPerS),
+            ms(m?.latencyMs),
+            ms(m?.generatorLateMs, ["p99"]),
+            f(r.cpuPerMTok?.["total"]),
+            ratio(r.cpuPerMTok?.["total"], sse?.cpuPerMTok?.["total"]),
+            roles(r),
+            `${f(r.rssPerConnKiB?.conn)} / ${f(r.rssPerConnKiB?.all)}`,
+            f(r.cpuPerMTok?.["load"]),
+            noise(r),
+          ];
+        }),
+      ),
+    );
+  }
+  const w0 = of("W0");
+  if (w0.length) {
+    out.push("W0 — time to first token added by the transport (generate sent → first token − 1/tps), ms");
+    out.push(
+      table(
+        ["target", "idle p50 / p99", "beside W1 p50 / p99", "W1's own streams (start ramp) p50 / p99", "of which request path p50 / p99"],
+        w0.map((r) => [r.target, ms(r.ttftIdleMs, ["p50", "p99"]), ms(r.stream?.probeTtftAddedMs, ["p50", "p99"]), ms(r.stream?.ttftAddedMs, ["p50", "p99"]), ms(r.stream?.requestPathMs, ["p50", "p99"])]),
+      ),
+    );
+  }
+  const w2 = of("W2");
+  if (w2.length) {
+    out.push("W2 — as fast as possible (SCRIPTED_TPS=0)");
+    const rows = [...byLabel(w2)].flatMap(([label, rs]) => {
+      const ws = rs.find((r) => r.target === "ws");
+      const sse = rs.find((r) => r.target === "sse");
+      return rs.map((r) => [
+        label,
+        r.target,
+        k(r.stream?.deliveredTokPerS),
+        ratio(r.stream?.deliveredTokPerS, ws?.stream?.deliveredTokPerS),
+        f(r.cpuPerMTok?.["total"]),
+        ratio(r.cpuPerMTok?.["total"], sse?.cpuPerMTok?.["total"]),
+        roles(r),
+        noise(r),
+      ]);
+    });
+    out.push(table(["load", "target", "delivered tok/s", "× raw ws", "server CPU-s per 1M tok", "× SSE", "per process", "noise (cores)"], rows));
+  }
+  const w3 = of("W3");
+  if (w3.length) {
+    out.push("W3 — resume storm (new socket opened → first missed event, ms)");
+    out.push(
+      table(
+        ["target", "load", "reconnects", "resume p50 / p99 / max", "of which subscribe → event p50 / p99", "lost", "duplicated", "unfinished"],
+        w3.map((r) => [r.target, r.label, String(r.resume?.reconnects ?? "–"), ms(r.resume?.resumeMs), ms(r.resume?.subscribeMs, ["p50", "p99"]), String(r.resume?.lost ?? "–"), String(r.resume?.dup ?? "–"), String(r.resume?.unfinished ?? "–")]),
+      ),
+    );
+  }
+  const w4 = of("W4");
+  if (w4.length) {
+    out.push("W4 — cancel (ms from sending cancel)");
+    out.push(
+      table(
+        ["target", "load", "→ end p50 / p99 / max", "→ ok p50 / p99", "tokens after cancel p50 / max", "tokens after ok", "not cancelled"],
+        w4.map((r) => {
+          const c = r.cancel;
+          return [r.target, r.label, ms(c?.toEndMs), ms(c?.toOkMs, ["p50", "p99"]), ms(c?.tokensAfterCancel, ["p50", "max"]), String(c?.tokensAfterOk ?? "–"), String(c?.notCancelled ?? "–")];
+        }),
+      ),
+    );
+  }
+  const w5 = of("W5");
+  if (w5.length) {
+    out.push("W5 — idle sockets on one server process (RSS delta per socket)");
+    out.push(
+      table(
+        ["target", "sockets open", "KiB per socket (conn process)", "KiB per socket (all processes)"],
+        w5.map((r) => [r.target, `${r.idle?.opened ?? 0}${r.idle?.failed ? ` (${r.idle.failed} failed)` : ""}`, f(r.rssPerConnKiB?.conn), f(r.rssPerConnKiB?.all)]),
+      ),
+    );
+  }
+  const notes = records.flatMap((r) => r.notes.map((n) => `- ${r.workload} ${r.target}: ${n}`));
+  if (notes.length) out.push(`Notes:\n${notes.join("\n")}`);
+  return out.join("\n\n");
+}
