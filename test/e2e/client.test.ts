@@ -89,6 +89,22 @@ describe("client library over a flaky network", () => {
     await b.close();
   });
 
+  it("client.steer(rid) and client.cancel(rid) work without a handle (another tab, after a reload)", async () => {
+    const owner = new UnbrokenClient({ url: stack.url, WebSocket, reconnect: fastReconnect });
+    const other = new UnbrokenClient({ url: stack.url, WebSocket, reconnect: fastReconnect });
+    const r = owner.generate({ prompt: "write 400 words steered from elsewhere" });
+    await new Promise<void>((resolve) => r.onEvent((e) => e.seq >= 4 && resolve()));
+    await other.steer(r.rid, "mention comets");
+    await new Promise<void>((resolve) => r.onEvent((e) => e.event.kind === "steer" && resolve()));
+    await other.cancel(r.rid);
+    const end = await r.done;
+    assert.equal(end.reason, "cancelled");
+    await assert.rejects(other.steer(r.rid, "again"), (err: { code?: string }) => err.code === "finished");
+    await assert.rejects(other.cancel("bad rid!"), (err: { code?: string }) => err.code === "bad_request");
+    await owner.close();
+    await other.close();
+  });
+
   it("steer() lands in the same response; steering an ended response rejects finished", async () => {
     const client = new UnbrokenClient({ url: stack.url, WebSocket, reconnect: fastReconnect });
     const r = client.generate({ prompt: "write 120 words about bridges" });

@@ -272,19 +272,38 @@ export class UnbrokenClient {
     }
   }
 
-  #cancel(s: ResponseStream): Promise<void> {
-    if (this.#closedError) return Promise.reject(this.#closedError);
-    if (s.state === "ended") return Promise.resolve();
-    return this.#ops.run({ type: "cancel", rid: s.rid }, { onDrop: "resend", retryUnavailable: true, gate: this.#gate(s) });
+  /**
+   * Cancels rid, whether or not this client follows it (another tab's answer, one found after
+   * a reload). Resolves once the edge says cancelling is settled.
+   */
+  cancel(rid: string): Promise<void> {
+    const s = this.#entries.get(rid)?.stream;
+    if (s) return this.#cancel(s);
+    if (!isRid(rid)) return Promise.reject(new UnbrokenError("bad_request", "invalid rid", { rid }));
+    return this.#cancel(undefined, rid);
   }
 
-  #steer(s: ResponseStream, text: string): Promise<void> {
+  /** Steers rid, whether or not this client follows it; as `ResponseHandle.steer`. */
+  steer(rid: string, text: string): Promise<void> {
+    if (!isRid(rid)) return Promise.reject(new UnbrokenError("bad_request", "invalid rid", { rid }));
+    return this.#steer(this.#entries.get(rid)?.stream, text, rid);
+  }
+
+  #cancel(s: ResponseStream | undefined, rid = s?.rid ?? ""): Promise<void> {
+    if (this.#closedError) return Promise.reject(this.#closedError);
+    if (s?.state === "ended") return Promise.resolve();
+    const gate = s ? this.#gate(s) : undefined;
+    return this.#ops.run({ type: "cancel", rid }, { onDrop: "resend", retryUnavailable: true, gate });
+  }
+
+  #steer(s: ResponseStream | undefined, text: string, rid = s?.rid ?? ""): Promise<void> {
     if (this.#closedError) return Promise.reject(this.#closedError);
     if (typeof text !== "string" || text.length < 1 || text.length > LIMITS.steerText) {
-      return Promise.reject(new UnbrokenError("bad_request", `steer text must be 1 to ${LIMITS.steerText} characters`, { rid: s.rid }));
+      return Promise.reject(new UnbrokenError("bad_request", `steer text must be 1 to ${LIMITS.steerText} characters`, { rid }));
     }
-    if (s.state === "ended") return Promise.reject(new UnbrokenError("finished", "the response has ended", { rid: s.rid }));
-    return this.#ops.run({ type: "steer", rid: s.rid, text }, { onDrop: "disconnected", retryUnavailable: false, gate: this.#gate(s) });
+    if (s?.state === "ended") return Promise.reject(new UnbrokenError("finished", "the response has ended", { rid }));
+    const gate = s ? this.#gate(s) : undefined;
+    return this.#ops.run({ type: "steer", rid, text }, { onDrop: "disconnected", retryUnavailable: false, gate });
   }
 
   async #unsubscribe(s: ResponseStream): Promise<void> {
