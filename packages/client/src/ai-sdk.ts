@@ -12,33 +12,11 @@ import type { UnbrokenClient } from "./client.js";
 import { UnbrokenError, callSafely, isUnbrokenError } from "./errors.js";
 import type { ResponseEventFrame } from "./frames.js";
 import type { ResponseHandle } from "./response.js";
+import { ChunkMapper, uiMessagesToChatMessages } from "./ai-sdk-chunks.js";
+import { memoryChatStore, type ChatResponseRecord, type ChatResponseStore } from "./ai-sdk-store.js";
 
-/** What the transport remembers about a chat's latest answer. */
-export interface ChatResponseRecord {
-  /** The response id of the answer. */
-  rid: string;
-  /** The last seq the consumer has read; written only with `resume: "continue"`. */
-  seq?: number;
-}
-
-/**
- * Where the transport remembers the answer each chat is streaming, so `reconnectToStream` finds
- * it. The default is an in-memory Map (reconnect works while the page lives); in a browser pass
- * `webStorageChatStore(localStorage)` so it also works after a reload. Synchronous on purpose:
- * `localStorage` is, and the transport needs the answer before its first await.
- */
-export interface ChatResponseStore {
-  get(chatId: string): ChatResponseRecord | undefined;
-  set(chatId: string, value: ChatResponseRecord): void;
-  delete(chatId: string): void;
-}
-
-/** The part of the Web Storage API (`localStorage`, `sessionStorage`) the store uses. */
-export interface StorageLike {
-  getItem(key: string): string | null;
-  setItem(key: string, value: string): void;
-  removeItem(key: string): void;
-}
+export { uiMessagesToChatMessages } from "./ai-sdk-chunks.js";
+export { webStorageChatStore, type ChatResponseRecord, type ChatResponseStore, type StorageLike } from "./ai-sdk-store.js";
 
 export interface UnbrokenChatTransportOptions<UI_MESSAGE extends UIMessage = UIMessage> {
   client: UnbrokenClient;
@@ -90,8 +68,6 @@ const noop = (): void => undefined;
 
 /** Edge answers after which there is nothing to reconnect to. */
 const GONE_CODES = new Set(["not_found", "gone", "forbidden"]);
-
-const FINISH_REASON = { stop: "stop", length: "length", error: "error", cancelled: "other" } as const;
 
 /**
  * `useChat({ transport: new UnbrokenChatTransport({ client }) })`.
@@ -362,116 +338,6 @@ export class UnbrokenChatTransport<UI_MESSAGE extends UIMessage = UIMessage> imp
       if (this.#store.get(chatId)?.rid === rid) this.#store.delete(chatId);
     });
   }
-}
-
-/** Turns one response's event frames into UI message chunks (the `start` chunk is sent before). */
-class ChunkMapper {
-  readonly #rid: string;
-  #textId: string | undefined;
-
-  constructor(rid: string) {
-    this.#rid = rid;
-  }
-
-  map(frame: ResponseEventFrame): UIMessageChunk[] {
-    const ev = frame.event;
-    const out: UIMessageChunk[] = [];
-    switch (ev.kind) {
-      case "token":
-        if (typeof ev.text !== "string" || ev.text === "") break;
-        if (this.#textId === undefined) {
-          // Named after the seq it starts at, so a replay gives the same ids.
-          this.#textId = `text-${frame.seq}`;
-          out.push({ type: "text-start", id: this.#textId });
-        }
-        out.push({ type: "text-delta", id: this.#textId, delta: ev.text });
-        break;
-      case "steer":
-        // The text after a steer is a new part, so the marker sits where it took effect.
-        this.#closeText(out);
-        out.push({ type: "steering-message", id: `${this.#rid}-steer-${frame.seq}`, parts: [{ type: "text", text: ev.text }] });
-        break;
-      case "end": {
-        this.#closeText(out);
-        if (ev.reason === "error") {
-          const code = ev.error?.code ?? "error";
-          out.push({ type: "error", errorText: `${code}: ${ev.error?.message ?? "the generation failed"}` });
-        } else if (ev.reason === "cancelled") {
-          out.push({ type: "abort", reason: "cancelled" });
-        }
-        out.push({ type: "finish", finishReason: FINISH_REASON[ev.reason] ?? "other" });
-        break;
-      }
-      default:
-        break; // `start`, and kinds a later edge may add
-    }
-    return out;
-  }
-
-  #closeText(out: UIMessageChunk[]): void {
-    if (this.#textId === undefined) return;
-    out.push({ type: "text-end", id: this.#textId });
-    this.#textId = undefined;
-  }
-}
-
-/**
- * The default `toMessages`: each message's text parts joined, roles kept (`system`, `user`,
- * `assistant`). A steer inside an assistant answer becomes a user message between its two
- * halves. Messages without text are left out, and at most the last 256 are sent.
- */
-export function uiMessagesToChatMessages(messages: readonly UIMessage[]): ChatMessage[] {
-  const out: ChatMessage[] = [];
-  const push = (role: ChatMessage["role"], content: string): void => {
-    if (content !== "") out.push({ role, content });
-  };
-  for (const message of messages) {
-    const role = message.role;
-    if (role !== "system" && role !== "user" && role !== "assistant") continue;
-    let text = "";
-    for (const part of message.parts) {
-      if (part.type === "text") text += part.text;
-      else if (part.type === "steering-message") {
-        push(role, text);
-        text = "";
-        push("user", part.parts.map((p) => (p.type === "text" ? p.text : "")).join(""));
-      }
-    }
-    push(role, text);
-  }
-  return out.slice(-LIMITS.messages);
-}
-
-/** A store in `localStorage` or `sessionStorage`: one key per chat, `prefix` + chatId. */
-export function webStorageChatStore(storage: StorageLike, prefix = "unbroken:chat:"): ChatResponseStore {
-  return {
-    get(chatId) {
-      const raw = storage.getItem(prefix + chatId);
-      if (raw === null) return undefined;
-      try {
-        const value = JSON.parse(raw) as Partial<ChatResponseRecord> | null;
-        if (typeof value?.rid !== "string") return undefined;
-        return typeof value.seq === "number" ? { rid: value.rid, seq: value.seq } : { rid: value.rid };
-      } catch {
-        return undefined;
-      }
-    },
-    set(chatId, value) {
-      storage.setItem(prefix + chatId, JSON.stringify(value));
-    },
-    delete(chatId) {
-      storage.removeItem(prefix + chatId);
-    },
-  };
-}
-
-function memoryChatStore(): ChatResponseStore {
-  const map = new Map<string, ChatResponseRecord>();
-  return {
-    get: (chatId) => map.get(chatId),
-    set: (chatId, value) => void map.set(chatId, value),
-    delete: (chatId) => void map.delete(chatId),
-  };
 }
 
 function abortError(signal: AbortSignal | undefined): unknown {
