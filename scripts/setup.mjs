@@ -3,7 +3,9 @@
 // available. Runs before node_modules exists, so it uses node builtins only.
 //
 // Flags: --quiet (no progress output), --no-nats (skip the nats-server check),
-// --browser (make sure Chromium is there for the browser tests; `npm test` passes it).
+// --browser (make sure Chromium is there for the browser tests; `npm test` passes it),
+// --deploy (make sure HAProxy and docker compose are there for test/e2e/topology; `npm test`
+// passes it).
 // The nats-server check is also skipped when NATS_URL is set (external broker).
 
 import { spawnSync } from 'node:child_process';
@@ -16,6 +18,7 @@ const argv = process.argv.slice(2);
 const quiet = argv.includes('--quiet');
 const noNats = argv.includes('--no-nats') || Boolean(process.env.NATS_URL);
 const browser = argv.includes('--browser');
+const deploy = argv.includes('--deploy');
 
 const log = (msg) => {
   if (!quiet) process.stderr.write(`[setup] ${msg}\n`);
@@ -120,6 +123,40 @@ if (browser) {
     process.stderr.write(
       `[setup] warning: chromium not found${process.env.CHROMIUM_BIN ? ` (CHROMIUM_BIN=${process.env.CHROMIUM_BIN} is not executable)` : ''}: ` +
         'the browser tests will fail. Install it (Debian/Ubuntu as root: apt-get install chromium) or set CHROMIUM_BIN.\n',
+    );
+  }
+}
+
+// 5. HAProxy and docker compose for test/e2e/topology.test.ts, which runs deploy/haproxy.cfg in
+// front of local edges and checks docker-compose.yml with `docker compose config` (no daemon
+// needed). Debian's packages `haproxy` and `docker-compose` (the standalone v1 CLI; the test
+// uses the `docker compose` plugin instead when it is there). Like Chromium: installed as root
+// on Debian/Ubuntu, otherwise a warning, and those tests fail saying what to install.
+function hasCompose() {
+  const plugin = spawnSync('docker', ['compose', 'version'], { stdio: 'ignore' });
+  return plugin.status === 0 || Boolean(onPath('docker-compose'));
+}
+
+function findHaproxy() {
+  if (process.env.HAPROXY_BIN) return isExecutableFile(process.env.HAPROXY_BIN) ? process.env.HAPROXY_BIN : undefined;
+  return onPath('haproxy') ?? ['/usr/sbin/haproxy', '/usr/local/sbin/haproxy'].find(isExecutableFile);
+}
+
+if (deploy) {
+  const missing = [];
+  if (!findHaproxy() && !process.env.HAPROXY_BIN) missing.push('haproxy');
+  if (!hasCompose()) missing.push('docker-compose');
+  if (missing.length > 0 && process.getuid?.() === 0 && onPath('apt-get')) {
+    log(`${missing.join(' and ')} not found; installing with apt-get (for the topology tests)`);
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    run('apt-get', ['update'], env);
+    run('apt-get', ['install', '-y', '--no-install-recommends', ...missing], env);
+  }
+  const still = [findHaproxy() ? '' : 'haproxy', hasCompose() ? '' : 'docker compose'].filter(Boolean);
+  if (still.length > 0) {
+    process.stderr.write(
+      `[setup] warning: ${still.join(' and ')} not found: the topology tests will fail. ` +
+        'Install them (Debian/Ubuntu as root: apt-get install haproxy docker-compose).\n',
     );
   }
 }

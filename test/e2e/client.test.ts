@@ -94,8 +94,10 @@ describe("client library over a flaky network", () => {
     const other = new UnbrokenClient({ url: stack.url, WebSocket, reconnect: fastReconnect });
     const r = owner.generate({ prompt: "write 400 words steered from elsewhere" });
     await new Promise<void>((resolve) => r.onEvent((e) => e.seq >= 4 && resolve()));
+    // Listening first: `ok` comes once the steer event is in the log, which may reach `r` first.
+    const steered = new Promise<void>((resolve) => r.onEvent((e) => e.event.kind === "steer" && resolve()));
     await other.steer(r.rid, "mention comets");
-    await new Promise<void>((resolve) => r.onEvent((e) => e.event.kind === "steer" && resolve()));
+    await steered;
     await other.cancel(r.rid);
     const end = await r.done;
     assert.equal(end.reason, "cancelled");

@@ -1,4 +1,4 @@
-import { PROTOCOL_VERSION } from "@unbroken/protocol";
+import { CLOSE_SLOW_CONSUMER, CLOSE_UNAUTHORIZED, PROTOCOL_VERSION } from "@unbroken/protocol";
 import { Backoff, type BackoffOptions } from "./backoff.js";
 import { UnbrokenError, callSafely } from "./errors.js";
 import { decodeServerFrame, type IncomingFrame, type WelcomeInfo } from "./frames.js";
@@ -161,7 +161,10 @@ export class Connection {
     sock.addEventListener("close", (ev) => {
       if (sock !== this.#socket) return;
       const why = `socket closed (code ${ev.code ?? "?"}${ev.reason ? `: ${ev.reason}` : ""})`;
-      if (ev.code === 4401) this.#fatal(new UnbrokenError("unauthorized", `the edge refused the token: ${why}`));
+      if (ev.code === CLOSE_UNAUTHORIZED) this.#fatal(new UnbrokenError("unauthorized", `the edge refused the token: ${why}`));
+      // Every other code is a drop: reconnect and resume from the last seq. With 4008 the edge
+      // cut a socket this side did not read fast enough (a stalled tab, a slow link).
+      else if (ev.code === CLOSE_SLOW_CONSUMER) this.#lost(`the edge closed a socket that fell behind (slow consumer): ${why}`, false);
       else this.#lost(why, false);
     });
     sock.addEventListener("error", (ev) => {

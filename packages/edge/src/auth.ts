@@ -1,28 +1,71 @@
-import { ProtocolError } from "@unbroken/protocol";
-import { jwtVerify } from "jose";
+import { ProtocolError, isRid } from "@unbroken/protocol";
+import { jwtVerify, type JWTPayload } from "jose";
 import type { EdgeConfig } from "./config.js";
 
 /** With auth off every socket acts as this one owner: anyone who knows a rid may read it. */
 export const ANONYMOUS = "anonymous";
 
-export type Authenticate = (token: string | undefined) => Promise<string>;
+/** What a response-scoped (capability) token may do to its one response. */
+export const SCOPES = ["read", "steer", "cancel"] as const;
+export type Scope = (typeof SCOPES)[number];
 
-/** Returns a function from a hello token to the owner it proves, or an `unauthorized` error. */
-export function authenticator(auth: EdgeConfig["auth"]): Authenticate {
-  if (auth.mode === "none") return async () => ANONYMOUS;
+/**
+ * Who a socket or an HTTP request acts as. An owner token (or auth off) acts on the responses
+ * of its owner and may generate; a capability token grants exactly `scope` on exactly `rid`,
+ * whoever owns it, and nothing else, until `expiresAt`.
+ */
+export type Principal =
+  | { kind: "owner"; owner: string }
+  | { kind: "capability"; rid: string; scope: ReadonlySet<Scope>; expiresAt: number; sub: string | undefined };
+
+export type Authenticate = (token: string | undefined) => Promise<Principal>;
+
+const unauthorized = (message: string, cause?: unknown) => new ProtocolError("unauthorized", message, { cause });
+
+/** Returns a function from a hello (or Bearer) token to the principal it proves, or an `unauthorized` error. */
+export function authenticator(auth: EdgeConfig["auth"], capabilityMaxTtlMs = 24 * 3_600_000): Authenticate {
+  if (auth.mode === "none") return async () => ({ kind: "owner", owner: ANONYMOUS });
   const key = new TextEncoder().encode(auth.secret);
   return async (token) => {
-    if (token === undefined || token.length === 0) throw new ProtocolError("unauthorized", "a token is required");
+    if (token === undefined || token.length === 0) throw unauthorized("a token is required");
+    let payload: JWTPayload;
     try {
       // Only HS256: `none` and every other algorithm are refused by the allow-list.
-      const { payload } = await jwtVerify(token, key, { algorithms: ["HS256"] });
-      if (typeof payload.sub !== "string" || payload.sub.length === 0) {
-        throw new ProtocolError("unauthorized", "the token has no subject");
-      }
-      return payload.sub;
+      ({ payload } = await jwtVerify(token, key, { algorithms: ["HS256"] }));
     } catch (err) {
-      if (err instanceof ProtocolError) throw err;
-      throw new ProtocolError("unauthorized", "invalid or expired token", { cause: err });
+      throw unauthorized("invalid or expired token", err);
     }
+    if (payload["rid"] !== undefined || payload["scope"] !== undefined) return capability(payload, capabilityMaxTtlMs);
+    if (typeof payload.sub !== "string" || payload.sub.length === 0) throw unauthorized("the token has no subject");
+    return { kind: "owner", owner: payload.sub };
   };
+}
+
+/** A token with `rid` and `scope`: checked strictly, since it is meant to be handed around. */
+function capability(payload: JWTPayload, maxTtlMs: number): Principal {
+  const { rid, scope, exp, iat } = payload as JWTPayload & { rid?: unknown; scope?: unknown };
+  if (!isRid(rid)) throw unauthorized("a response-scoped token needs a valid rid claim");
+  const words = typeof scope === "string" ? scope.split(" ").filter((w) => w.length > 0) : Array.isArray(scope) ? scope : undefined;
+  if (words === undefined || words.length === 0 || !words.every((w): w is Scope => (SCOPES as readonly unknown[]).includes(w))) {
+    throw unauthorized(`a response-scoped token needs a scope of ${SCOPES.join(", ")} (space-separated)`);
+  }
+  if (typeof exp !== "number") throw unauthorized("a response-scoped token needs an exp claim");
+  const maxSeconds = maxTtlMs / 1000;
+  const now = Date.now() / 1000;
+  if (exp - now > maxSeconds || (typeof iat === "number" && exp - iat > maxSeconds)) {
+    throw unauthorized(`a response-scoped token may live at most ${maxSeconds} s (exp - iat)`);
+  }
+  const sub = typeof payload.sub === "string" ? payload.sub : undefined;
+  return { kind: "capability", rid, scope: new Set(words), expiresAt: exp * 1000, sub };
+}
+
+/** The owner a principal generates as; a capability token starts nothing. */
+export function generatingOwner(p: Principal): string {
+  if (p.kind === "owner") return p.owner;
+  throw new ProtocolError("forbidden", "a response-scoped token cannot start generations");
+}
+
+/** For logs: who acted. */
+export function describePrincipal(p: Principal): string {
+  return p.kind === "owner" ? p.owner : `capability:${p.rid}:${[...p.scope].join("+")}${p.sub ? `:${p.sub}` : ""}`;
 }

@@ -67,14 +67,21 @@ const FINISH: Record<EndEvent["reason"], string> = { stop: "stop", length: "leng
  */
 export async function chatCompletions(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   try {
-    const owner = await ctx.owner(req);
+    const principal = await ctx.principal(req);
     const parsed = requestSchema.safeParse(await readJsonBody(req, ctx.maxBodyBytes));
     if (!parsed.success) throw new ProtocolError("bad_request", describeIssues(parsed.error.issues));
     const asked = req.headers[RID_HEADER];
     const rid = typeof asked === "string" && isRid(asked) ? asked : `chatcmpl-${newRid()}`;
-    const { record } = await ctx.responses.generate(owner, toGenerate(parsed.data, rid));
+    const { record } = await ctx.responses.generate(principal, toGenerate(parsed.data, rid));
     const reply = parsed.data.stream ? new StreamReply(res, rid, parsed.data) : new WholeReply(res, rid);
-    const sub = new Subscription(ctx.subscriptions, rid, 0, (e) => reply.event(e), () => undefined);
+    const sub = new Subscription(ctx.subscriptions, rid, 0, (e) => {
+      reply.event(e);
+      // A reader that stopped reading is cut off; it can follow the rest at /v1/responses/{id}/events.
+      if (res.writableLength > ctx.limits.maxSocketBuffer && !res.destroyed) {
+        res.destroy();
+        ctx.onSlowConsumer?.();
+      }
+    }, () => undefined, { onGone: () => res.destroy() });
     res.on("close", () => sub.close());
     sub.start(record);
   } catch (err) {

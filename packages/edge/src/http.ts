@@ -1,7 +1,9 @@
 import { ProtocolError } from "@unbroken/protocol";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
-import type { Authenticate } from "./auth.js";
+import type { Authenticate, Principal } from "./auth.js";
+import type { EdgeLimits } from "./config.js";
+import type { TokenBuckets } from "./limits.js";
 import { bearerToken, sendError, sendJson } from "./http-util.js";
 import type { ResponseService } from "./responses.js";
 import { chatCompletions } from "./chat-completions.js";
@@ -15,16 +17,22 @@ export interface HttpContext {
   ready(): boolean;
   responses: ResponseService;
   subscriptions: SubscriptionDeps;
-  /** The owner a request acts as: from `Authorization: Bearer` when auth is on. */
-  owner(req: IncomingMessage): Promise<string>;
+  /** Who a request acts as: from `Authorization: Bearer` when auth is on. */
+  principal(req: IncomingMessage): Promise<Principal>;
   heartbeatMs: number;
+  limits: EdgeLimits;
+  /** New connections and /v1 requests per client address; undefined = unlimited. */
+  connections: TokenBuckets | undefined;
+  address(req: IncomingMessage): string;
+  /** Counts streams cut as slow consumers. */
+  onSlowConsumer?(): void;
   maxBodyBytes: number;
   /** Directory of the demo page, served at `/`; none when undefined. */
   webRoot: string | undefined;
   log: Logger;
 }
 
-export function ownerFromRequest(authenticate: Authenticate): (req: IncomingMessage) => Promise<string> {
+export function principalFromRequest(authenticate: Authenticate): (req: IncomingMessage) => Promise<Principal> {
   return async (req) => authenticate(bearerToken(req));
 }
 
@@ -46,12 +54,17 @@ export function httpHandler(ctx: HttpContext): (req: IncomingMessage, res: Serve
 }
 
 async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const url = new URL(req.url ?? "/", "http://edge");
+  const url = parseUrl(req.url);
   const method = req.method ?? "GET";
   if (url.pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
   if (url.pathname === "/readyz") {
     const ready = ctx.ready();
     return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "nats unreachable" });
+  }
+  if (url.pathname.startsWith("/v1/") && ctx.connections && !ctx.connections.take(ctx.address(req))) {
+    const { rate, burst } = ctx.connections;
+    const message = `too many requests from this address: ${rate} per second, ${burst} at once (CONNECTION_RATE, CONNECTION_BURST)`;
+    return sendJson(res, 429, { code: "rate_limited", message }, { "retry-after": "1" });
   }
   let pathMatched = false;
   for (const [m, pattern, route] of ROUTES) {
@@ -63,4 +76,13 @@ async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerRespons
   if (pathMatched) return sendJson(res, 405, { code: "bad_request", message: `method ${method} not allowed here` });
   if ((method === "GET" || method === "HEAD") && ctx.webRoot && (await serveStatic(ctx.webRoot, url.pathname, req, res))) return;
   throw new ProtocolError("not_found", "no such path");
+}
+
+/** The request target as a URL; a target that is not one is `bad_request`, never a crash. */
+function parseUrl(target: string | undefined): URL {
+  try {
+    return new URL(target ?? "/", "http://edge");
+  } catch {
+    throw new ProtocolError("bad_request", "the request target is not a valid URL");
+  }
 }

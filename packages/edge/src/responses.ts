@@ -1,4 +1,5 @@
 import {
+  LIMITS,
   ProtocolError,
   controlReplySchema,
   controlSubject,
@@ -21,6 +22,10 @@ import {
   type Broker,
 } from "@unbroken/store";
 import type { Logger } from "pino";
+import { generatingOwner, type Principal, type Scope } from "./auth.js";
+import type { EdgeLimits } from "./config.js";
+import { ActiveGenerations, TokenBuckets, checkRequest, rateLimited } from "./limits.js";
+import { goneError, type Retention } from "./retention.js";
 
 export interface ResponseServiceOptions {
   /** Auth on: a missing rid answers like another owner's (forbidden), never not_found. */
@@ -28,6 +33,14 @@ export interface ResponseServiceOptions {
   queueTimeoutMs: number;
   /** How long to wait for the worker to settle a cancel or take a steer. */
   controlTimeoutMs?: number;
+  limits: EdgeLimits;
+  /** Tells expired responses (gone) from unknown ones; without it both are not_found. */
+  retention?: Retention;
+}
+
+/** Where a generate comes from: a socket's session id (for the per-socket limit), or HTTP. */
+export interface GenerateSource {
+  session?: string;
 }
 
 const HIDDEN = "no response with this rid is accessible to you";
@@ -45,19 +58,72 @@ const MAX_QUEUED_STEERS = 32;
  * create (idempotently), authorize, cancel, steer. All state lives in NATS.
  */
 export class ResponseService {
+  /** Generations started through this edge and not ended, per socket and per owner. */
+  readonly generations: ActiveGenerations;
+  private readonly steerBuckets: TokenBuckets;
+
   constructor(
     private readonly broker: Broker,
     private readonly opts: ResponseServiceOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.generations = new ActiveGenerations(async (rid) => {
+      const stored = await broker.records.get(rid);
+      return stored !== null && stored.record.status !== "ended";
+    }, log);
+    this.steerBuckets = new TokenBuckets(opts.limits.steerRate, opts.limits.steerBurst);
+  }
 
   private ensureConnected(): void {
     if (!this.broker.connected) throw new ProtocolError("unavailable", "the message broker cannot be reached; retry");
   }
 
-  async generate(owner: string, frame: GenerateFrame): Promise<{ rid: string; existing: boolean; record: ResponseRecord }> {
+  async generate(
+    principal: Principal,
+    asked: GenerateFrame,
+    source: GenerateSource = {},
+  ): Promise<{ rid: string; existing: boolean; record: ResponseRecord }> {
+    const owner = generatingOwner(principal);
+    const frame = checkRequest(asked, this.opts.limits, LIMITS.maxTokens);
     this.ensureConnected();
     const rid = frame.rid ?? newRid();
+    const ownerKey = `o:${owner}`;
+    const tracked = this.generations.has(ownerKey, rid);
+    await this.admit(owner, ownerKey, source.session, rid, frame.rid !== undefined);
+    try {
+      const result = await this.create(owner, rid, frame);
+      this.generations.confirm(rid);
+      return result;
+    } catch (err) {
+      if (!tracked) this.generations.remove(rid);
+      throw err;
+    }
+  }
+
+  /**
+   * Reserves a slot under the socket's and the owner's limits, asking the store about the
+   * slots when one is full. A generate re-sent for an existing response starts nothing and
+   * passes.
+   */
+  private async admit(owner: string, ownerKey: string, session: string | undefined, rid: string, clientRid: boolean): Promise<void> {
+    const { generationsPerSocket, generationsPerOwner } = this.opts.limits;
+    const keys: Array<[string, number]> = [[ownerKey, generationsPerOwner]];
+    if (session !== undefined) keys.push([`s:${session}`, generationsPerSocket]);
+    let full = this.generations.tryAdd(rid, keys);
+    if (full === undefined) return;
+    await this.generations.prune(full);
+    full = this.generations.tryAdd(rid, keys);
+    if (full === undefined) return;
+    if (clientRid) {
+      const stored = await this.broker.records.get(rid).catch(() => null);
+      if (stored?.record.owner === owner) return;
+    }
+    throw full === ownerKey
+      ? rateLimited(`at most ${generationsPerOwner} generations of one owner may run at once on this edge (MAX_GENERATIONS_PER_OWNER)`, rid)
+      : rateLimited(`at most ${generationsPerSocket} generations started on one socket may run at once (MAX_GENERATIONS_PER_SOCKET)`, rid);
+  }
+
+  private async create(owner: string, rid: string, frame: GenerateFrame): Promise<{ rid: string; existing: boolean; record: ResponseRecord }> {
     const request = { messages: frame.messages, prompt: frame.prompt, params: frame.params };
     const record: ResponseRecord = {
       v: 1,
@@ -72,6 +138,8 @@ export class ResponseService {
     try {
       const created = await this.broker.records.create(record);
       if (created === null) return await this.existing(owner, rid);
+      // Not awaited: the rid's owner entry only serves a later `gone`, never this generate.
+      void this.opts.retention?.remember(rid, owner);
       await this.enqueue(rid);
       this.log.info({ rid, owner }, "response queued");
       return { rid, existing: false, record };
@@ -96,18 +164,49 @@ export class ResponseService {
     await this.broker.js.publish(requestSubject(rid), JSON.stringify({ rid }), { msgID: `req:${rid}` });
   }
 
-  /** The record of rid if `owner` may use it; otherwise the error that reveals nothing. */
-  async authorize(owner: string, rid: string): Promise<ResponseRecord> {
+  /**
+   * The record of rid if `principal` may do `action` to it; otherwise the error that reveals
+   * nothing (forbidden, or not_found with auth off). An owner may do everything to its own
+   * responses; a capability token exactly its scope to its one rid. A response past RETENTION
+   * is `gone` for whoever could have used it.
+   */
+  async authorize(principal: Principal, rid: string, action: Scope): Promise<ResponseRecord> {
+    if (principal.kind === "capability") {
+      if (principal.rid !== rid) throw new ProtocolError("forbidden", HIDDEN, { rid });
+      if (!principal.scope.has(action)) throw new ProtocolError("forbidden", `this token does not allow ${action}`, { rid });
+      if (Date.now() >= principal.expiresAt) throw new ProtocolError("unauthorized", "the token has expired", { rid });
+    }
     this.ensureConnected();
-    let stored;
+    const allowed = (owner: string) => principal.kind === "capability" || principal.owner === owner;
     try {
-      stored = await this.broker.records.get(rid);
+      const stored = await this.broker.records.get(rid);
+      if (stored && allowed(stored.record.owner)) return stored.record;
+      if (!stored && this.opts.retention) {
+        const former = await this.opts.retention.formerOwner(rid);
+        if (former !== undefined && allowed(former)) throw goneError(rid);
+      }
+      if (this.opts.authOn || stored) throw new ProtocolError("forbidden", HIDDEN, { rid });
+      throw new ProtocolError("not_found", "no response with this rid", { rid });
     } catch (err) {
       throw toProtocolError(err, rid);
     }
-    if (stored && stored.record.owner === owner) return stored.record;
-    if (this.opts.authOn || stored) throw new ProtocolError("forbidden", HIDDEN, { rid });
-    throw new ProtocolError("not_found", "no response with this rid", { rid });
+  }
+
+  /**
+   * Like `authorize` for reading from `after`, and `gone` when those events have expired. The
+   * check is made before answering for an ended response; should it fail (NATS busy electing
+   * a leader), the reader's follower still finds out and says `gone` after `ok`.
+   */
+  async authorizeRead(principal: Principal, rid: string, after: number): Promise<ResponseRecord> {
+    const record = await this.authorize(principal, rid, "read");
+    if (record.status !== "ended" || !this.opts.retention) return record;
+    try {
+      await this.opts.retention.assertReadable(record, after);
+    } catch (err) {
+      if (err instanceof ProtocolError && err.code === "gone") throw err;
+      this.log.debug({ rid, err: String(err) }, "could not check the log's first event");
+    }
+    return record;
   }
 
   /** Ends rid with `no_worker` if it has waited in the queue past QUEUE_TIMEOUT. */
@@ -122,8 +221,8 @@ export class ResponseService {
     return ended;
   }
 
-  async cancel(owner: string, rid: string): Promise<void> {
-    let record = await this.authorize(owner, rid);
+  async cancel(principal: Principal, rid: string): Promise<void> {
+    let record = await this.authorize(principal, rid, "cancel");
     try {
       for (let attempt = 0; attempt < 10; attempt++) {
         if (record.status === "ended") return;
@@ -146,7 +245,7 @@ export class ResponseService {
           }
         }
         await sleep(50 * (attempt + 1));
-        record = await this.authorize(owner, rid);
+        record = await this.authorize(principal, rid, "cancel");
       }
     } catch (err) {
       throw toProtocolError(err, rid);
@@ -154,9 +253,13 @@ export class ResponseService {
     throw new ProtocolError("unavailable", "cancel could not be settled; retry", { rid });
   }
 
-  async steer(owner: string, rid: string, text: string): Promise<void> {
-    let record = await this.authorize(owner, rid);
+  async steer(principal: Principal, rid: string, text: string): Promise<void> {
+    let record = await this.authorize(principal, rid, "steer");
     const finished = new ProtocolError("finished", "the response has ended", { rid });
+    if (record.status !== "ended" && !this.steerBuckets.take(rid)) {
+      const { steerRate, steerBurst } = this.opts.limits;
+      throw rateLimited(`steering too fast: at most ${steerRate} per second per response, ${steerBurst} at once (STEER_RATE, STEER_BURST)`, rid);
+    }
     try {
       for (let attempt = 0; attempt < 10; attempt++) {
         if (record.status === "ended") throw finished;
@@ -173,7 +276,7 @@ export class ResponseService {
           }
         }
         await sleep(50 * (attempt + 1));
-        record = await this.authorize(owner, rid);
+        record = await this.authorize(principal, rid, "steer");
       }
     } catch (err) {
       throw toProtocolError(err, rid);
@@ -220,13 +323,15 @@ export class ResponseService {
   /**
    * A subscriber saw no event for WORKER_TIMEOUT: if the record says running and no worker
    * answers for it, the worker is gone and nobody else will end the log, so this edge does.
-   * Returns true when it wrote that end.
+   * Returns true when the response has ended (by this call or before), so its `end` is in the log.
    */
   async endIfAbandoned(rid: string): Promise<boolean> {
     const stored = await this.broker.records.get(rid);
+    if (stored?.record.status === "ended") return true;
     if (stored?.record.status !== "running") return false;
     if ((await this.control(rid, { op: "status" })) !== "no_worker") return false;
-    return this.endOrphan(rid, WORKER_LOST);
+    await this.endOrphan(rid, WORKER_LOST);
+    return true;
   }
 
   /**

@@ -14,25 +14,25 @@ function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown): T {
 
 /** `POST /v1/responses`: the body of a `generate` frame; 202 once durably queued. */
 export async function createResponse(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const owner = await ctx.owner(req);
+  const principal = await ctx.principal(req);
   const body = await readJsonBody(req, ctx.maxBodyBytes);
   if (typeof body !== "object" || body === null || Array.isArray(body)) throw new ProtocolError("bad_request", "body must be a JSON object");
   const frame = parseOrThrow(generateFrameSchema, { ...body, type: "generate" });
-  const { rid, existing } = await ctx.responses.generate(owner, frame);
+  const { rid, existing } = await ctx.responses.generate(principal, frame);
   sendJson(res, 202, { rid, existing }, { location: `/v1/responses/${rid}/events` });
 }
 
 /** `POST /v1/responses/{rid}/cancel`: 200 once cancelling is settled. */
 export async function cancelResponse(ctx: HttpContext, rid: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const owner = await ctx.owner(req);
-  await ctx.responses.cancel(owner, parseOrThrow(ridSchema, rid));
+  const principal = await ctx.principal(req);
+  await ctx.responses.cancel(principal, parseOrThrow(ridSchema, rid));
   sendJson(res, 200, {});
 }
 
 /** `POST /v1/responses/{rid}/steer` with `{"text"}`: 200 once recorded, 409 when finished. */
 export async function steerResponse(ctx: HttpContext, rid: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const owner = await ctx.owner(req);
+  const principal = await ctx.principal(req);
   const { text } = parseOrThrow(steerBodySchema, await readJsonBody(req, ctx.maxBodyBytes));
-  await ctx.responses.steer(owner, parseOrThrow(ridSchema, rid), text);
+  await ctx.responses.steer(principal, parseOrThrow(ridSchema, rid), text);
   sendJson(res, 200, {});
 }

@@ -1,6 +1,6 @@
 import { Broker } from "@unbroken/store";
 import { randomBytes } from "node:crypto";
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import type { Logger } from "pino";
@@ -8,27 +8,55 @@ import { WebSocketServer } from "ws";
 import { authenticator } from "./auth.js";
 import type { EdgeConfig } from "./config.js";
 import { Heartbeat } from "./heartbeat.js";
-import { httpHandler, ownerFromRequest } from "./http.js";
+import { httpHandler, principalFromRequest } from "./http.js";
+import { TokenBuckets, clientAddress } from "./limits.js";
 import { ResponseService } from "./responses.js";
+import { Retention } from "./retention.js";
 import { Session, type SessionDeps } from "./session.js";
 
 export const WS_PATH = "/v1/ws";
+
+/** How often, and past what age, generations not seen ending are checked against the store. */
+const GENERATION_SWEEP_MS = 30_000;
 
 export interface Edge {
   readonly port: number;
   readonly url: string;
   readonly sessions: number;
+  /** Sockets and SSE streams closed as slow consumers (MAX_SOCKET_BUFFER) since start. */
+  readonly slowConsumers: number;
   /** Drains: goaway to every socket, then closes the listener and the NATS connection. */
   close(): Promise<void>;
 }
 
 export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> {
-  const broker = await Broker.connect({ url: config.natsUrl, name: "unbroken-edge", retentionMs: config.retentionMs, log });
-  const responses = new ResponseService(broker, { authOn: config.auth.mode !== "none", queueTimeoutMs: config.queueTimeoutMs }, log);
+  const broker = await Broker.connect({ url: config.natsUrl, name: "unbroken-edge", retentionMs: config.retentionMs, replicas: config.replicas, log });
+  let retention: Retention;
+  try {
+    retention = await Retention.open(broker, config.retentionMs, log);
+  } catch (err) {
+    await broker.close();
+    throw err;
+  }
+  const responses = new ResponseService(
+    broker,
+    { authOn: config.auth.mode !== "none", queueTimeoutMs: config.queueTimeoutMs, limits: config.limits, retention },
+    log,
+  );
+  // Generations whose end no subscription here saw (an HTTP generate, an unsubscribed socket).
+  const sweep = setInterval(() => void responses.generations.sweep(GENERATION_SWEEP_MS), GENERATION_SWEEP_MS);
+  sweep.unref();
+  const { connectionRate, connectionBurst } = config.limits;
+  const connections = connectionRate > 0 ? new TokenBuckets(connectionRate, connectionBurst) : undefined;
+  const address = (req: IncomingMessage) => clientAddress(req, config.trustProxy);
+  let slowConsumers = 0;
+  const onSlowConsumer = () => void slowConsumers++;
   const deps: SessionDeps = {
     broker,
     responses,
-    authenticate: authenticator(config.auth),
+    limits: config.limits,
+    onSlowConsumer,
+    authenticate: authenticator(config.auth, config.capabilityMaxTtlMs),
     heartbeatMs: config.heartbeatMs,
     helloTimeoutMs: config.helloTimeoutMs,
     queueTimeoutMs: config.queueTimeoutMs,
@@ -43,8 +71,12 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> 
       ready: () => broker.connected,
       responses,
       subscriptions: deps,
-      owner: ownerFromRequest(deps.authenticate),
+      principal: principalFromRequest(deps.authenticate),
       heartbeatMs: config.heartbeatMs,
+      limits: config.limits,
+      connections,
+      address,
+      onSlowConsumer,
       maxBodyBytes: config.maxBodyBytes,
       webRoot: config.webRoot ? path.resolve(config.webRoot) : undefined,
       log,
@@ -54,6 +86,11 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> 
   server.on("upgrade", (req, socket, head) => {
     if ((req.url ?? "").split("?")[0] !== WS_PATH) {
       socket.end("HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n");
+      return;
+    }
+    if (connections && !connections.take(address(req))) {
+      log.warn({ address: address(req) }, "connection refused: CONNECTION_RATE");
+      socket.end("HTTP/1.1 429 Too Many Requests\r\nretry-after: 1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
@@ -81,6 +118,7 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> 
     for (const s of sessions.values()) s.goaway();
     await waitUntil(() => sessions.size === 0, config.drainTimeoutMs);
     for (const ws of wss.clients) ws.terminate();
+    clearInterval(sweep);
     heartbeat.stop();
     wss.close();
     server.closeAllConnections();
@@ -92,6 +130,9 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> 
     url: `ws://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}${WS_PATH}`,
     get sessions() {
       return sessions.size;
+    },
+    get slowConsumers() {
+      return slowConsumers;
     },
     close: () => (closing ??= close()),
   };

@@ -1,4 +1,6 @@
 import {
+  CLOSE_SLOW_CONSUMER,
+  CLOSE_UNAUTHORIZED,
   PROTOCOL_VERSION,
   ProtocolError,
   parseClientFrame,
@@ -10,7 +12,10 @@ import {
 import { toProtocolError } from "@unbroken/store";
 import type { Logger } from "pino";
 import type { RawData, WebSocket } from "ws";
-import type { Authenticate } from "./auth.js";
+import { describePrincipal, type Authenticate, type Principal } from "./auth.js";
+import type { EdgeLimits } from "./config.js";
+import { drained, rateLimited } from "./limits.js";
+import { goneError } from "./retention.js";
 import type { ResponseService } from "./responses.js";
 import { Subscription, type SubscriptionDeps } from "./subscription.js";
 
@@ -19,10 +24,13 @@ export interface SessionDeps extends SubscriptionDeps {
   heartbeatMs: number;
   helloTimeoutMs: number;
   responses: ResponseService;
+  limits: EdgeLimits;
+  /** Counts sockets closed as slow consumers. */
+  onSlowConsumer?(): void;
 }
 
-/** Close codes of our own, beside RFC 6455's. */
-export const CLOSE_UNAUTHORIZED = 4401;
+/** Close codes of our own, beside RFC 6455's (see @unbroken/protocol). */
+export { CLOSE_SLOW_CONSUMER, CLOSE_UNAUTHORIZED };
 
 /** Frames a client may send behind its hello before the verdict; more are refused. */
 const MAX_EARLY_FRAMES = 64;
@@ -36,12 +44,14 @@ type Phase = "hello" | "authenticating" | "ready" | "closed";
  */
 export class Session {
   private phase: Phase = "hello";
-  private owner = "";
+  private principal: Principal = { kind: "owner", owner: "" };
   private readonly subs = new Map<string, Subscription>();
+  /** Subscriptions being set up (authorized, not yet started): they count against the limit. */
+  private pendingSubs = 0;
   private readonly ridChains = new Map<string, Promise<void>>();
   private readonly early: ClientFrame[] = [];
   private readonly helloTimer: ReturnType<typeof setTimeout>;
-  private readonly log: Logger;
+  private log: Logger;
 
   constructor(
     private readonly ws: WebSocket,
@@ -103,7 +113,7 @@ export class Session {
     }
     this.phase = "authenticating";
     try {
-      this.owner = await this.deps.authenticate(token);
+      this.principal = await this.deps.authenticate(token);
     } catch (err) {
       this.early.length = 0;
       return this.refuse(err instanceof ProtocolError ? err.message : "unauthorized", id);
@@ -111,6 +121,7 @@ export class Session {
     if (this.phase !== "authenticating") return;
     clearTimeout(this.helloTimer);
     this.phase = "ready";
+    this.log = this.log.child({ principal: describePrincipal(this.principal) });
     this.send({ type: "welcome", protocol: PROTOCOL_VERSION, session: this.id, heartbeat_ms: this.deps.heartbeatMs });
     for (const f of this.early.splice(0)) this.dispatch(f);
   }
@@ -138,17 +149,18 @@ export class Session {
     try {
       switch (frame.type) {
         case "generate":
-          return await this.generate(frame);
-        case "subscribe": {
-          const record = await responses.authorize(this.owner, frame.rid);
-          this.send(withId({ type: "ok", rid: frame.rid }, frame.id));
-          return await this.follow(frame.rid, frame.after, record);
-        }
+          return await this.withSubscriptionSlot(frame.rid, () => this.generate(frame));
+        case "subscribe":
+          return await this.withSubscriptionSlot(frame.rid, async () => {
+            const record = await responses.authorizeRead(this.principal, frame.rid, frame.after);
+            this.send(withId({ type: "ok", rid: frame.rid }, frame.id));
+            await this.follow(frame.rid, frame.after, record);
+          });
         case "cancel":
-          await responses.cancel(this.owner, frame.rid);
+          await responses.cancel(this.principal, frame.rid);
           return this.send(withId({ type: "ok", rid: frame.rid }, frame.id));
         case "steer":
-          await responses.steer(this.owner, frame.rid, frame.text);
+          await responses.steer(this.principal, frame.rid, frame.text);
           return this.send(withId({ type: "ok", rid: frame.rid }, frame.id));
       }
     } catch (err) {
@@ -157,8 +169,22 @@ export class Session {
     }
   }
 
+  /** Runs `task`, which ends in a new subscription, unless this socket already has as many as allowed. */
+  private async withSubscriptionSlot(rid: string | undefined, task: () => Promise<void>): Promise<void> {
+    const max = this.deps.limits.subscriptionsPerSocket;
+    if (!(rid !== undefined && this.subs.has(rid)) && this.subs.size + this.pendingSubs >= max) {
+      throw rateLimited(`at most ${max} subscriptions per socket (MAX_SUBSCRIPTIONS_PER_SOCKET); unsubscribe from one first`, rid);
+    }
+    this.pendingSubs++;
+    try {
+      await task();
+    } finally {
+      this.pendingSubs--;
+    }
+  }
+
   private async generate(frame: GenerateFrame): Promise<void> {
-    const { rid, existing, record } = await this.deps.responses.generate(this.owner, frame);
+    const { rid, existing, record } = await this.deps.responses.generate(this.principal, frame, { session: this.id });
     this.send(withId({ type: "accepted", rid, existing }, frame.id));
     await this.follow(rid, frame.after ?? 0, record);
   }
@@ -167,8 +193,15 @@ export class Session {
   private async follow(rid: string, after: number, record: Parameters<Subscription["start"]>[0]): Promise<void> {
     if (this.phase === "closed") return;
     this.closeSub(rid);
-    const sub = new Subscription(this.deps, rid, after, (e) => this.sendRaw(e.raw), () => {
+    const forget = () => {
       if (this.subs.get(rid) === sub) this.subs.delete(rid);
+    };
+    const sub = new Subscription(this.deps, rid, after, (e) => this.sendRaw(e.raw), forget, {
+      onGone: () => {
+        forget();
+        this.sendError(goneError(rid), undefined, rid);
+      },
+      pace: () => this.pace(),
     });
     this.subs.set(rid, sub);
     sub.start(record);
@@ -196,7 +229,34 @@ export class Session {
   }
 
   private sendRaw(text: string): void {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.send(text);
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    if (this.ws.bufferedAmount > this.deps.limits.maxSocketBuffer) return this.slowConsumer();
+    this.ws.send(text);
+  }
+
+  /** Replays wait while half of MAX_SOCKET_BUFFER waits for the client, until a quarter does. */
+  private pace(): Promise<void> | undefined {
+    const limit = this.deps.limits.maxSocketBuffer;
+    if (this.ws.bufferedAmount <= limit / 2) return undefined;
+    return drained(
+      () => (this.phase === "closed" || this.ws.readyState !== this.ws.OPEN ? 0 : this.ws.bufferedAmount),
+      limit / 4,
+      () => this.slowConsumer(),
+    );
+  }
+
+  /**
+   * The client stopped reading and MAX_SOCKET_BUFFER bytes wait for it: stop sending and close
+   * with 4008, so its memory here stays bounded and it can resume from its last seq. The close
+   * frame queues behind the unread bytes; a peer that never reads them is cut off by `ws`
+   * after its closing timeout.
+   */
+  private slowConsumer(): void {
+    if (this.phase === "closed") return;
+    this.log.warn({ buffered: this.ws.bufferedAmount, limit: this.deps.limits.maxSocketBuffer }, "slow consumer: closing the socket");
+    this.dispose();
+    this.ws.close(CLOSE_SLOW_CONSUMER, "slow consumer");
+    this.deps.onSlowConsumer?.();
   }
 
   private dispose(): void {
@@ -205,6 +265,7 @@ export class Session {
     clearTimeout(this.helloTimer);
     for (const sub of this.subs.values()) sub.close();
     this.subs.clear();
+    this.deps.responses.generations.dropKey(`s:${this.id}`);
   }
 }
 

@@ -1,6 +1,7 @@
 import { ProtocolError, ridSchema } from "@unbroken/protocol";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { HttpContext } from "./http.js";
+import { drained } from "./limits.js";
 import { Subscription } from "./subscription.js";
 
 /** Where a reader resumes: `Last-Event-ID` wins over `?after=`; both mean "seq > n". */
@@ -15,7 +16,8 @@ function resumeAfter(req: IncomingMessage, query: URLSearchParams): number {
  * `GET /v1/responses/{rid}/events`: the same log as the socket, as Server-Sent Events.
  * Each event is `id: <seq>` plus `data: <the socket's event frame>` with no `event:` line,
  * so EventSource's onmessage sees them all; comments keep an idle stream open; the stream
- * closes after `end`.
+ * closes after `end`. A reader that stops reading (MAX_SOCKET_BUFFER bytes waiting) is cut
+ * off; it reconnects with Last-Event-ID like after any drop.
  */
 export async function streamEvents(
   ctx: HttpContext,
@@ -24,11 +26,11 @@ export async function streamEvents(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
-  const owner = await ctx.owner(req);
+  const principal = await ctx.principal(req);
   const rid = ridSchema.safeParse(rawRid);
   if (!rid.success) throw new ProtocolError("bad_request", "rid must match ^[A-Za-z0-9_-]{8,64}$");
   const after = resumeAfter(req, query);
-  const record = await ctx.responses.authorize(owner, rid.data);
+  const record = await ctx.responses.authorizeRead(principal, rid.data, after);
   res.writeHead(200, {
     "content-type": "text/event-stream; charset=utf-8",
     "cache-control": "no-cache, no-transform",
@@ -38,14 +40,33 @@ export async function streamEvents(
   });
   res.write(": unbroken\n\n");
   const heartbeat = setInterval(() => res.write(": keepalive\n\n"), ctx.heartbeatMs);
+  const limit = ctx.limits.maxSocketBuffer;
+  const cut = (): void => {
+    if (res.destroyed) return;
+    ctx.log.warn({ rid: rid.data, buffered: res.writableLength }, "slow SSE reader: closing the stream");
+    sub.close();
+    res.destroy();
+    ctx.onSlowConsumer?.();
+  };
   const sub = new Subscription(
     ctx.subscriptions,
     rid.data,
     after,
-    (e) => res.write(`id: ${e.frame.seq}\ndata: ${e.raw}\n\n`),
+    (e) => {
+      if (res.writableLength > limit) return cut();
+      res.write(`id: ${e.frame.seq}\ndata: ${e.raw}\n\n`);
+    },
     () => {
       clearInterval(heartbeat);
       res.end();
+    },
+    {
+      onGone: () => {
+        // Expired under a reader: a reconnect (Last-Event-ID) is then answered 410.
+        clearInterval(heartbeat);
+        res.end(": gone\n\n");
+      },
+      pace: () => (res.writableLength > limit / 2 ? drained(() => (res.destroyed ? 0 : res.writableLength), limit / 4, cut) : undefined),
     },
   );
   res.on("close", () => {

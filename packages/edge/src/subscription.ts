@@ -3,6 +3,14 @@ import { LogFollower, type Broker, type StoredEvent } from "@unbroken/store";
 import type { Logger } from "pino";
 import type { ResponseService } from "./responses.js";
 
+/** What a subscription's reader may add: what to do when its events expired, and how to pace a catch-up. */
+export interface SubscriptionHooks {
+  /** The events it needs next have expired (default: as at `end`). */
+  onGone?(): void;
+  /** Called after each replayed event; a promise holds the replay until the reader caught up. */
+  pace?(): Promise<void> | undefined;
+}
+
 export interface SubscriptionDeps {
   broker: Broker;
   responses: ResponseService;
@@ -15,10 +23,11 @@ export interface SubscriptionDeps {
 /**
  * One socket's view of one response: the log from `after`, then live, until `end`.
  * While the response is still queued it also keeps the QUEUE_TIMEOUT promise, so a
- * request no worker takes ends even if the edge that accepted it is gone.
+ * request no worker takes ends even if the edge that accepted it is gone. When the events
+ * it needs next have expired (past RETENTION) it calls `onGone` instead of waiting forever.
  */
 export class Subscription {
-  private readonly follower: LogFollower;
+  private follower: LogFollower | undefined;
   private queueTimer: ReturnType<typeof setTimeout> | undefined;
   private watchTimer: ReturnType<typeof setTimeout> | undefined;
   private lastEventAt = Date.now();
@@ -27,31 +36,43 @@ export class Subscription {
   constructor(
     private readonly deps: SubscriptionDeps,
     readonly rid: string,
-    after: number,
-    send: (e: StoredEvent) => void,
+    private readonly after: number,
+    private readonly send: (e: StoredEvent) => void,
     private readonly onEnd: () => void,
-  ) {
+    private readonly hooks: SubscriptionHooks = {},
+  ) {}
+
+  start(record: ResponseRecord): void {
+    if (this.closed) return;
+    const { deps, rid } = this;
     this.follower = new LogFollower(deps.broker, {
       rid,
-      after,
+      after: this.after,
+      ended: record.status === "ended",
       onEvent: (e) => {
         this.clearQueueTimer();
         this.lastEventAt = Date.now();
-        send(e);
-        if (e.frame.event.kind === "end") this.finish();
+        this.send(e);
+        if (e.frame.event.kind === "end") {
+          deps.responses.generations.remove(rid);
+          this.finish();
+        }
       },
       onRetry: (err) => deps.log.warn({ rid, err: String(err) }, "catching up failed; retrying"),
+      onGone: () => {
+        deps.log.info({ rid }, "the events a subscriber needs have expired");
+        this.close();
+        (this.hooks.onGone ?? this.onEnd)();
+      },
+      ...(this.hooks.pace ? { pace: this.hooks.pace } : {}),
     });
-  }
-
-  start(record: ResponseRecord): void {
     this.follower.start();
     if (record.status === "queued") this.armQueueTimer(record);
     this.armWatch(this.deps.workerTimeoutMs);
   }
 
   get lastSeq(): number {
-    return this.follower.lastDelivered;
+    return this.follower?.lastDelivered ?? this.after;
   }
 
   close(): void {
@@ -59,7 +80,7 @@ export class Subscription {
     this.closed = true;
     this.clearQueueTimer();
     clearTimeout(this.watchTimer);
-    this.follower.stop();
+    this.follower?.stop();
   }
 
   /**
@@ -74,6 +95,9 @@ export class Subscription {
       if (silent < this.deps.workerTimeoutMs) return this.armWatch(this.deps.workerTimeoutMs - silent);
       this.deps.responses
         .endIfAbandoned(this.rid)
+        // Ended, yet this reader has not seen the end: read the log again (and if its events
+        // have expired meanwhile, say so rather than wait).
+        .then((ended) => ended && this.follower?.logEnded())
         .catch((err) => this.deps.log.warn({ rid: this.rid, err: String(err) }, "worker check failed"))
         .finally(() => {
           if (!this.closed) this.armWatch(this.deps.workerTimeoutMs);

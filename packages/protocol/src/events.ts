@@ -17,6 +17,18 @@ export const startEventSchema = z.object({
 });
 export const tokenEventSchema = z.object({ kind: z.literal("token"), text: z.string() });
 export const steerEventSchema = z.object({ kind: z.literal("steer"), text: z.string() });
+/**
+ * Another worker took the response over from here: the events after it are that worker's
+ * continuation of the same answer. `reason`: `lost` when the previous worker stopped
+ * answering (killed, stalled past WORKER_TIMEOUT), `drain` when it handed the response over
+ * as it shut down. `epoch` counts the workers that ran this response (the first is 1).
+ */
+export const handoverEventSchema = z.object({
+  kind: z.literal("handover"),
+  worker: z.string(),
+  epoch: z.number().int().positive(),
+  reason: z.enum(["lost", "drain"]),
+});
 export const endEventSchema = z.object({
   kind: z.literal("end"),
   reason: z.enum(END_REASONS),
@@ -28,12 +40,14 @@ export const eventSchema = z.discriminatedUnion("kind", [
   startEventSchema,
   tokenEventSchema,
   steerEventSchema,
+  handoverEventSchema,
   endEventSchema,
 ]);
 
 export type StartEvent = z.infer<typeof startEventSchema>;
 export type TokenEvent = z.infer<typeof tokenEventSchema>;
 export type SteerEvent = z.infer<typeof steerEventSchema>;
+export type HandoverEvent = z.infer<typeof handoverEventSchema>;
 export type EndEvent = z.infer<typeof endEventSchema>;
 export type ResponseEvent = z.infer<typeof eventSchema>;
 export type EventKind = ResponseEvent["kind"];

@@ -7,3 +7,4 @@ export * from "./parse.js";
 export * from "./subjects.js";
 export * from "./internal.js";
 export * from "./config.js";
+export * from "./close-codes.js";

@@ -21,8 +21,13 @@ export const responseRecordSchema = z.object({
   /** Steers recorded while queued; the worker that begins the response applies them first. */
   steers: z.array(z.string()),
   worker: z.string().optional(),
-  /** Bumped by each worker that takes the response, so a stale one can be told apart. */
+  /**
+   * Bumped by each worker that takes the response, so a stale one can be told apart: a
+   * worker that finds a higher epoch than its own has lost the response and writes nothing.
+   */
   epoch: z.number().int().nonnegative(),
+  /** Set by a worker that stopped mid-response on shutdown: the next worker continues it. */
+  released: z.boolean().optional(),
   reason: z.string().optional(),
 });
 export type ResponseRecord = z.infer<typeof responseRecordSchema>;
@@ -36,6 +41,11 @@ export const controlRequestSchema = z.discriminatedUnion("op", [
   /** "Are you still running it?" — answered ok by the worker that runs the response. */
   z.object({ op: z.literal("status") }),
   z.object({ op: z.literal("steer"), text: z.string().min(1) }),
+  /**
+   * Published (no reply) by a worker that has just taken the response over with this epoch:
+   * a worker still running it with a lower epoch stops at once, writing nothing more.
+   */
+  z.object({ op: z.literal("fence"), epoch: z.number().int().positive() }),
 ]);
 export type ControlRequest = z.infer<typeof controlRequestSchema>;
 

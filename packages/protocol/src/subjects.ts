@@ -6,6 +6,11 @@ export const EVENTS_STREAM = "LLM_EVENTS";
 export const REQUESTS_STREAM = "LLM_REQUESTS";
 export const RESPONSES_BUCKET = "llm_responses";
 export const WORKERS_CONSUMER = "workers";
+/**
+ * rid → owner, written by the edge when a response is created and kept twice as long as the
+ * response (2 × RETENTION), so that an expired response answers `gone`, not `not_found`.
+ */
+export const RID_OWNERS_BUCKET = "llm_rid_owners";
 
 /** Events of one response, stored in EVENTS_STREAM. */
 export const eventSubject = (rid: string): string => `llm.ev.${rid}`;

@@ -20,7 +20,10 @@ export class FencedError extends StoreError {
   }
 }
 
-const UNREACHABLE = new Set(["TimeoutError", "NoRespondersError", "ClosedConnectionError", "RequestError"]);
+// JetStreamNotEnabled is how @nats-io/jetstream reports a 503 (no responders) to a JetStream
+// publish or API call; on a cluster that is also what a stream answers while it elects a new
+// leader after losing a node, for a few seconds: a moment to retry, like a timeout.
+const UNREACHABLE = new Set(["TimeoutError", "NoRespondersError", "ClosedConnectionError", "RequestError", "JetStreamNotEnabled"]);
 
 /** True for failures that mean "NATS (or JetStream) cannot be reached right now". */
 export function isUnreachable(err: unknown): boolean {
@@ -28,7 +31,7 @@ export function isUnreachable(err: unknown): boolean {
   if (UNREACHABLE.has(err.name)) return true;
   const code = (err as { code?: unknown }).code;
   if (code === "TIMEOUT" || code === "503" || code === "CONNECTION_CLOSED" || code === "CONNECTION_DRAINING") return true;
-  return /timeout|no responders|closed|disconnect|draining/i.test(err.message);
+  return /timeout|no responders|closed|disconnect|draining|jetstream is not enabled/i.test(err.message);
 }
 
 /** Maps a NATS failure to what a client is told; anything unknown is `internal`. */

@@ -9,3 +9,4 @@ export * from "./log-follower.js";
 export * from "./broker.js";
 export * from "./responses.js";
 export * from "./service.js";
+export * from "./metrics.js";

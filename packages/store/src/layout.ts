@@ -71,6 +71,23 @@ async function ensureStream(jsm: JetStreamManager, config: StreamSettings, log: 
       "updated stream retention",
     );
   }
+  await ensureReplicas(jsm, name, config.num_replicas ?? 1, log);
+}
+
+/**
+ * Brings a stream (or a bucket's stream) to `replicas` (REPLICAS), e.g. after a single server
+ * grew into a cluster. A change JetStream refuses (more replicas than servers) is logged, not
+ * fatal: the layout still works with the replicas it has.
+ */
+async function ensureReplicas(jsm: JetStreamManager, name: string, replicas: number, log: Log): Promise<void> {
+  const { config: current } = await jsm.streams.info(name);
+  if ((current.num_replicas || 1) === replicas) return;
+  try {
+    await jsm.streams.update(name, { ...current, num_replicas: replicas });
+    log.info({ stream: name, from: current.num_replicas, to: replicas }, "updated stream replicas");
+  } catch (err) {
+    log.warn({ stream: name, replicas, err: String(err) }, "could not change stream replicas; keeping the current ones");
+  }
 }
 
 export interface Layout {
@@ -95,5 +112,6 @@ export async function ensureLayout(nc: NatsConnection, opts: LayoutOptions, log:
     await jsm.streams.update(kvStream, { ...kvInfo.config, max_age: opts.retentionMs * NS });
     log.info({ stream: kvStream, to: formatDuration(opts.retentionMs) }, "updated bucket retention");
   }
+  await ensureReplicas(jsm, kvStream, opts.replicas ?? 1, log);
   return { jsm, kv };
 }

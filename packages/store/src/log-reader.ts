@@ -1,4 +1,4 @@
-import { AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager, type MsgRequest } from "@nats-io/jetstream";
 import { EVENTS_STREAM, eventSubject, looseEventFrameSchema, type LooseEventFrame } from "@unbroken/protocol";
 import type { WriterPosition } from "./log-writer.js";
 
@@ -30,10 +30,42 @@ export async function lastEvent(jsm: JetStreamManager, rid: string): Promise<Sto
   return decodeEvent(msg.data, msg.seq);
 }
 
+/**
+ * The first event of rid's log still stored, or null when it has none. JetStream removes a
+ * log's events only from its head (RETENTION), so a first event past seq 1 means the earlier
+ * ones have expired.
+ */
+export async function firstEvent(jsm: JetStreamManager, rid: string): Promise<StoredEvent | null> {
+  // The stream leader answers (not a direct get, which a lagging replica may serve). Servers
+  // since 2.9 take `next_by_subj` here; the client's type only lists seq and last_by_subj.
+  const query = { seq: 1, next_by_subj: eventSubject(rid) } as unknown as MsgRequest;
+  const msg = await jsm.streams.getMessage(EVENTS_STREAM, query);
+  if (!msg) return null;
+  return decodeEvent(msg.data, msg.seq);
+}
+
 /** Where a writer taking over rid's log must continue. */
 export async function logPosition(jsm: JetStreamManager, rid: string): Promise<WriterPosition & { last: StoredEvent | null }> {
   const last = await lastEvent(jsm, rid);
   return last ? { seq: last.frame.seq, streamSeq: last.streamSeq, last } : { seq: 0, streamSeq: 0, last: null };
+}
+
+/** What a stored read saw. */
+export interface StoredRead {
+  /** The seq of the first event it got: JetStream delivers a log from its first stored event. */
+  firstSeq: number | null;
+  /** It got every message stored when it began (false: a fetch came back empty, or it was stopped). */
+  complete: boolean;
+}
+
+export interface ReadOptions {
+  /**
+   * Called after each event handed over: a promise makes the read wait for it (the reader's
+   * sink is full). Live tails cannot wait; a catch-up can.
+   */
+  pace?(): Promise<void> | undefined;
+  /** Checked after each wait: true ends the read early (nobody wants the rest). */
+  stopped?(): boolean;
 }
 
 /**
@@ -47,7 +79,8 @@ export async function readStored(
   rid: string,
   after: number,
   onEvent: (e: StoredEvent) => void,
-): Promise<void> {
+  opts: ReadOptions = {},
+): Promise<StoredRead> {
   const ci = await jsm.consumers.add(EVENTS_STREAM, {
     filter_subject: eventSubject(rid),
     ack_policy: AckPolicy.None,
@@ -56,6 +89,7 @@ export async function readStored(
     inactive_threshold: 30_000_000_000,
     num_replicas: 1,
   });
+  let firstSeq: number | null = null;
   try {
     let remaining = ci.num_pending;
     const consumer = js.consumers.getConsumerFromInfo(ci);
@@ -65,11 +99,20 @@ export async function readStored(
       for await (const m of batch) {
         got++;
         const e = decodeEvent(m.data, m.seq);
-        if (e && e.frame.seq > after) onEvent(e);
+        if (e && firstSeq === null) firstSeq = e.frame.seq;
+        if (e && e.frame.seq > after) {
+          onEvent(e);
+          const wait = opts.pace?.();
+          if (wait) {
+            await wait;
+            if (opts.stopped?.()) return { firstSeq, complete: false };
+          }
+        }
       }
       if (got === 0) break;
       remaining -= got;
     }
+    return { firstSeq, complete: remaining <= 0 };
   } finally {
     await jsm.consumers.delete(EVENTS_STREAM, ci.name).catch(() => undefined);
   }

@@ -13,6 +13,13 @@ export interface WriterOptions {
   /** How long to keep retrying one write while the broker cannot be reached. */
   retryForMs?: number;
   publishTimeoutMs?: number;
+  /**
+   * The writer's ownership epoch (a worker's claim on the response record). It becomes part
+   * of the msg id, `<rid>:<seq>:<epoch>`, so the stored log says which worker wrote each
+   * event. Without it the msg id is `<rid>:<seq>` (edges ending a response they found).
+   * Fencing does not depend on it: the expected last subject sequence does that.
+   */
+  epoch?: number;
 }
 
 const WRONG_LAST_SEQUENCE = 10071;
@@ -33,6 +40,7 @@ export class EventLogWriter {
   private tail: Promise<unknown> = Promise.resolve();
   private readonly retryForMs: number;
   private readonly publishTimeoutMs: number;
+  private readonly epoch: number | undefined;
 
   constructor(
     private readonly nats: LogAccess,
@@ -43,6 +51,7 @@ export class EventLogWriter {
     this.pos = { ...from };
     this.retryForMs = opts.retryForMs ?? 60_000;
     this.publishTimeoutMs = opts.publishTimeoutMs ?? 5_000;
+    this.epoch = opts.epoch;
   }
 
   /** The seq of the last event this writer has written (or was handed). */
@@ -64,7 +73,7 @@ export class EventLogWriter {
     for (let attempt = 0; ; attempt++) {
       try {
         const ack = await this.nats.js.publish(eventSubject(this.rid), payload, {
-          msgID: eventMsgId(this.rid, seq),
+          msgID: this.epoch === undefined ? eventMsgId(this.rid, seq) : `${eventMsgId(this.rid, seq)}:${this.epoch}`,
           expect: { lastSubjectSequence: this.pos.streamSeq },
           timeout: this.publishTimeoutMs,
         });

@@ -3,3 +3,5 @@ export { spawnService, type ServiceHandle, type SpawnServiceOptions, type ExitIn
 export { makeTempDir, type TempDir } from './tmp.js';
 export * from './tiny-gguf.js';
 export * from "./fake-openai.js";
+export { startNatsCluster, freePort, type NatsClusterHandle, type NatsClusterNode, type NatsClusterOptions } from './nats-cluster.js';
+export { startHaproxy, findHaproxy, HAPROXY_INSTALL_HINT, type HaproxyHandle, type HaproxyOptions } from './haproxy.js';

@@ -21,8 +21,13 @@ export const workerEnvSchema = z
     OPENAI_MODEL: z.string().optional(),
     CONCURRENCY: envInt(Math.max(4, availableParallelism() * 4), 1),
     RETENTION: envDuration("24h"),
+    REPLICAS: envInt(1, 1).refine((n) => n <= 5, "must be 1 to 5 (JetStream replicas)"),
     QUEUE_TIMEOUT: envDuration("60s"),
-    WORKER_TIMEOUT: envDuration("30s"),
+    // The request queue's ack wait: a worker silent this long (killed, stopped, cut off)
+    // loses its responses to another worker, which continues them. Keep it below the
+    // edges' WORKER_TIMEOUT (30 s), whose probe only ends responses no worker took over.
+    WORKER_TIMEOUT: envDuration("10s"),
+    STALL_TIMEOUT: envDuration("60s"),
     DRAIN_TIMEOUT: envDuration("30s"),
     WORKER_ID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
   })
@@ -48,8 +53,12 @@ export interface WorkerConfig {
   openai: { baseUrl: string; apiKey: string | undefined; model: string | undefined };
   concurrency: number;
   retentionMs: number;
+  /** Replicas of the streams and the bucket this worker creates (3 on a 3-node cluster). */
+  replicas: number;
   queueTimeoutMs: number;
   workerTimeoutMs: number;
+  /** A generation that produces nothing for this long ends with `stalled`. */
+  stallTimeoutMs: number;
   drainTimeoutMs: number;
   workerId: string | undefined;
 }
@@ -77,8 +86,10 @@ export function workerConfigFromEnv(env: Record<string, string | undefined>): Wo
     openai: { baseUrl: (e.OPENAI_BASE_URL ?? "").replace(/\/+$/, ""), apiKey: e.OPENAI_API_KEY, model: e.OPENAI_MODEL },
     concurrency: e.CONCURRENCY,
     retentionMs: e.RETENTION,
+    replicas: e.REPLICAS,
     queueTimeoutMs: e.QUEUE_TIMEOUT,
     workerTimeoutMs: e.WORKER_TIMEOUT,
+    stallTimeoutMs: e.STALL_TIMEOUT,
     drainTimeoutMs: e.DRAIN_TIMEOUT,
     workerId: e.WORKER_ID,
   };

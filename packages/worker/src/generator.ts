@@ -6,13 +6,34 @@ export type GenerationOutput =
   | { type: "steer"; text: string }
   | { type: "done"; reason: "stop" | "length"; usage: Usage };
 
+/**
+ * What an earlier worker wrote of this response before it was lost or handed it over, read
+ * back from the log. A session given it continues the answer after these tokens and never
+ * yields them (or these steers) again.
+ */
+export interface ResumeState {
+  /** The text of every `token` event in the log, in order. */
+  tokens: string[];
+  /** Every `steer` event in the log, in order; `at` is the number of tokens before it. */
+  steers: Array<{ at: number; text: string }>;
+}
+
 export interface GenerationJob {
   rid: string;
   body: GenerationBody;
-  /** Steers recorded before the response began: applied before the first token. */
+  /**
+   * Steers to apply before the next token this session generates: before the first token
+   * of a new response, or right at the resume point. The runner has logged them already,
+   * so the session does not yield them.
+   */
   steers: string[];
   /** Aborted on cancel: the session stops at once and its iteration simply ends. */
   signal: AbortSignal;
+  /**
+   * Set when this worker takes the response over from another: continue the answer.
+   * The session's usage() and `done` usage then count the resumed tokens too.
+   */
+  resume?: ResumeState;
 }
 
 export interface GenerationSession extends AsyncIterable<GenerationOutput> {

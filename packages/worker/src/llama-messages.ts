@@ -45,6 +45,11 @@ export const toChildSchema = z.discriminatedUnion("type", [
     params: generateParamsSchema,
     /** Instructions recorded before the response began: part of the prompt, no `steered`. */
     steers: z.array(z.string()),
+    /**
+     * The answer so far, written by a worker that was lost: the model turn starts with it
+     * and the generation continues it. Counted as completion tokens.
+     */
+    resumeText: z.string().optional(),
   }),
   z.object({ type: z.literal("steer"), id, text: z.string() }),
   z.object({ type: z.literal("cancel"), id }),

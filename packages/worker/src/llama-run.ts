@@ -29,6 +29,12 @@ export function toHistory(messages: StartMessage["messages"]): ChatHistoryItem[]
   return history;
 }
 
+/** Starts the model turn with text already written: the generation continues it. */
+function continueTurn(history: ChatHistoryItem[], text: string): ChatHistoryItem[] {
+  const turn = history.at(-1) as ChatModelResponse;
+  return [...history.slice(0, -1), { ...turn, response: [...turn.response, text] }];
+}
+
 /** Puts an instruction into the history just before the (partial) model turn. */
 function insertBeforeTurn(history: ChatHistoryItem[], text: string): ChatHistoryItem[] {
   const turn = history.at(-1) as ChatModelResponse;
@@ -56,6 +62,7 @@ export class ChildGeneration {
   ) {
     let history = toHistory(req.messages);
     for (const s of req.steers) history = insertBeforeTurn(history, s);
+    if (req.resumeText !== undefined) history = continueTurn(history, req.resumeText);
     this.history = history;
   }
 
@@ -83,7 +90,10 @@ export class ChildGeneration {
   /** Runs until cancelled, failed, or ended and released; never throws. */
   async run(slot: Slot): Promise<void> {
     try {
-      this.promptTokens = this.rendered(slot, this.history);
+      // A resumed answer is in the history already: its tokens are completion, not prompt.
+      const resumed = this.req.resumeText === undefined ? 0 : this.model.tokenize(this.req.resumeText).length;
+      this.completionTokens = resumed;
+      this.promptTokens = Math.max(0, this.rendered(slot, this.history) - resumed);
       let reason: "stop" | "length" | undefined;
       for (;;) {
         if (this.cancelled) return this.send({ type: "end", id: this.id, reason: "cancelled", usage: this.usage() });

@@ -38,6 +38,8 @@ export class LlamaSession implements GenerationSession {
     readonly job: GenerationJob,
     private readonly host: SessionHost,
   ) {
+    // Until the model process reports usage, a resumed response has the logged tokens.
+    this.used.completion_tokens = job.resume?.tokens.length ?? 0;
     if (job.signal.aborted) this.end();
     else job.signal.addEventListener("abort", this.onAbort, { once: true });
   }
@@ -60,7 +62,10 @@ export class LlamaSession implements GenerationSession {
   }
 
   private startMessage(): ToChild {
-    const { body, steers } = this.job;
+    const { body, resume } = this.job;
+    // Steers go into the history before the model turn wherever they were given, so a
+    // resumed response's logged steers join the ones given now.
+    const steers = resume ? [...resume.steers.map((s) => s.text), ...this.job.steers] : this.job.steers;
     const stop = body.params?.stop;
     return {
       type: "start",
@@ -74,6 +79,7 @@ export class LlamaSession implements GenerationSession {
         stop: stop === undefined ? [] : Array.isArray(stop) ? stop : [stop],
       },
       steers,
+      ...(resume && resume.tokens.length > 0 ? { resumeText: resume.tokens.join("") } : {}),
     };
   }
 

@@ -1,4 +1,5 @@
 import type { ChatMessage, GenerationBody } from "@unbroken/protocol";
+import type { ResumeState } from "./generator.js";
 
 /** Asks the model to go on after a steer; the instruction itself comes first. */
 export const STEER_CONTINUE =
@@ -72,6 +73,32 @@ export class Conversation {
     }
     return this.breaks.at(-1)?.steers ?? this.first;
   }
+}
+
+/**
+ * The conversation of a response another worker began, rebuilt from its log: each logged
+ * steer is a break after the text before it, and the text after the last break is a cut,
+ * so the first request asks the model to continue the answer exactly where the log ends.
+ * `steers` take effect at that point (they join the last break).
+ */
+export function resumedConversation(body: GenerationBody, resume: ResumeState, steers: string[]): Conversation {
+  const convo = new Conversation(body, []);
+  let partial = "";
+  let s = 0;
+  const steersUpTo = (i: number): void => {
+    for (let st = resume.steers[s]; st !== undefined && st.at <= i; st = resume.steers[++s]) {
+      convo.steer(partial, st.text);
+      partial = "";
+    }
+  };
+  for (const [i, text] of resume.tokens.entries()) {
+    steersUpTo(i);
+    partial += text;
+  }
+  steersUpTo(Number.POSITIVE_INFINITY);
+  if (partial.length > 0) convo.cut(partial);
+  for (const text of steers) convo.steer("", text);
+  return convo;
 }
 
 function appendUser(messages: ChatMessage[], text: string): void {

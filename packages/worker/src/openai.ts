@@ -8,7 +8,7 @@ import {
   type TokenGenerator,
 } from "./generator.js";
 import { UpstreamError } from "./openai-errors.js";
-import { Conversation } from "./openai-messages.js";
+import { Conversation, resumedConversation } from "./openai-messages.js";
 import { StreamAborted, chatBody, streamChat, type ChatEvent } from "./openai-stream.js";
 
 export interface OpenAIOptions {
@@ -118,8 +118,12 @@ class OpenAISession implements GenerationSession {
     private readonly s: Settings,
     private readonly log: Logger,
   ) {
-    this.convo = new Conversation(job.body, job.steers);
+    const { resume } = job;
+    this.convo = resume ? resumedConversation(job.body, resume, job.steers) : new Conversation(job.body, job.steers);
     this.limit = job.body.params?.max_tokens;
+    // The earlier worker's text counts one completion token per chunk, as unreported usage
+    // does; its prompt tokens are unknown here.
+    if (resume) this.spent.completion_tokens = resume.tokens.length;
   }
 
   steer(text: string): boolean {

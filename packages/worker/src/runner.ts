@@ -1,15 +1,11 @@
 import type { JsMsg } from "@nats-io/jetstream";
-import type { Msg, Subscription } from "@nats-io/transport-node";
-import {
-  controlRequestSchema,
-  controlSubject,
-  type ControlReply,
-  type EndEvent,
-  type ResponseRecord,
-} from "@unbroken/protocol";
-import { EventLogWriter, FencedError, endQueued, logPosition, type Broker, type StoredRecord } from "@unbroken/store";
+import type { EndEvent, ResponseEvent, ResponseRecord } from "@unbroken/protocol";
+import { EventLogWriter, FencedError, StoreError, endQueued, logPosition, type Broker } from "@unbroken/store";
 import type { Logger } from "pino";
-import { GeneratorError, type GenerationSession, type TokenGenerator } from "./generator.js";
+import { GeneratorError, type GenerationOutput, type GenerationSession, type ResumeState, type TokenGenerator } from "./generator.js";
+import { Ownership, STALLED, StallWatch } from "./ownership.js";
+import { RunControl, type ControlTarget, type Parting } from "./run-control.js";
+import { takeOverLog } from "./takeover.js";
 
 export interface RunnerDeps {
   broker: Broker;
@@ -18,26 +14,41 @@ export interface RunnerDeps {
   log: Logger;
   queueTimeoutMs: number;
   workerTimeoutMs: number;
+  /** A generation that produces nothing for this long ends with `stalled`. */
+  stallTimeoutMs: number;
 }
 
-type State = "starting" | "running" | "ending" | "ended";
+/**
+ * How a run left its response, which decides what happens to the request message:
+ * `ended` (the log is complete): ack; `void` (nothing to do: a duplicate request, a claim
+ * another worker won): ack, and answer no control request; `released` (handed over on
+ * shutdown, or failed without `end`): nak, so another worker continues it from the log at
+ * once; `lost` (another worker took it over): leave the message alone, it is that
+ * worker's delivery now.
+ */
+type Outcome = Parting | "void";
 
-const CONTROL_LINGER_MS = 5_000;
+/** Past this many workers, a response that keeps losing its worker is ended instead. */
+const MAX_EPOCH = 10;
+/** Delay before a response whose run failed is offered again (a crash loop stays slow). */
+const FAILED_RETRY_MS = 2_000;
 
 /**
- * Runs one response from its work-queue message to its `end`: claims the record, writes
- * every event through one fenced writer, and answers cancel and steer on the response's
- * control subject. The message is acked only when the log is complete, and kept alive
- * while generating, so a worker that dies is noticed when its ack stops being extended.
+ * Runs one response from its work-queue message to its `end`: claims the record (epoch
+ * + 1), writes every event through one fenced writer, and answers cancel and steer on the
+ * response's control subject. A redelivered request of a running response means its worker
+ * went silent: this run then takes it over and continues the answer from the log.
  */
 export class ResponseRun {
   private readonly abort = new AbortController();
   private readonly log: Logger;
-  private state: State = "starting";
+  private readonly control: RunControl;
   private session: GenerationSession | undefined;
-  private readonly earlySteers: string[] = [];
-  private readonly endWaiters: Array<() => void> = [];
-  private sub: Subscription | undefined;
+  private epoch = 0;
+  private cancelled = false;
+  private handingOver = false;
+  private lost = false;
+  private ownership: Ownership | undefined;
 
   constructor(
     private readonly deps: RunnerDeps,
@@ -45,46 +56,62 @@ export class ResponseRun {
     readonly rid: string,
   ) {
     this.log = deps.log.child({ rid });
+    this.control = new RunControl(deps.broker.nc, rid, this.controlTarget(), this.log);
   }
 
-  private stopped = false;
-
-  /** Ends the generation with an error: the worker is shutting down and cannot wait longer. */
+  /**
+   * The worker is shutting down: stop at the next token boundary and leave the response to
+   * another worker (no `end`; the request goes back to the queue).
+   */
   stop(): void {
-    this.stopped = true;
+    this.handingOver = true;
     this.abort.abort();
   }
 
   async run(): Promise<void> {
-    const keepAlive = setInterval(() => this.msg.working(), Math.max(250, this.deps.workerTimeoutMs / 3));
+    const { broker, workerTimeoutMs } = this.deps;
+    const ownership = new Ownership(broker, this.rid, this.msg, Math.max(250, workerTimeoutMs / 3), (epoch) => this.loseTo(epoch));
+    this.ownership = ownership;
+    ownership.start();
+    let outcome: Outcome = "void";
     try {
-      await this.begin();
+      outcome = await this.begin();
     } catch (err) {
-      if (err instanceof FencedError) this.log.warn({ err: err.message }, "another writer owns this response's log");
-      else this.log.error({ err: String(err), stack: (err as Error).stack }, "response run failed");
+      outcome = this.failed(err);
     } finally {
-      clearInterval(keepAlive);
-      this.state = "ended";
-      // Keep answering for a moment: a cancel or steer sent as the end was being written
-      // then gets its answer (ok / finished) at once instead of waiting out a timeout.
-      const sub = this.sub;
-      if (sub) setTimeout(() => sub.unsubscribe(), CONTROL_LINGER_MS).unref();
-      for (const w of this.endWaiters.splice(0)) w();
-      this.msg.ack();
+      ownership.stop();
+      this.session = undefined;
+      this.settle(outcome);
     }
   }
 
-  private async begin(): Promise<void> {
+  /** Answers what waits on the control subject and disposes of the request message. */
+  private settle(outcome: Outcome): void {
+    try {
+      this.control.part(outcome === "void" ? "lost" : outcome);
+      if (outcome === "ended" || outcome === "void") this.msg.ack();
+      else if (outcome === "released") this.msg.nak(this.handingOver ? undefined : FAILED_RETRY_MS);
+    } catch (err) {
+      // The connection is closed (a worker past its drain deadline): the ack wait decides.
+      this.log.warn({ err: String(err), outcome }, "could not settle the request message");
+    }
+  }
+
+  private async begin(): Promise<Outcome> {
     const { broker } = this.deps;
     const stored = await broker.records.get(this.rid);
-    if (!stored) return this.log.warn("request for a response with no record; dropped");
+    if (!stored) {
+      this.log.warn("request for a response with no record; dropped");
+      return "void";
+    }
     const { record } = stored;
-    if (record.status === "ended") return;
+    if (record.status === "ended") return "void";
     if (record.status === "running") {
-      // Only a redelivery means the worker holding it went silent; a first delivery of a
-      // running response is a duplicate request (an edge healing a lost enqueue).
-      if (this.msg.info.deliveryCount > 1) return this.takeOver(stored);
-      return this.log.debug("duplicate request for a running response; dropped");
+      // Only a redelivery means the worker holding it went silent (or handed it over); a
+      // first delivery of a running response is a duplicate (an edge healing a lost enqueue).
+      if (this.msg.info.deliveryCount > 1) return this.takeOver(record);
+      this.log.debug("duplicate request for a running response; dropped");
+      return "void";
     }
     if (Date.parse(record.created_at) + this.deps.queueTimeoutMs < Date.now()) {
       this.log.warn("request waited past QUEUE_TIMEOUT; ending it");
@@ -92,86 +119,168 @@ export class ResponseRun {
         reason: "error",
         error: { code: "no_worker", message: "no worker began this response within QUEUE_TIMEOUT" },
       });
-      return;
+      return "ended";
     }
     // Listen before claiming: once the record says running, cancel and steer must find us.
-    this.sub = broker.nc.subscribe(controlSubject(this.rid), { callback: (err, m) => {
-        if (!err) this.onControl(m);
-      } });
-    await broker.nc.flush();
-    const claimed = await broker.records.mutate(this.rid, (r) =>
-      r.status === "queued" ? { ...r, status: "running", worker: this.deps.workerId, epoch: r.epoch + 1 } : null,
-    );
-    if (claimed?.record.status !== "running" || claimed.record.worker !== this.deps.workerId) return;
-    await this.generate(claimed.record);
-  }
-
-  private async generate(record: ResponseRecord): Promise<void> {
-    const { broker, generator } = this.deps;
-    const writer = new EventLogWriter(broker, this.rid);
+    await this.control.listen();
+    const claimed = await this.claim((r) => r.status === "queued");
+    if (!claimed) return "void";
+    const writer = this.writer({ seq: 0, streamSeq: 0 });
     try {
-      await writer.append({ kind: "start", model: generator.model, created_at: new Date().toISOString() });
+      await writer.append(this.startEvent());
     } catch (err) {
       if (!(err instanceof FencedError)) throw err;
       // The response was ended while queued (a cancel won the race): the log says so already.
       await this.markEnded("cancelled");
-      return;
+      return "ended";
     }
-    const steers = [...record.steers, ...this.earlySteers.splice(0)];
-    const session = generator.start({ rid: this.rid, body: record.request, steers, signal: this.abort.signal });
-    this.session = session;
-    this.state = "running";
-    for (const text of steers) await writer.append({ kind: "steer", text });
-    this.log.info({ steers: steers.length }, "generation started");
-    const end = await this.stream(session, writer);
-    this.state = "ending";
-    await writer.append(end);
-    await this.markEnded(end.reason);
-    this.log.info({ reason: end.reason, seq: writer.seq, usage: end.usage }, "generation ended");
+    return this.generate(claimed, writer, [...claimed.steers, ...this.control.takeEarly()]);
   }
 
-  /** Writes the session's outputs as they come; returns the `end` to close the log with. */
-  private async stream(session: GenerationSession, writer: EventLogWriter): Promise<EndEvent> {
+  /** Its worker went silent (or handed it over): continue the answer from the log. */
+  private async takeOver(seen: ResponseRecord): Promise<Outcome> {
+    if (seen.epoch >= MAX_EPOCH) {
+      await this.endLost(`the response lost ${seen.epoch} workers; it is not continued again`);
+      return "ended";
+    }
+    await this.control.listen();
+    const record = await this.claim((r) => r.status === "running" && r.epoch === seen.epoch);
+    if (!record) return "void";
+    const reason = seen.released ? "drain" : "lost";
+    this.log.warn({ previous: seen.worker, epoch: this.epoch, reason }, "taking over a response from another worker");
+    // A previous worker that is merely slow (its ack lapsed) hears this and stops writing now,
+    // rather than at its next ownership check; a dead one never hears it, which is fine.
+    this.control.fence(this.epoch);
+    const found = await takeOverLog(this.deps.broker, this.rid, {
+      marker: { kind: "handover", worker: this.deps.workerId, epoch: this.epoch, reason },
+      start: this.startEvent(),
+      deadline: Date.now() + 2 * this.deps.workerTimeoutMs,
+    });
+    if (found.kind === "ended") {
+      await this.markEnded(found.reason);
+      return "ended";
+    }
+    if (found.kind === "fresh") return this.generate(record, found.writer, [...record.steers, ...this.control.takeEarly()]);
+    return this.generate(record, found.writer, this.control.takeEarly(), found.resume);
+  }
+
+  /** Compare-and-set on the record: running, by this worker, with the next epoch. */
+  private async claim(from: (r: ResponseRecord) => boolean): Promise<ResponseRecord | null> {
+    let mine = false;
+    const stored = await this.deps.broker.records.mutate(this.rid, (r) => {
+      mine = from(r);
+      return mine ? { ...r, status: "running", worker: this.deps.workerId, epoch: r.epoch + 1, released: undefined } : null;
+    });
+    if (!mine || !stored) return null;
+    this.epoch = stored.record.epoch;
+    this.ownership?.hold(this.epoch);
+    return stored.record;
+  }
+
+  private async generate(record: ResponseRecord, writer: EventLogWriter, steers: string[], resume?: ResumeState): Promise<Outcome> {
+    const { generator } = this.deps;
+    const session = generator.start({ rid: this.rid, body: record.request, steers, signal: this.abort.signal, ...(resume ? { resume } : {}) });
+    this.session = session;
+    for (const text of steers) await this.write(writer, { kind: "steer", text });
+    const resumed = resume?.tokens.length ?? 0;
+    this.log.info({ steers: steers.length, epoch: this.epoch, resumed, seq: writer.seq }, resume ? "generation continued" : "generation started");
+    const end = await this.stream(session, writer);
+    if (!end) return this.release();
+    await this.write(writer, end);
+    await this.markEnded(end.reason);
+    this.log.info({ reason: end.reason, seq: writer.seq, usage: end.usage }, "generation ended");
+    return "ended";
+  }
+
+  /** Writes the session's outputs as they come; returns the `end` to close the log with, or null to hand it over. */
+  private async stream(session: GenerationSession, writer: EventLogWriter): Promise<EndEvent | null> {
+    const it = session[Symbol.asyncIterator]();
+    const watch = new StallWatch(this.deps.stallTimeoutMs);
+    let exhausted = false;
     try {
-      for await (const out of session) {
-        if (out.type === "token") await writer.append({ kind: "token", text: out.text });
-        else if (out.type === "steer") await writer.append({ kind: "steer", text: out.text });
+      for (;;) {
+        const r = await watch.next(it.next());
+        if (r === STALLED) return this.stall(session);
+        if (r.done) {
+          exhausted = true;
+          break;
+        }
+        const out: GenerationOutput = r.value;
+        if (out.type === "token") await this.write(writer, { kind: "token", text: out.text });
+        else if (out.type === "steer") await this.write(writer, { kind: "steer", text: out.text });
         else if (!this.abort.signal.aborted) return { kind: "end", reason: out.reason, usage: out.usage };
       }
     } catch (err) {
-      if (err instanceof FencedError) throw err;
-      if (!this.abort.signal.aborted) {
-        this.log.error({ err: String(err) }, "generator failed");
-        const code = err instanceof GeneratorError ? err.code : "generator_error";
-        return {
-          kind: "end",
-          reason: "error",
-          error: { code, message: err instanceof Error ? err.message : String(err) },
-          usage: session.usage(),
-        };
-      }
+      // A failed write (fenced, or NATS unreachable past the writer's retries) is not the
+      // generator's failure: the run ends without `end` and the log is continued elsewhere.
+      if (err instanceof StoreError || this.lost) throw err;
+      if (!this.abort.signal.aborted) return errorEnd(err, session.usage(), this.log);
+    } finally {
+      watch.stop();
+      // Leaving before the session's end (stall, done, a failed write): let it stop generating.
+      if (!exhausted) void it.return?.(undefined)?.catch(() => undefined);
     }
-    if (this.stopped) {
-      return {
-        kind: "end",
-        reason: "error",
-        error: { code: "worker_stopped", message: "the worker shut down before this response finished" },
-        usage: session.usage(),
-      };
-    }
+    if (this.lost) throw new FencedError(this.rid, writer.seq + 1);
+    if (this.handingOver && !this.cancelled) return null;
     return { kind: "end", reason: "cancelled", usage: session.usage() };
   }
 
-  /** The worker that ran this response is gone: close its log so no client waits forever. */
-  private async takeOver(stored: StoredRecord): Promise<void> {
+  private stall(session: GenerationSession): EndEvent {
+    this.abort.abort();
+    const seconds = this.deps.stallTimeoutMs / 1000;
+    this.log.error({ stallTimeoutMs: this.deps.stallTimeoutMs }, "generation stalled; ending it");
+    return {
+      kind: "end",
+      reason: "error",
+      error: { code: "stalled", message: `the generation produced nothing for ${seconds} s (STALL_TIMEOUT)` },
+      usage: session.usage(),
+    };
+  }
+
+  /** Every write of the run: refused once it knows it lost the response, and steers answered once logged. */
+  private async write(writer: EventLogWriter, event: ResponseEvent): Promise<void> {
+    if (this.lost) throw new FencedError(this.rid, writer.seq + 1);
+    await writer.append(event);
+    if (event.kind === "steer") this.control.logged(event.text);
+  }
+
+  /** Shutting down mid-response: the log stays without `end`, and the record says so. */
+  private async release(): Promise<Outcome> {
+    await this.deps.broker.records.mutate(this.rid, (r) =>
+      r.epoch === this.epoch && r.status === "running" ? { ...r, released: true } : null,
+    );
+    this.log.info({ epoch: this.epoch }, "generation handed over: another worker continues it");
+    return "released";
+  }
+
+  /** A higher epoch (ownership check, or the new owner's `fence`): stop at once, write and answer nothing. */
+  private loseTo(epoch: number): void {
+    if (this.lost) return;
+    this.lost = true;
+    this.log.warn({ epoch: this.epoch, now: epoch }, "another worker took this response over; stopping without writing");
+    this.abort.abort();
+  }
+
+  private failed(err: unknown): Outcome {
+    if (err instanceof FencedError || this.lost) {
+      if (!this.lost) this.log.warn({ err: (err as Error).message, epoch: this.epoch }, "another writer owns this response's log; stopping");
+      this.lost = true;
+      return "lost";
+    }
+    this.log.error({ err: String(err), stack: (err as Error).stack }, "response run failed");
+    // No `end` was written (NATS unreachable past the writer's retries, a bug): the request
+    // goes back to the queue, and a worker continues the response from its log.
+    return "released";
+  }
+
+  private async endLost(message: string): Promise<void> {
     const pos = await logPosition(this.deps.broker.jsm, this.rid);
     if (pos.last?.frame.event.kind !== "end") {
-      this.log.warn({ previous: stored.record.worker, seq: pos.seq }, "worker lost mid-response; ending it");
-      const writer = new EventLogWriter(this.deps.broker, this.rid, pos);
-      await writer.append({
+      this.log.warn({ seq: pos.seq }, message);
+      await new EventLogWriter(this.deps.broker, this.rid, pos).append({
         kind: "end",
         reason: "error",
-        error: { code: "worker_lost", message: "the worker generating this response stopped" },
+        error: { code: "worker_lost", message },
         usage: { prompt_tokens: 0, completion_tokens: 0 },
       });
     }
@@ -184,41 +293,31 @@ export class ResponseRun {
     );
   }
 
-  private onControl(m: Msg): void {
-    let req;
-    try {
-      req = controlRequestSchema.parse(m.json());
-    } catch {
-      this.log.warn("malformed control message ignored");
-      return;
-    }
-    if (req.op === "cancel") {
-      this.log.info({ state: this.state }, "cancel received");
-      this.abort.abort();
-      this.afterEnd(() => this.reply(m, { ok: true }));
-      return;
-    }
-    if (req.op === "status") return this.reply(m, { ok: true });
-    this.reply(m, this.takeSteer(req.text));
+  private writer(from: { seq: number; streamSeq: number }): EventLogWriter {
+    return new EventLogWriter(this.deps.broker, this.rid, from, { epoch: this.epoch });
   }
 
-  private takeSteer(text: string): ControlReply {
-    const finished: ControlReply = { ok: false, code: "finished", message: "the response has ended" };
-    if (this.state === "starting") {
-      this.earlySteers.push(text);
-      return { ok: true };
-    }
-    if (this.state !== "running" || this.abort.signal.aborted || !this.session?.steer(text)) return finished;
-    this.log.info("steer taken");
-    return { ok: true };
+  private startEvent(): ResponseEvent & { kind: "start" } {
+    return { kind: "start", model: this.deps.generator.model, created_at: new Date().toISOString() };
   }
 
-  private afterEnd(fn: () => void): void {
-    if (this.state === "ended") fn();
-    else this.endWaiters.push(fn);
+  private controlTarget(): ControlTarget {
+    return {
+      started: () => this.session !== undefined,
+      cancel: () => {
+        this.cancelled = true;
+        this.abort.abort();
+      },
+      steer: (text) => !this.abort.signal.aborted && (this.session?.steer(text) ?? false),
+      fenced: (epoch) => {
+        if (this.epoch > 0 && epoch > this.epoch) this.loseTo(epoch);
+      },
+    };
   }
+}
 
-  private reply(m: Msg, body: ControlReply): void {
-    if (m.reply) m.respond(JSON.stringify(body));
-  }
+function errorEnd(err: unknown, usage: EndEvent["usage"], log: Logger): EndEvent {
+  log.error({ err: String(err) }, "generator failed");
+  const code = err instanceof GeneratorError ? err.code : "generator_error";
+  return { kind: "end", reason: "error", error: { code, message: err instanceof Error ? err.message : String(err) }, usage };
 }

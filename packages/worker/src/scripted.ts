@@ -1,5 +1,5 @@
 import type { GenerationBody, Usage } from "@unbroken/protocol";
-import type { GenerationJob, GenerationOutput, GenerationSession, TokenGenerator } from "./generator.js";
+import { GeneratorError, type GenerationJob, type GenerationOutput, type GenerationSession, type ResumeState, type TokenGenerator } from "./generator.js";
 import { hashText, prng } from "./prng.js";
 import { ScriptedText, naturalLength } from "./scripted-text.js";
 
@@ -27,6 +27,8 @@ const stopsOf = (body: GenerationBody): string[] => {
  * A deterministic generator for demos without a model, load tests and CI. It is not a
  * model: the text is prose-like words from (prompt, seed), paced at a fixed rate. It obeys
  * max_tokens, stop sequences, cancel and steer exactly as a model-backed generator must.
+ * Given the log of a response another worker began (`job.resume`), it continues with
+ * exactly the tokens that worker would have written.
  */
 export class ScriptedGenerator implements TokenGenerator {
   readonly model = "scripted";
@@ -44,8 +46,14 @@ class ScriptedSession implements GenerationSession {
   private readonly target: number;
   private readonly limit: number | undefined;
   private readonly promptTokens: number;
+  private readonly stops: string[];
   private readonly steers: string[] = [];
+  /** Tokens already in the log when this session began (0 unless it resumes a response). */
+  private readonly resumed: number;
+  private readonly replayed: "ok" | "stopped" | GeneratorError;
   private produced = 0;
+  private sofar = "";
+  private extra = 0;
   private finished = false;
 
   constructor(
@@ -58,7 +66,10 @@ class ScriptedSession implements GenerationSession {
     this.target = naturalLength(prompt, prng(seed ^ 0x9e3779b9));
     this.limit = job.body.params?.max_tokens;
     this.promptTokens = countTokens(prompt);
-    for (const s of job.steers) this.text.steer(s);
+    this.stops = stopsOf(job.body);
+    this.resumed = job.resume?.tokens.length ?? 0;
+    this.replayed = job.resume ? this.replay(job.resume) : "ok";
+    for (const s of job.steers) this.applySteer(s);
   }
 
   steer(text: string): boolean {
@@ -73,31 +84,61 @@ class ScriptedSession implements GenerationSession {
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<GenerationOutput> {
-    const stops = stopsOf(this.job.body);
+    if (this.replayed instanceof GeneratorError) throw this.replayed;
+    if (this.replayed === "stopped") return yield* this.done("stop");
     const interval = this.tps > 0 ? 1000 / this.tps : 0;
     const began = performance.now();
-    let sofar = "";
-    let extra = 0;
     while (!this.job.signal.aborted) {
       const steer = this.steers.shift();
       if (steer !== undefined) {
-        this.text.steer(steer);
-        extra += 20; // a steered answer goes on for a while after the instruction
+        this.applySteer(steer);
         yield { type: "steer", text: steer };
         continue;
       }
       if (this.limit !== undefined && this.produced >= this.limit) return yield* this.done("length");
-      if (this.produced >= this.target + extra) return yield* this.done("stop");
-      await pace(began + (this.produced + 1) * interval, this.job.signal);
+      if (this.produced >= this.target + this.extra) return yield* this.done("stop");
+      await pace(began + (this.produced - this.resumed + 1) * interval, this.job.signal);
       if (this.job.signal.aborted) return;
-      let token = this.text.next();
-      const cut = findStop(sofar, token, stops);
-      if (cut !== undefined) token = token.slice(0, cut);
-      sofar = (sofar + token).slice(-128);
-      this.produced++;
+      const { token, cut } = this.nextToken();
       if (token.length > 0) yield { type: "token", text: token, tokens: 1 };
-      if (cut !== undefined) return yield* this.done("stop");
+      if (cut) return yield* this.done("stop");
     }
+  }
+
+  /**
+   * Regenerates the tokens an earlier worker wrote, applying its steers where the log has
+   * them, without yielding anything: the state is then exactly that worker's, so what
+   * follows is what it would have written. A log this generator would not have written
+   * (another generator, another version) cannot be continued exactly, and says so.
+   */
+  private replay(resume: ResumeState): "ok" | "stopped" | GeneratorError {
+    let s = 0;
+    for (const [i, logged] of resume.tokens.entries()) {
+      for (let st = resume.steers[s]; st !== undefined && st.at <= i; st = resume.steers[++s]) this.applySteer(st.text);
+      const { token, cut } = this.nextToken();
+      if (token !== logged || (cut && i < resume.tokens.length - 1)) {
+        return new GeneratorError("cannot_continue", `the log differs from this generator's text at token ${i + 1}; it cannot be continued exactly`);
+      }
+      if (cut) return "stopped";
+    }
+    for (const st of resume.steers.slice(s)) this.applySteer(st.text);
+    return "ok";
+  }
+
+  /** A steer reseeds the text, and a steered answer goes on for a while after it. */
+  private applySteer(text: string): void {
+    this.text.steer(text);
+    this.extra += 20;
+  }
+
+  /** The next token, cut short where a stop sequence begins (`cut`: the answer ends there). */
+  private nextToken(): { token: string; cut: boolean } {
+    let token = this.text.next();
+    const cut = findStop(this.sofar, token, this.stops);
+    if (cut !== undefined) token = token.slice(0, cut);
+    this.sofar = (this.sofar + token).slice(-128);
+    this.produced++;
+    return { token, cut: cut !== undefined };
   }
 
   private *done(reason: "stop" | "length"): Generator<GenerationOutput> {

@@ -16,7 +16,10 @@ export interface Worker {
   readonly id: string;
   /** Responses running now. */
   readonly running: number;
-  /** Stops taking requests, lets running responses finish (up to DRAIN_TIMEOUT), then closes. */
+  /**
+   * Stops taking requests, lets running responses finish (up to DRAIN_TIMEOUT), hands the
+   * others over to another worker (each stops at a token boundary, without `end`), then closes.
+   */
   close(): Promise<void>;
 }
 
@@ -83,7 +86,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   const generator = await createGenerator(config, wlog);
   let broker: Broker;
   try {
-    broker = await Broker.connect({ url: config.natsUrl, name: `unbroken-worker-${id}`, retentionMs: config.retentionMs, log: wlog });
+    broker = await Broker.connect({ url: config.natsUrl, name: `unbroken-worker-${id}`, retentionMs: config.retentionMs, replicas: config.replicas, log: wlog });
   } catch (err) {
     await generator.close();
     throw err;
@@ -96,6 +99,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     log: wlog,
     queueTimeoutMs: config.queueTimeoutMs,
     workerTimeoutMs: config.workerTimeoutMs,
+    stallTimeoutMs: config.stallTimeoutMs,
   };
   const opts = { concurrency: config.concurrency, workerTimeoutMs: config.workerTimeoutMs };
   let intake: Intake;
@@ -132,7 +136,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     const finished = Promise.all([...runs.values()].map((r) => r.done));
     await Promise.race([finished, deadline]);
     if (runs.size > 0) {
-      wlog.warn({ running: runs.size }, "drain deadline passed; stopping what still runs");
+      wlog.warn({ running: runs.size }, "drain deadline passed; handing over what still runs");
       for (const { run } of runs.values()) run.stop();
       await Promise.race([finished, new Promise((r) => setTimeout(r, 5_000).unref())]);
     }

@@ -1,0 +1,21 @@
+# One image for both components: `docker run IMAGE edge` or `docker run IMAGE worker`
+# (see docker-compose.yml). Configured by environment variables (README "Configuration").
+FROM node:22-slim
+
+WORKDIR /app
+# Sources first: `npm ci` runs the root `prepare` script, which builds (tsc -b, then the
+# browser bundles) and so needs them.
+COPY . .
+# node-llama-cpp's prebuilt binaries come with the npm packages; nothing is downloaded at
+# install or run time (README "Generators"). Dev dependencies are pruned after the build.
+RUN npm ci --no-audit --no-fund \
+  && npm prune --omit=dev --no-audit --no-fund \
+  && npm cache clean --force
+
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=8787
+EXPOSE 8787
+USER node
+ENTRYPOINT ["/app/deploy/entrypoint.sh"]
+CMD ["edge"]

@@ -1,0 +1,8 @@
+#!/bin/sh
+# The image's entry point: `edge` or `worker` runs that component (configured by its
+# environment, see README "Configuration"); anything else is run as a command.
+set -e
+case "$1" in
+  edge | worker) exec node "/app/packages/$1/dist/src/main.js" ;;
+  *) exec "$@" ;;
+esac

@@ -1,0 +1,151 @@
+// Capability tokens (docs/protocol.md "Response-scoped tokens"): a JWT with `rid` and `scope`
+// grants exactly that access to exactly that response, whoever owns it, and nothing else.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { SignJWT } from "jose";
+import { RawClient, type Frame } from "../helpers/raw-client.js";
+import { readSse } from "../helpers/sse.js";
+import { Stack } from "../helpers/stack.js";
+
+const SECRET = "capability-secret";
+const key = new TextEncoder().encode(SECRET);
+const now = () => Math.floor(Date.now() / 1000);
+
+/** `exp` null: no exp claim at all. */
+function sign(claims: Record<string, unknown>, exp: number | string | null = "10m"): Promise<string> {
+  const jwt = new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setIssuedAt();
+  if (exp !== null) jwt.setExpirationTime(exp);
+  return jwt.sign(key);
+}
+const ownerToken = (sub: string) => sign({ sub }, "1h");
+const capability = (rid: string, scope: unknown, exp: number | string | null = "10m") => sign({ rid, scope }, exp);
+
+let stack: Stack;
+let http: string;
+let owner: RawClient;
+let rid: string;
+let otherRid: string;
+
+function within<T>(p: Promise<T>, what: string, ms = 15_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const t = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms)));
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}`, "content-type": "application/json" });
+const post = (path: string, token: string, body: unknown = {}) => fetch(`${http}${path}`, { method: "POST", headers: bearer(token), body: JSON.stringify(body) });
+
+before(async () => {
+  stack = await Stack.start({ edgeEnv: { AUTH: "jwt", JWT_SECRET: SECRET }, workerEnv: { SCRIPTED_TPS: "20" } });
+  http = `http://127.0.0.1:${stack.edges[0]!.port}`;
+  owner = await RawClient.connect(stack.url, await ownerToken("olivia"));
+  rid = (await owner.request({ type: "generate", prompt: "write 2000 words to share" })).rid;
+  otherRid = (await owner.request({ type: "generate", prompt: "write 2000 words kept private" })).rid;
+  await owner.next((f) => f.type === "event" && f.rid === rid && f.seq >= 3);
+});
+
+after(async () => {
+  for (const r of [rid, otherRid]) await owner?.request({ type: "cancel", rid: r });
+  owner?.close();
+  await stack?.stop();
+});
+
+describe("a read-only token", () => {
+  let reader: RawClient;
+  let readToken: string;
+  before(async () => {
+    readToken = await capability(rid, "read");
+    reader = await RawClient.connect(stack.url, readToken);
+  });
+  after(() => reader.close());
+
+  it("subscribes to its response over the socket, from any seq", async () => {
+    assert.equal((await reader.request({ type: "subscribe", rid, after: 1 })).type, "ok");
+    const ev = await reader.next((f) => f.type === "event" && f.rid === rid);
+    assert.equal(ev.seq, 2);
+  });
+
+  it("reads it as Server-Sent Events", async () => {
+    const read = await readSse(`${http}/v1/responses/${rid}/events`, { headers: bearer(readToken) }, (r) => r.messages.length >= 3);
+    assert.equal(read.status, 200);
+    assert.deepEqual(read.messages.map((m) => Number(m.id)), [1, 2, 3]);
+  });
+
+  it("cannot steer or cancel it: forbidden, on the socket and over HTTP", async () => {
+    for (const frame of [{ type: "steer", rid, text: "be shorter" }, { type: "cancel", rid }]) {
+      const err = await reader.request(frame);
+      assert.equal(err.code, "forbidden", JSON.stringify(err));
+      assert.match(err.message, /does not allow/);
+    }
+    assert.equal((await post(`/v1/responses/${rid}/steer`, readToken, { text: "x" })).status, 403);
+    assert.equal((await post(`/v1/responses/${rid}/cancel`, readToken)).status, 403);
+  });
+
+  it("touches no other response and starts nothing", async () => {
+    const unknown = randomBytes(16).toString("base64url");
+    const errs: Frame[] = [];
+    for (const r of [otherRid, unknown]) errs.push(await reader.request({ type: "subscribe", rid: r }));
+    assert.deepEqual(errs.map((e) => e.code), ["forbidden", "forbidden"]);
+    assert.equal(errs[0]!.message, errs[1]!.message, "another owner's rid and an unknown one look the same");
+    const gen = await reader.request({ type: "generate", prompt: "mine now" });
+    assert.equal(gen.code, "forbidden", JSON.stringify(gen));
+    const again = await reader.request({ type: "generate", rid, prompt: "re-send" });
+    assert.equal(again.code, "forbidden");
+    assert.equal((await fetch(`${http}/v1/responses/${otherRid}/events`, { headers: bearer(readToken) })).status, 403);
+    assert.equal((await post("/v1/responses", readToken, { prompt: "x" })).status, 403);
+    assert.equal((await post("/v1/chat/completions", readToken, { messages: [{ role: "user", content: "x" }] })).status, 403);
+  });
+});
+
+describe("scoped tokens", () => {
+  it("a steer-scoped token steers (and does nothing else)", async () => {
+    const c = await RawClient.connect(stack.url, await capability(rid, "steer"));
+    assert.equal((await c.request({ type: "steer", rid, text: "mention bridges" })).type, "ok");
+    await owner.next((f) => f.type === "event" && f.rid === rid && f.event.kind === "steer");
+    assert.equal((await c.request({ type: "subscribe", rid })).code, "forbidden");
+    assert.equal((await c.request({ type: "cancel", rid })).code, "forbidden");
+    c.close();
+  });
+
+  it("scope may list several actions, space-separated or as an array; cancel ends it for everyone", async () => {
+    const both = await RawClient.connect(stack.url, await capability(otherRid, "read steer"));
+    assert.equal((await both.request({ type: "subscribe", rid: otherRid })).type, "ok");
+    assert.equal((await both.request({ type: "steer", rid: otherRid, text: "shorter" })).type, "ok");
+    const res = await post(`/v1/responses/${otherRid}/cancel`, await capability(otherRid, ["read", "cancel"]));
+    assert.equal(res.status, 200);
+    const end = (await both.untilEnd(otherRid)).at(-1)!.event;
+    assert.equal(end.kind === "end" && end.reason, "cancelled");
+    both.close();
+  });
+
+  const refused: Array<[string, () => Promise<string>]> = [
+    ["an expired one", () => capability(rid, "read", now() - 60)],
+    ["one living longer than 24 h", () => capability(rid, "read", "25h")],
+    ["one without exp", () => capability(rid, "read", null)],
+    ["one with an unknown scope", () => capability(rid, "read write")],
+    ["one with an empty scope", () => capability(rid, "")],
+    ["one with a malformed rid", () => capability("not a rid!", "read")],
+    ["one with a scope but no rid", () => sign({ sub: "olivia", scope: "read" })],
+  ];
+  for (const [name, make] of refused) {
+    it(`${name} is refused: unauthorized and close 4401; 401 over HTTP`, async () => {
+      const t = await make();
+      const c = await RawClient.open(stack.url);
+      c.send({ type: "hello", token: t });
+      const err = await c.next((f) => f.type === "welcome" || f.type === "error");
+      assert.equal(err.code, "unauthorized", JSON.stringify(err));
+      assert.equal((await within(c.closed, "close")).code, 4401);
+      assert.equal((await fetch(`${http}/v1/responses/${rid}/events`, { headers: bearer(t) })).status, 401);
+    });
+  }
+
+  it("a token that expires while its socket is open stops authorizing new commands", async () => {
+    const exp = now() + 2;
+    const c = await RawClient.connect(stack.url, await capability(rid, "read", exp));
+    while (Date.now() <= exp * 1000 + 200) await new Promise((r) => setTimeout(r, 100));
+    const err = await c.request({ type: "subscribe", rid });
+    assert.equal(err.code, "unauthorized", JSON.stringify(err));
+    c.close();
+  });
+});

@@ -1,0 +1,144 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { UnbrokenClient, type EventFrame } from "@unbroken/client";
+import { freePort, HAPROXY_INSTALL_HINT, findHaproxy, startHaproxy, type HaproxyHandle } from "@unbroken/testing";
+import { WebSocket } from "ws";
+import { RawClient, range, seqs, textOf } from "../helpers/raw-client.js";
+import { Topology, eventually, replay } from "../helpers/topology.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+const HAPROXY_CFG = path.join(root, "deploy/haproxy.cfg");
+
+/** `docker compose` (the CLI plugin) or the standalone `docker-compose`, whichever runs. */
+function composeCommand(): string[] | undefined {
+  for (const cmd of [["docker", "compose"], ["docker-compose"]]) {
+    const r = spawnSync(cmd[0]!, [...cmd.slice(1), "version"], { encoding: "utf8" });
+    if (r.status === 0) return cmd;
+  }
+  return undefined;
+}
+
+describe("deployment files", () => {
+  it("docker-compose.yml passes `docker compose config`", () => {
+    const cmd = composeCommand();
+    // `npm test` installs Debian's docker-compose when it runs as root (scripts/setup.mjs).
+    assert.ok(cmd, "neither `docker compose` nor `docker-compose` runs: install one (Debian/Ubuntu: apt-get install docker-compose)");
+    const r = spawnSync(cmd[0]!, [...cmd.slice(1), "-f", path.join(root, "docker-compose.yml"), "config", "-q"], { cwd: root, encoding: "utf8" });
+    assert.equal(r.status, 0, `${cmd.join(" ")} config -q failed:\n${r.stderr}${r.stdout}`);
+    // The shape the README promises, in the file itself.
+    const text = readFileSync(path.join(root, "docker-compose.yml"), "utf8");
+    for (const service of ["nats-1", "nats-2", "nats-3", "edge-1", "edge-2", "worker-1", "worker-2", "lb"]) {
+      assert.match(text, new RegExp(`^  ${service}:`, "m"), `service ${service}`);
+    }
+    assert.match(text, /REPLICAS: "3"/);
+    assert.match(text, /haproxy\.cfg/);
+  });
+
+  it("deploy/haproxy.cfg passes `haproxy -c`", () => {
+    const bin = findHaproxy();
+    assert.ok(bin, `haproxy not found: ${HAPROXY_INSTALL_HINT}`);
+    const env = { ...process.env, LB_BIND: "127.0.0.1:1", EDGE1_ADDR: "127.0.0.1:2", EDGE2_ADDR: "127.0.0.1:3" };
+    const r = spawnSync(bin, ["-c", "-f", HAPROXY_CFG], { env, encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+  });
+});
+
+// docker-compose.yml's topology with local processes: a 3-node JetStream cluster (REPLICAS=3),
+// two workers, two edges, and HAProxy running deploy/haproxy.cfg itself in front of the edges.
+describe("the compose topology, as local processes behind HAProxy", () => {
+  let top: Topology;
+  let lb: HaproxyHandle;
+  let lbPort: number;
+  const url = (p = "/v1/ws"): string => `ws://127.0.0.1:${lbPort}${p}`;
+
+  before(async () => {
+    top = await Topology.start({ natsNodes: 3, edges: 2, workers: 2, balancer: false, workerEnv: { SCRIPTED_TPS: "30" } });
+    lbPort = await freePort();
+    const env = {
+      LB_BIND: `127.0.0.1:${lbPort}`,
+      EDGE1_ADDR: `127.0.0.1:${top.edges[0]!.handle.port}`,
+      EDGE2_ADDR: `127.0.0.1:${top.edges[1]!.handle.port}`,
+    };
+    lb = await startHaproxy({ config: HAPROXY_CFG, env, port: lbPort });
+  });
+  after(async () => {
+    await lb?.stop();
+    await top?.stop();
+  });
+
+  it("spreads sockets over both edges and streams every answer whole", async () => {
+    const clients = await Promise.all(Array.from({ length: 6 }, () => RawClient.connect(url())));
+    const rids = await Promise.all(
+      clients.map(async (c, i) => {
+        const reply = await c.request({ type: "generate", prompt: `through haproxy ${i}`, params: { max_tokens: 30 } }, 60_000);
+        assert.equal(reply.type, "accepted", JSON.stringify(reply));
+        return reply.rid as string;
+      }),
+    );
+    for (const [i, c] of clients.entries()) {
+      const events = await c.untilEnd(rids[i]!, 60_000);
+      assert.deepEqual(seqs(events), range(1, events.length));
+      assert.equal(events.filter((f) => f.event.kind === "token").length, 30);
+      c.close();
+    }
+    const queuedOn = top.edges.map((e) => rids.filter((rid) => e.handle.lines.some((l) => l.includes(rid) && l.includes("response queued"))).length);
+    assert.ok(queuedOn.every((n) => n > 0), `both edges took sockets: ${queuedOn}`);
+  });
+
+  it("streams Server-Sent Events through it unbuffered", async () => {
+    const http = `http://127.0.0.1:${lbPort}`;
+    const res = await fetch(`${http}/v1/responses`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ prompt: "sse through haproxy", params: { max_tokens: 90 } }),
+    });
+    assert.equal(res.status, 202);
+    const { rid } = (await res.json()) as { rid: string };
+    const events = await fetch(`${http}/v1/responses/${rid}/events`);
+    assert.equal(events.status, 200);
+    assert.match(events.headers.get("content-type") ?? "", /text\/event-stream/);
+    const reader = events.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    // Three seconds of tokens: a buffering proxy would hold them until the end.
+    assert.match(first, /^id: 1$/m);
+    assert.doesNotMatch(first, /"kind":"end"/);
+    let all = first;
+    for (let r = await reader.read(); !r.done; r = await reader.read()) all += new TextDecoder().decode(r.value);
+    assert.match(all, /"kind":"end"/);
+  });
+
+  it("moves a client to the other edge when its edge is killed; it resumes exactly, and the edge rejoins", async () => {
+    const client = new UnbrokenClient({ url: url(), WebSocket, reconnect: { minDelayMs: 50, maxDelayMs: 500 } });
+    try {
+      const answer = client.generate({ prompt: "write 150 words through a dying edge", params: { max_tokens: 150 } });
+      const got: EventFrame[] = [];
+      let killed: Promise<void> | undefined;
+      for await (const ev of answer) {
+        got.push(ev as EventFrame);
+        if (ev.seq === 20) {
+          const rid = answer.rid;
+          const index = top.edges.findIndex((e) => e.handle.lines.some((l) => l.includes(rid) && l.includes("response queued")));
+          assert.ok(index >= 0, "an edge took the generate");
+          killed = (async () => {
+            await top.edges[index]!.handle.kill();
+            await eventually(async () => assert.match(lb.output(), new RegExp(`edges/edge${index + 1} is DOWN`)), 30_000);
+            await top.restart(top.edges[index]!, "listening");
+            await eventually(async () => assert.match(lb.output(), new RegExp(`edges/edge${index + 1} is UP`)), 30_000);
+          })();
+        }
+      }
+      await killed;
+      const reference = await replay(url(), answer.rid);
+      assert.deepEqual(seqs(got), range(1, reference.length));
+      assert.equal(textOf(got), textOf(reference));
+      const end = got.at(-1)!.event;
+      assert.equal(end.kind === "end" && end.reason, "length");
+    } finally {
+      await client.close();
+    }
+  });
+});

@@ -1,0 +1,96 @@
+import assert from "node:assert/strict";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { AckPolicy, DeliverPolicy } from "@nats-io/jetstream";
+import { EVENTS_STREAM, eventSubject, type EventFrame } from "@unbroken/protocol";
+import { Broker, silentLog } from "@unbroken/store";
+import { spawnService, type ServiceHandle } from "@unbroken/testing";
+import { RawClient, range, seqs, textOf } from "./raw-client.js";
+
+// Shared by the worker failover tests: real worker and edge processes, the log as the
+// client saw it, and the log as stored (with each event's msg id, which names the epoch).
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+export const EDGE = path.join(root, "packages/edge/dist/src/main.js");
+export const WORKER = path.join(root, "packages/worker/dist/src/main.js");
+
+export const startEdge = (env: Record<string, string>): Promise<ServiceHandle> =>
+  spawnService({ name: "edge", script: EDGE, env: { PORT: "0", ...env }, readyMsg: "listening" });
+
+export const startWorker = (id: string, env: Record<string, string>): Promise<ServiceHandle> =>
+  spawnService({ name: `worker ${id}`, script: WORKER, env: { WORKER_ID: id, ...env }, readyMsg: "ready", timeoutMs: 30_000 });
+
+export const wsUrl = (edge: ServiceHandle): string => `ws://127.0.0.1:${edge.port}/v1/ws`;
+
+/** The worker among `workers` that logged starting rid. */
+export async function runnerOf(workers: ServiceHandle[], rid: string): Promise<ServiceHandle> {
+  const started = (o: { msg?: string; rid?: string }): boolean => o.msg === "generation started" && o.rid === rid;
+  return Promise.any(workers.map((w) => w.waitForLine(started, 30_000).then(() => w)));
+}
+
+/** `kind: "handover"` events of a log. */
+export function handovers(events: EventFrame[]): Array<{ seq: number; worker: string; epoch: number; reason: string }> {
+  return events.flatMap((e) => {
+    const ev = e.event as unknown as { kind: string; worker: string; epoch: number; reason: string };
+    return ev.kind === "handover" ? [{ seq: e.seq, worker: ev.worker, epoch: ev.epoch, reason: ev.reason }] : [];
+  });
+}
+
+/** Checks what every response must satisfy: seq 1..n, one `end`, last. Returns that end. */
+export function assertWhole(events: EventFrame[]): Extract<EventFrame["event"], { kind: "end" }> {
+  assert.deepEqual(seqs(events), range(1, events.length), "seq is contiguous from 1");
+  const ends = events.filter((e) => e.event.kind === "end");
+  assert.equal(ends.length, 1, "exactly one end");
+  const end = events.at(-1)?.event;
+  assert.ok(end?.kind === "end", "end is last");
+  return end;
+}
+
+/** An uninterrupted run of the same request on a fresh rid: the text a failover must equal. */
+export async function reference(c: RawClient, frame: Record<string, unknown>): Promise<{ text: string; events: EventFrame[] }> {
+  const { rid } = await c.request({ type: "generate", ...frame });
+  const events = await c.untilEnd(rid, 60_000);
+  return { text: textOf(events), events };
+}
+
+/** Every stored event of rid with its msg id (`<rid>:<seq>:<epoch>` for worker writes). */
+export async function storedMsgIds(natsUrl: string, rid: string): Promise<Array<{ seq: number; msgId: string }>> {
+  const broker = await Broker.connect({ url: natsUrl, name: "failover-test", retentionMs: 3_600_000, log: silentLog });
+  try {
+    const ci = await broker.jsm.consumers.add(EVENTS_STREAM, {
+      filter_subject: eventSubject(rid),
+      ack_policy: AckPolicy.None,
+      deliver_policy: DeliverPolicy.All,
+      mem_storage: true,
+      inactive_threshold: 30_000_000_000,
+    });
+    const out: Array<{ seq: number; msgId: string }> = [];
+    const consumer = broker.js.consumers.getConsumerFromInfo(ci);
+    for (let left = ci.num_pending; left > 0; ) {
+      const batch = await consumer.fetch({ max_messages: Math.min(left, 256), expires: 5_000 });
+      let got = 0;
+      for await (const m of batch) {
+        got++;
+        out.push({ seq: (m.json() as { seq: number }).seq, msgId: m.headers?.get("Nats-Msg-Id") ?? "" });
+      }
+      if (got === 0) break;
+      left -= got;
+    }
+    await broker.jsm.consumers.delete(EVENTS_STREAM, ci.name).catch(() => undefined);
+    return out;
+  } finally {
+    await broker.close();
+  }
+}
+
+/** The epoch in a worker's msg id, or undefined for an id without one. */
+export const epochOf = (msgId: string): number | undefined => {
+  const parts = msgId.split(":");
+  return parts.length === 3 ? Number(parts[2]) : undefined;
+};
+
+/** Milliseconds from `since` until the first frame matching `pred` arrives at `c`. */
+export async function msUntil(c: RawClient, since: number, pred: (f: Record<string, unknown>) => boolean, timeoutMs = 60_000): Promise<number> {
+  await c.next(pred, timeoutMs);
+  return Date.now() - since;
+}
