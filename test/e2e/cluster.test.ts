@@ -4,7 +4,7 @@ import type { NatsClusterHandle } from "@unbroken/testing";
 import { RawClient, range, seqs, textOf } from "../helpers/raw-client.js";
 import { Topology, eventually, replay } from "../helpers/topology.js";
 
-const STREAMS = ["LLM_EVENTS", "LLM_REQUESTS", "KV_llm_responses"];
+const STREAMS = ["LLM_EVENTS", "LLM_REQUESTS", "KV_llm_responses", "KV_llm_rid_owners"];
 
 /** What a fault did, for the log: which node, what it led, how long readers waited. */
 function note(text: string): void {

@@ -9,4 +9,3 @@ export * from "./log-follower.js";
 export * from "./broker.js";
 export * from "./responses.js";
 export * from "./service.js";
-export * from "./metrics.js";
