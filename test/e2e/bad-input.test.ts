@@ -6,15 +6,7 @@ import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import { RawClient, type Frame } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
-
-/** `p`, or a failure naming `what` after a generous `ms` (so a missing close fails fast). */
-function within<T>(p: Promise<T>, what: string, ms = 15_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
-}
+import { within } from "../helpers/within.js";
 
 let stack: Stack;
 let url: string;

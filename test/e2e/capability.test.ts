@@ -7,6 +7,7 @@ import { SignJWT } from "jose";
 import { RawClient, type Frame } from "../helpers/raw-client.js";
 import { readSse } from "../helpers/sse.js";
 import { Stack } from "../helpers/stack.js";
+import { within } from "../helpers/within.js";
 
 const SECRET = "capability-secret";
 const key = new TextEncoder().encode(SECRET);
@@ -26,12 +27,6 @@ let http: string;
 let owner: RawClient;
 let rid: string;
 let otherRid: string;
-
-function within<T>(p: Promise<T>, what: string, ms = 15_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const t = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms)));
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
-}
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}`, "content-type": "application/json" });
 const post = (path: string, token: string, body: unknown = {}) => fetch(`${http}${path}`, { method: "POST", headers: bearer(token), body: JSON.stringify(body) });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { UnbrokenClient } from "@unbroken/client";
+import { prng } from "@unbroken/testing";
 import { WebSocket } from "ws";
 import { Reader, audit, readLogs, spread } from "../helpers/chaos.js";
 import { Topology } from "../helpers/topology.js";
@@ -14,18 +15,6 @@ const CLIENTS = 10;
 const TPS = 30;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** A seeded PRNG (mulberry32), so a failing run's choices can be replayed with CHAOS_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("chaos: edges, workers and a NATS node die under live traffic", () => {
   let top: Topology;

@@ -71,7 +71,7 @@ export function tinyVocab(): { tokens: string[]; scores: number[]; types: number
 }
 
 /** mulberry32: a small, fast, seeded PRNG in [0, 1). */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
