@@ -2,6 +2,7 @@ import { jetstream, type JetStreamClient, type JetStreamManager } from "@nats-io
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "./connection.js";
+import { EventPublisher } from "./event-publisher.js";
 import { ensureLayout, type LayoutOptions } from "./layout.js";
 import type { Log } from "./log.js";
 import { ResponseRecords } from "./records.js";
@@ -20,6 +21,8 @@ export interface BrokerOptions extends LayoutOptions {
 export class Broker {
   readonly js: JetStreamClient;
   readonly records: ResponseRecords;
+  /** Every append to a response's log goes through this one publisher. */
+  readonly events: EventPublisher;
   private isConnected = true;
   private readonly reconnectListeners = new Set<() => void>();
 
@@ -31,6 +34,7 @@ export class Broker {
   ) {
     this.js = jetstream(nc, { timeout: 5_000 });
     this.records = new ResponseRecords(kv, log);
+    this.events = new EventPublisher(nc);
     void this.watch();
   }
 
@@ -78,6 +82,7 @@ export class Broker {
 
   async close(): Promise<void> {
     if (this.nc.isClosed()) return;
+    this.events.close();
     await this.nc.drain().catch(() => this.nc.close());
   }
 }

@@ -3,6 +3,7 @@ export * from "./errors.js";
 export * from "./connection.js";
 export * from "./layout.js";
 export * from "./records.js";
+export * from "./event-publisher.js";
 export * from "./log-writer.js";
 export * from "./log-reader.js";
 export * from "./log-follower.js";

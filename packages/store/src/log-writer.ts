@@ -1,6 +1,7 @@
-import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager } from "@nats-io/jetstream";
 import { EVENTS_STREAM, encodeEventFrame, eventMsgId, eventSubject, type ResponseEvent } from "@unbroken/protocol";
 import { FencedError, StoreError, isUnreachable } from "./errors.js";
+import { PublishError, type EventPublisher } from "./event-publisher.js";
 
 export interface WriterPosition {
   /** The seq of the last event in the log (0 for an empty log). */
@@ -26,7 +27,7 @@ const WRONG_LAST_SEQUENCE = 10071;
 
 /** What a writer needs of a broker connection. */
 export interface LogAccess {
-  js: JetStreamClient;
+  events: EventPublisher;
   jsm: JetStreamManager;
 }
 
@@ -72,10 +73,10 @@ export class EventLogWriter {
     const deadline = Date.now() + this.retryForMs;
     for (let attempt = 0; ; attempt++) {
       try {
-        const ack = await this.nats.js.publish(eventSubject(this.rid), payload, {
-          msgID: this.epoch === undefined ? eventMsgId(this.rid, seq) : `${eventMsgId(this.rid, seq)}:${this.epoch}`,
-          expect: { lastSubjectSequence: this.pos.streamSeq },
-          timeout: this.publishTimeoutMs,
+        const ack = await this.nats.events.publish(eventSubject(this.rid), payload, {
+          msgId: this.epoch === undefined ? eventMsgId(this.rid, seq) : `${eventMsgId(this.rid, seq)}:${this.epoch}`,
+          expectLastSubjectSeq: this.pos.streamSeq,
+          timeoutMs: this.publishTimeoutMs,
         });
         // A duplicate is our own earlier attempt only if it was a retry and the stored
         // event is byte for byte ours; otherwise another writer holds this seq.
@@ -86,8 +87,8 @@ export class EventLogWriter {
         return seq;
       } catch (err) {
         if (err instanceof FencedError) throw err;
-        if ((err as { api_error?: { err_code?: number } }).api_error?.err_code === WRONG_LAST_SEQUENCE ||
-          /wrong last sequence/i.test(String((err as Error).message))) {
+        if (err instanceof PublishError && err.code === "closed") throw new StoreError("unavailable", `could not write event ${seq} of ${this.rid}: the broker connection is closing`, err);
+        if ((err instanceof PublishError && err.errCode === WRONG_LAST_SEQUENCE) || /wrong last sequence/i.test(String((err as Error).message))) {
           throw new FencedError(this.rid, seq, err);
         }
         if (!isUnreachable(err) || Date.now() > deadline) {

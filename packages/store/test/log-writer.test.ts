@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import type { JetStreamClient } from "@nats-io/jetstream";
+import type { EventPublisher } from "../src/event-publisher.js";
 import { encodeEventFrame, newRid, type ResponseEvent } from "@unbroken/protocol";
 import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
 import { Broker } from "../src/broker.js";
@@ -163,17 +163,17 @@ describe("EventLogWriter", () => {
     let b: EventLogWriter | undefined;
     let calls = 0;
     const flaky = {
-      publish: async (...args: Parameters<JetStreamClient["publish"]>) => {
+      publish: async (...args: Parameters<EventPublisher["publish"]>) => {
         if (calls++ === 0) {
           b = new EventLogWriter(broker2, rid, posAfter1);
           takeover = b.append(token("B2"));
           await takeover;
           throw Object.assign(new Error("TIMEOUT"), { name: "TimeoutError", code: "TIMEOUT" });
         }
-        return broker.js.publish(...args);
+        return broker.events.publish(...args);
       },
-    } as unknown as JetStreamClient;
-    const a = new EventLogWriter({ js: flaky, jsm: broker.jsm }, rid, posAfter1);
+    } as unknown as EventPublisher;
+    const a = new EventLogWriter({ events: flaky, jsm: broker.jsm }, rid, posAfter1);
     const outcome = await a.append(token("A2")).then(
       (seq) => `A was told it wrote seq ${seq}`,
       (err: unknown) => (err instanceof FencedError ? "fenced" : `other error ${String(err)}`),
