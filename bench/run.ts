@@ -41,6 +41,7 @@ function meta(params: Params): Record<string, unknown> {
 
 /** Which targets each workload runs on: W3 needs resume, W4 an upstream cancel message. */
 function targetsFor(w: Workload, chosen: TargetName[]): TargetName[] {
+  if (w !== "W1") chosen = chosen.filter((t) => t !== "unbroken-nc");
   if (w === "W3") return chosen.filter((t) => t === "unbroken");
   if (w === "W4") return chosen.filter((t) => t !== "sse");
   return chosen;
@@ -92,6 +93,7 @@ async function main(): Promise<void> {
     ["sse", sseTarget()],
     ["ws", wsTarget()],
     ["unbroken", unbrokenTarget()],
+    ["unbroken-nc", unbrokenTarget({ name: "unbroken-nc", workerEnv: { COALESCE_MS: "0" } })],
   ]);
   installCleanup(async () => {
     await Promise.allSettled([...targets.values()].map((t) => t.close()));

@@ -9,10 +9,11 @@ import { ROOT, nodeEnv, stampFile, stampsOf, type RunningTarget, type StartOptio
 const EDGE = path.join(ROOT, "packages/edge/dist/src/main.js");
 const WORKER = path.join(ROOT, "packages/worker/dist/src/main.js");
 
-export function unbrokenTarget(): Target {
+/** `workerEnv`: settings for the worker beyond the defaults (e.g. coalescing off). */
+export function unbrokenTarget(variant: { name: string; workerEnv: Record<string, string> } = { name: "unbroken", workerEnv: {} }): Target {
   let nats: NatsServerHandle | undefined;
   return {
-    name: "unbroken",
+    name: variant.name,
     protocol: "unbroken",
     async start(opts: StartOptions): Promise<RunningTarget> {
       nats ??= await startNatsServer();
@@ -34,12 +35,12 @@ export function unbrokenTarget(): Target {
           spawn(
             "worker",
             WORKER,
-            { GENERATOR: "scripted", SCRIPTED_TPS: String(opts.tps), CONCURRENCY: String(opts.concurrency), ...nodeEnv({ stamps: stamps.file, profileDir: opts.profileDir }) },
+            { GENERATOR: "scripted", SCRIPTED_TPS: String(opts.tps), CONCURRENCY: String(opts.concurrency), ...variant.workerEnv, ...nodeEnv({ stamps: stamps.file, profileDir: opts.profileDir }) },
             "ready",
           ),
         ]);
         return {
-          name: "unbroken",
+          name: variant.name,
           protocol: "unbroken",
           url: `ws://127.0.0.1:${edge.port}/v1/ws`,
           pids: { edge: edge.pid, worker: worker.pid, "nats-server": nats.pid },

@@ -3,8 +3,10 @@ import * as z from "zod";
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
 
-/** Parses `500ms`, `60s`, `5m`, `24h`, `7d` into milliseconds; undefined when malformed. */
+/** Parses `0`, `500ms`, `60s`, `5m`, `24h`, `7d` into milliseconds; undefined when malformed. */
 export function parseDuration(text: string): number | undefined {
+  // Zero needs no unit.
+  if (text.trim() === "0") return 0;
   const m = DURATION.exec(text.trim());
   if (!m) return undefined;
   const ms = Number(m[1]) * (UNITS[m[2] as string] as number);

@@ -29,6 +29,21 @@ export const workerEnvSchema = z
     WORKER_TIMEOUT: envDuration("10s"),
     STALL_TIMEOUT: envDuration("60s"),
     DRAIN_TIMEOUT: envDuration("30s"),
+    // Token coalescing (README "Performance"): the longest a token waits to share an event
+    // with the next ones while the worker is busy (0 = one event per token), and the event
+    // loop utilization above which it counts as busy.
+    COALESCE_MS: envDuration("20ms"),
+    COALESCE_BUSY: z
+      .string()
+      .default("0.4")
+      .transform((s, ctx) => {
+        const n = Number(s.trim());
+        if (s.trim() === "" || !Number.isFinite(n) || n < 0 || n > 1) {
+          ctx.addIssue({ code: "custom", message: `must be a share of time from 0 to 1 (0 = always busy), got ${JSON.stringify(s)}` });
+          return z.NEVER;
+        }
+        return n;
+      }),
     WORKER_ID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
   })
   .refine((e) => e.GENERATOR !== "llama" || e.MODEL_PATH !== undefined || e.MODEL !== undefined, {
@@ -60,6 +75,10 @@ export interface WorkerConfig {
   /** A generation that produces nothing for this long ends with `stalled`. */
   stallTimeoutMs: number;
   drainTimeoutMs: number;
+  /** See TokenCoalescer: 0 = one event per token. */
+  coalesceMs: number;
+  /** Event loop utilization (0..1) above which the worker gathers tokens for coalesceMs. */
+  coalesceBusy: number;
   workerId: string | undefined;
 }
 
@@ -91,6 +110,8 @@ export function workerConfigFromEnv(env: Record<string, string | undefined>): Wo
     workerTimeoutMs: e.WORKER_TIMEOUT,
     stallTimeoutMs: e.STALL_TIMEOUT,
     drainTimeoutMs: e.DRAIN_TIMEOUT,
+    coalesceMs: e.COALESCE_MS,
+    coalesceBusy: e.COALESCE_BUSY,
     workerId: e.WORKER_ID,
   };
 }

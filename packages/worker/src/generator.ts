@@ -12,9 +12,12 @@ export type GenerationOutput =
  * yields them (or these steers) again.
  */
 export interface ResumeState {
-  /** The text of every `token` event in the log, in order. */
+  /**
+   * The text of every `token` event in the log, in order. An event may hold several tokens
+   * (coalesced under load), so the length is a count of events, not of tokens.
+   */
   tokens: string[];
-  /** Every `steer` event in the log, in order; `at` is the number of tokens before it. */
+  /** Every `steer` event in the log, in order; `at` is the number of token events before it. */
   steers: Array<{ at: number; text: string }>;
 }
 

@@ -2,6 +2,7 @@ import type { JsMsg } from "@nats-io/jetstream";
 import type { EndEvent, ResponseEvent, ResponseRecord } from "@unbroken/protocol";
 import { EventLogWriter, FencedError, StoreError, endQueued, logPosition, type Broker } from "@unbroken/store";
 import type { Logger } from "pino";
+import { TokenCoalescer, type CoalescePolicy } from "./coalescer.js";
 import { GeneratorError, type GenerationOutput, type GenerationSession, type ResumeState, type TokenGenerator } from "./generator.js";
 import { Ownership, STALLED, StallWatch } from "./ownership.js";
 import { RunControl, type ControlTarget, type Parting } from "./run-control.js";
@@ -16,6 +17,8 @@ export interface RunnerDeps {
   workerTimeoutMs: number;
   /** A generation that produces nothing for this long ends with `stalled`. */
   stallTimeoutMs: number;
+  /** How tokens are gathered into events (see TokenCoalescer). */
+  coalesce: CoalescePolicy;
 }
 
 /**
@@ -196,26 +199,42 @@ export class ResponseRun {
   private async stream(session: GenerationSession, writer: EventLogWriter): Promise<EndEvent | null> {
     const it = session[Symbol.asyncIterator]();
     const watch = new StallWatch(this.deps.stallTimeoutMs);
+    const tokens = new TokenCoalescer((e) => this.write(writer, e), this.deps.coalesce);
     let exhausted = false;
     try {
       for (;;) {
         const r = await watch.next(it.next());
-        if (r === STALLED) return this.stall(session);
+        if (r === STALLED) {
+          await tokens.flush();
+          return this.stall(session);
+        }
         if (r.done) {
           exhausted = true;
           break;
         }
         const out: GenerationOutput = r.value;
-        if (out.type === "token") await this.write(writer, { kind: "token", text: out.text });
-        else if (out.type === "steer") await this.write(writer, { kind: "steer", text: out.text });
+        if (out.type === "token") {
+          const wait = tokens.add(out.text);
+          if (wait) await wait;
+          continue;
+        }
+        // What was generated before a steer or the end is logged before it.
+        await tokens.flush();
+        if (out.type === "steer") await this.write(writer, { kind: "steer", text: out.text });
         else if (!this.abort.signal.aborted) return { kind: "end", reason: out.reason, usage: out.usage };
       }
+      if (!this.lost) await tokens.flush();
     } catch (err) {
       // A failed write (fenced, or NATS unreachable past the writer's retries) is not the
       // generator's failure: the run ends without `end` and the log is continued elsewhere.
       if (err instanceof StoreError || this.lost) throw err;
-      if (!this.abort.signal.aborted) return errorEnd(err, session.usage(), this.log);
+      if (!this.abort.signal.aborted) {
+        await tokens.flush();
+        return errorEnd(err, session.usage(), this.log);
+      }
+      await tokens.flush();
     } finally {
+      tokens.stop();
       watch.stop();
       // Leaving before the session's end (stall, done, a failed write): let it stop generating.
       if (!exhausted) void it.return?.(undefined)?.catch(() => undefined);

@@ -55,6 +55,9 @@ class ScriptedSession implements GenerationSession {
   private sofar = "";
   private extra = 0;
   private finished = false;
+  /** Ends the current pacing wait early (on abort). */
+  private wake: (() => void) | undefined;
+  private onAbort: (() => void) | undefined;
 
   constructor(
     private readonly job: GenerationJob,
@@ -67,8 +70,8 @@ class ScriptedSession implements GenerationSession {
     this.limit = job.body.params?.max_tokens;
     this.promptTokens = countTokens(prompt);
     this.stops = stopsOf(job.body);
-    this.resumed = job.resume?.tokens.length ?? 0;
     this.replayed = job.resume ? this.replay(job.resume) : "ok";
+    this.resumed = this.produced;
     for (const s of job.steers) this.applySteer(s);
   }
 
@@ -97,7 +100,7 @@ class ScriptedSession implements GenerationSession {
       }
       if (this.limit !== undefined && this.produced >= this.limit) return yield* this.done("length");
       if (this.produced >= this.target + this.extra) return yield* this.done("stop");
-      await pace(began + (this.produced - this.resumed + 1) * interval, this.job.signal);
+      await this.pace(began + (this.produced - this.resumed + 1) * interval);
       if (this.job.signal.aborted) return;
       const { token, cut } = this.nextToken();
       if (token.length > 0) yield { type: "token", text: token, tokens: 1 };
@@ -108,21 +111,57 @@ class ScriptedSession implements GenerationSession {
   /**
    * Regenerates the tokens an earlier worker wrote, applying its steers where the log has
    * them, without yielding anything: the state is then exactly that worker's, so what
-   * follows is what it would have written. A log this generator would not have written
-   * (another generator, another version) cannot be continued exactly, and says so.
+   * follows is what it would have written. A `token` event may hold several tokens (the
+   * worker coalesces them under load), so each event's text is rebuilt token by token. A
+   * log this generator would not have written (another generator, another version) cannot
+   * be continued exactly, and says so.
    */
   private replay(resume: ResumeState): "ok" | "stopped" | GeneratorError {
     let s = 0;
+    const last = resume.tokens.length - 1;
+    const differs = (i: number) =>
+      new GeneratorError("cannot_continue", `the log differs from this generator's text at token event ${i + 1}; it cannot be continued exactly`);
     for (const [i, logged] of resume.tokens.entries()) {
       for (let st = resume.steers[s]; st !== undefined && st.at <= i; st = resume.steers[++s]) this.applySteer(st.text);
-      const { token, cut } = this.nextToken();
-      if (token !== logged || (cut && i < resume.tokens.length - 1)) {
-        return new GeneratorError("cannot_continue", `the log differs from this generator's text at token ${i + 1}; it cannot be continued exactly`);
+      let text = "";
+      while (text.length < logged.length) {
+        const { token, cut } = this.nextToken();
+        text += token;
+        if (!logged.startsWith(text)) return differs(i);
+        if (cut) return text === logged && i === last ? "stopped" : differs(i);
       }
-      if (cut) return "stopped";
+      if (text !== logged) return differs(i);
     }
     for (const st of resume.steers.slice(s)) this.applySteer(st.text);
     return "ok";
+  }
+
+  /**
+   * Waits until `at` (performance.now() time) or abort; yields to the loop even at rate 0.
+   * One abort listener per session, not one per token: adding and removing listeners on an
+   * AbortSignal costs more than the rest of a token's pacing.
+   */
+  private pace(at: number): Promise<void> {
+    const wait = at - performance.now();
+    return new Promise((resolve) => {
+      if (wait <= 0) {
+        setImmediate(resolve);
+        return;
+      }
+      if (!this.onAbort) {
+        this.onAbort = () => this.wake?.();
+        this.job.signal.addEventListener("abort", this.onAbort, { once: true });
+      }
+      const t = setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, wait);
+      this.wake = () => {
+        clearTimeout(t);
+        this.wake = undefined;
+        resolve();
+      };
+    });
   }
 
   /** A steer reseeds the text, and a steered answer goes on for a while after it. */
@@ -161,20 +200,3 @@ function findStop(before: string, token: string, stops: string[]): number | unde
   return best;
 }
 
-/** Waits until `at` (performance.now() time) or abort; yields to the loop even at rate 0. */
-function pace(at: number, signal: AbortSignal): Promise<void> {
-  const wait = at - performance.now();
-  return new Promise((resolve) => {
-    if (wait <= 0) {
-      setImmediate(resolve);
-      return;
-    }
-    const t = setTimeout(done, wait);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
-}

@@ -6,6 +6,7 @@ import type { WorkerConfig } from "./config.js";
 import type { TokenGenerator } from "./generator.js";
 import { Intake, workersConsumer } from "./intake.js";
 import { ResponseRun } from "./runner.js";
+import { LoadGauge } from "./load-gauge.js";
 import { LlamaGenerator } from "./llama.js";
 import { OpenAIGenerator } from "./openai.js";
 import { ScriptedGenerator } from "./scripted.js";
@@ -92,6 +93,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     throw err;
   }
   const runs = new Map<string, { run: ResponseRun; done: Promise<void> }>();
+  const load = new LoadGauge(config.coalesceBusy);
   const deps = {
     broker,
     generator,
@@ -100,6 +102,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     queueTimeoutMs: config.queueTimeoutMs,
     workerTimeoutMs: config.workerTimeoutMs,
     stallTimeoutMs: config.stallTimeoutMs,
+    coalesce: { maxDelayMs: config.coalesceMs, busy: () => load.busy },
   };
   const opts = { concurrency: config.concurrency, workerTimeoutMs: config.workerTimeoutMs };
   let intake: Intake;
@@ -120,12 +123,13 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     const consumer = await workersConsumer(broker, opts, wlog);
     intake = new Intake(consumer, opts, () => runs.size, dispatch, wlog);
   } catch (err) {
+    load.stop();
     await Promise.allSettled([broker.close(), generator.close()]);
     throw err;
   }
   intake.start();
   wlog.info(
-    { generator: config.generator, why: config.generatorReason, model: generator.model, concurrency: config.concurrency },
+    { generator: config.generator, why: config.generatorReason, model: generator.model, concurrency: config.concurrency, coalesceMs: config.coalesceMs },
     "ready",
   );
 
@@ -142,6 +146,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     }
     await generator.close();
     await broker.close();
+    load.stop();
     wlog.info("worker stopped");
   };
   return {
