@@ -44,13 +44,14 @@ export class ResponseRecords {
   /**
    * Applies `change` until it lands: `change` gets the current record and returns the next
    * one, or null to leave it as it is. Returns the record as it ended up, or null when the
-   * rid has no record.
+   * rid has no record. `seen`, a record just read, saves the first read (a stale one only
+   * costs a failed compare-and-set).
    */
-  async mutate(rid: string, change: (r: ResponseRecord) => ResponseRecord | null): Promise<StoredRecord | null> {
+  async mutate(rid: string, change: (r: ResponseRecord) => ResponseRecord | null, seen?: StoredRecord): Promise<StoredRecord | null> {
     for (let attempt = 0; attempt < 100; attempt++) {
       // Under contention, spread the retries so they stop colliding.
       if (attempt > 2) await new Promise((r) => setTimeout(r, Math.random() * Math.min(100, 5 * attempt)));
-      const current = await this.get(rid);
+      const current = attempt === 0 && seen ? seen : await this.get(rid);
       if (!current) return null;
       const next = change(current.record);
       if (!next) return current;

@@ -66,13 +66,17 @@ export class RunControl {
   }
 
   /** Subscribes; resolves once the server has the subscription. */
-  async listen(): Promise<void> {
+  /**
+   * Subscribes before the record says running. No flush: the server handles one
+   * connection's messages in order, so the subscription is in place before the claim that
+   * tells edges where to send cancel and steer (and an edge that still finds nobody retries).
+   */
+  listen(): void {
     this.sub = this.nc.subscribe(controlSubject(this.rid), {
       callback: (err, m) => {
         if (!err) this.onRequest(m);
       },
     });
-    await this.nc.flush();
   }
 
   /** Steers that came before the run began writing: it logs and applies them first. */

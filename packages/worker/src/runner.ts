@@ -1,6 +1,6 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import type { EndEvent, ResponseEvent, ResponseRecord } from "@unbroken/protocol";
-import { EventLogWriter, FencedError, StoreError, endQueued, logPosition, type Broker } from "@unbroken/store";
+import { EventLogWriter, FencedError, StoreError, endQueued, logPosition, type Broker, type StoredRecord } from "@unbroken/store";
 import type { Logger } from "pino";
 import { TokenCoalescer, type CoalescePolicy } from "./coalescer.js";
 import { GeneratorError, type GenerationOutput, type GenerationSession, type ResumeState, type TokenGenerator } from "./generator.js";
@@ -125,8 +125,8 @@ export class ResponseRun {
       return "ended";
     }
     // Listen before claiming: once the record says running, cancel and steer must find us.
-    await this.control.listen();
-    const claimed = await this.claim((r) => r.status === "queued");
+    this.control.listen();
+    const claimed = await this.claim((r) => r.status === "queued", stored);
     if (!claimed) return "void";
     const writer = this.writer({ seq: 0, streamSeq: 0 });
     try {
@@ -146,7 +146,7 @@ export class ResponseRun {
       await this.endLost(`the response lost ${seen.epoch} workers; it is not continued again`);
       return "ended";
     }
-    await this.control.listen();
+    this.control.listen();
     const record = await this.claim((r) => r.status === "running" && r.epoch === seen.epoch);
     if (!record) return "void";
     const reason = seen.released ? "drain" : "lost";
@@ -168,12 +168,16 @@ export class ResponseRun {
   }
 
   /** Compare-and-set on the record: running, by this worker, with the next epoch. */
-  private async claim(from: (r: ResponseRecord) => boolean): Promise<ResponseRecord | null> {
+  private async claim(from: (r: ResponseRecord) => boolean, seen?: StoredRecord): Promise<ResponseRecord | null> {
     let mine = false;
-    const stored = await this.deps.broker.records.mutate(this.rid, (r) => {
-      mine = from(r);
-      return mine ? { ...r, status: "running", worker: this.deps.workerId, epoch: r.epoch + 1, released: undefined } : null;
-    });
+    const stored = await this.deps.broker.records.mutate(
+      this.rid,
+      (r) => {
+        mine = from(r);
+        return mine ? { ...r, status: "running", worker: this.deps.workerId, epoch: r.epoch + 1, released: undefined } : null;
+      },
+      seen,
+    );
     if (!mine || !stored) return null;
     this.epoch = stored.record.epoch;
     this.ownership?.hold(this.epoch);

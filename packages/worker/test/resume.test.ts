@@ -119,3 +119,17 @@ test("openai: a resumed session asks for the continuation and counts the earlier
     { role: "user", content: CUT_CONTINUE },
   ]);
 });
+
+test("scripted: a log whose token events each hold several tokens (coalesced) is continued exactly", async () => {
+  const ref = await run(PROMPT);
+  const tokens = ref.outputs.filter((o): o is Extract<GenerationOutput, { type: "token" }> => o.type === "token").map((o) => o.text);
+  // Group the first 40 tokens into events of 1, 2, 3, 1, 2, 3, … tokens, as a busy worker would.
+  const events: string[] = [];
+  for (let i = 0, size = 1; i < 40; i += size, size = (size % 3) + 1) events.push(tokens.slice(i, Math.min(40, i + size)).join(""));
+  assert.ok(events.length < 40, "some events hold several tokens");
+  const rest = await run(PROMPT, { resume: { tokens: events, steers: [] } });
+  assert.deepEqual(rest.outputs, ref.outputs.slice(40));
+  // An event that ends inside a token the generator would have written differently is refused.
+  const broken = [...events.slice(0, -1), `${events.at(-1) ?? ""}x`];
+  await assert.rejects(run(PROMPT, { resume: { tokens: broken, steers: [] } }), (err: unknown) => err instanceof GeneratorError && err.code === "cannot_continue");
+});

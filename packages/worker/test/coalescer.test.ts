@@ -1,0 +1,99 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { ResponseEvent } from "@unbroken/protocol";
+import { TokenCoalescer, type CoalescePolicy } from "../src/coalescer.js";
+
+/** A log stand-in: records each event and completes writes only when told to. */
+function log() {
+  const events: string[] = [];
+  const open: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  const write = (e: ResponseEvent): Promise<void> => {
+    assert.equal(e.kind, "token");
+    events.push((e as { text: string }).text);
+    return new Promise<void>((resolve, reject) => open.push({ resolve, reject }));
+  };
+  const complete = async (): Promise<void> => {
+    open.shift()?.resolve();
+    await new Promise((r) => setImmediate(r));
+  };
+  return { events, open, write, complete };
+}
+
+const policy = (maxDelayMs: number, busy: boolean): CoalescePolicy => ({ maxDelayMs, busy: () => busy });
+
+test("an idle path sends each token at once, as its own event", async () => {
+  const l = log();
+  const c = new TokenCoalescer(l.write, policy(50, false));
+  c.add("Hello");
+  assert.deepEqual(l.events, ["Hello"], "written before add returns");
+  await l.complete();
+  c.add(" world");
+  assert.deepEqual(l.events, ["Hello", " world"]);
+  const done = c.flush();
+  await l.complete();
+  await done;
+});
+
+test("tokens that come while a write is in flight travel together in the next event", async () => {
+  const l = log();
+  const c = new TokenCoalescer(l.write, policy(50, false));
+  c.add("A");
+  c.add(" b");
+  c.add(" c");
+  assert.deepEqual(l.events, ["A"]);
+  await l.complete();
+  assert.deepEqual(l.events, ["A", " b c"]);
+  const done = c.flush();
+  await l.complete();
+  await done;
+  assert.equal(l.events.join(""), "A b c");
+});
+
+test("while busy, tokens wait up to maxDelayMs to share an event; flush sends them at once", async () => {
+  const l = log();
+  const c = new TokenCoalescer(l.write, policy(60_000, true));
+  c.add("one");
+  c.add(" two");
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(l.events, [], "held while busy");
+  const done = c.flush();
+  assert.deepEqual(l.events, ["one two"]);
+  await l.complete();
+  await done;
+});
+
+test("while busy, the held tokens go when their delay is up", async () => {
+  const l = log();
+  const c = new TokenCoalescer(l.write, policy(5, true));
+  c.add("x");
+  c.add("y");
+  while (l.events.length === 0) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(l.events, ["xy"]);
+  await l.complete();
+  c.stop();
+});
+
+test("coalescing off: one event per token even behind a slow write", async () => {
+  const l = log();
+  const c = new TokenCoalescer(l.write, policy(0, true));
+  for (const t of ["a", "b", "c"]) c.add(t);
+  assert.deepEqual(l.events, ["a"]);
+  const done = c.flush();
+  await l.complete();
+  await l.complete();
+  await l.complete();
+  await done;
+  assert.deepEqual(l.events, ["a", "b", "c"]);
+});
+
+test("a failed write fails the next add and the flush, and nothing more is written", async () => {
+  const l = log();
+  const c = new TokenCoalescer(l.write, policy(50, false));
+  c.add("a");
+  c.add("b");
+  l.open.shift()?.reject(new Error("fenced"));
+  await new Promise((r) => setImmediate(r));
+  await assert.rejects(c.add("c") ?? Promise.resolve(), /fenced/);
+  await assert.rejects(c.flush(), /fenced/);
+  assert.deepEqual(l.events, ["a"]);
+});

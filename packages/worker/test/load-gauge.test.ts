@@ -1,0 +1,26 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { LoadGauge } from "../src/load-gauge.js";
+
+function spin(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
+
+test("the gauge turns busy when the event loop works through its interval, and idle when it rests", async () => {
+  const gauge = new LoadGauge(0.5, 20);
+  try {
+    await sleep(60);
+    assert.equal(gauge.busy, false, "an idle loop");
+    // Blocking the loop across several whole intervals: the overdue sample, which runs
+    // before any timer set after it, sees an interval spent working.
+    spin(100);
+    await sleep(1);
+    assert.equal(gauge.busy, true, "a loop that did nothing but work");
+    await sleep(150);
+    assert.equal(gauge.busy, false, "idle again");
+  } finally {
+    gauge.stop();
+  }
+});
