@@ -34,7 +34,7 @@ export function unbrokenTarget(): Target {
           spawn(
             "worker",
             WORKER,
-            { GENERATOR: "scripted", SCRIPTED_TPS: String(opts.tps), CONCURRENCY: String(opts.concurrency), ...nodeEnv({ stamps: stamps.file, profileDir: opts.profileDir }) },
+            { GENERATOR: "scripted", METRICS_PORT: "0", SCRIPTED_TPS: String(opts.tps), CONCURRENCY: String(opts.concurrency), ...nodeEnv({ stamps: stamps.file, profileDir: opts.profileDir }) },
             "ready",
           ),
         ]);
