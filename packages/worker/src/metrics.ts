@@ -59,7 +59,7 @@ export class WorkerMetrics {
     });
     this.tokenGap = new Histogram({
       name: "unbroken_worker_time_per_output_token_seconds",
-      help: "Time between consecutive token events of a generation stored (one event is one generator output)",
+      help: "Time between consecutive token events of a generation stored (one event is one generator output, not divided by tokens)",
       buckets: FAST_BUCKETS,
       registers,
     });
