@@ -192,6 +192,19 @@ describe("edge metrics", () => {
     b.ws.close(1000);
   });
 
+  test("a socket that stops answering pings is a heartbeat drop, whatever close code it ends with", async () => {
+    await edge.close();
+    const config = edgeConfigFromEnv({ NATS_URL: nats.url, PORT: "0", LOG_LEVEL: "silent", WEB_ROOT: "none", HEARTBEAT: "100ms" });
+    edge = await startEdge(config, createLogger("silent", "edge"));
+    const c = await Client.connect(edge.url);
+    // Not reading: the pings are never seen, so never answered.
+    (c.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const m = await scrapeUntil((s) => s.get("unbroken_edge_sockets") === 0, "the heartbeat closing the socket");
+    assert.equal(m.get("unbroken_edge_connection_drops_total", { reason: "heartbeat" }), 1);
+    assert.equal(m.sum("unbroken_edge_connection_drops_total"), 1);
+    c.ws.terminate();
+  });
+
   test("errors are counted by code: a bad frame, an unknown rid, an HTTP 404", async () => {
     const c = await Client.connect(edge.url);
     c.ws.send("{not json");
