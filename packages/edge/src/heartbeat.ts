@@ -6,14 +6,14 @@ import type { WebSocket } from "ws";
  */
 export class Heartbeat {
   private readonly missed = new Map<WebSocket, number>();
+  /** Who to tell when a socket is closed for unanswered pings (its session, for the drop metric). */
+  private readonly timedOut = new Map<WebSocket, () => void>();
   private readonly timer: ReturnType<typeof setInterval>;
 
   constructor(intervalMs: number) {
     this.timer = setInterval(() => this.beat(), intervalMs);
     this.timer.unref();
   }
-
-  private readonly timedOut = new Map<WebSocket, () => void>();
 
   /** `onTimeout` is told before the socket is closed for unanswered pings. */
   add(ws: WebSocket, onTimeout?: () => void): void {
