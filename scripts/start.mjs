@@ -29,9 +29,11 @@ const env = { NATS_URL: natsUrl, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' };
 const worker = await spawnService({
   name: 'worker',
   script: path.join(root, 'packages/worker/dist/src/main.js'),
-  env,
+  // Any free port unless METRICS_PORT says otherwise: another worker may hold 9464 here.
+  env: { ...env, METRICS_PORT: process.env.METRICS_PORT ?? '0' },
   readyMsg: 'ready',
 });
+const { metricsPort } = await worker.waitForLine((o) => o.msg === 'ready');
 const edge = await spawnService({
   name: 'edge',
   script: path.join(root, 'packages/edge/dist/src/main.js'),
@@ -43,6 +45,7 @@ const host = process.env.HOST ?? '127.0.0.1';
 say(`worker ready (GENERATOR=${process.env.GENERATOR ?? 'scripted'})`);
 say(`edge listening: ws://${host}:${edge.port}/v1/ws  (health: http://${host}:${edge.port}/healthz)`);
 say(`demo page: http://${host}:${edge.port}/`);
+say(`metrics: http://${host}:${edge.port}/metrics (edge)${metricsPort ? `, http://${process.env.METRICS_HOST ?? "127.0.0.1"}:${metricsPort}/metrics (worker)` : ''}`);
 say(`try it:  npm run ask -- --url ws://${host}:${edge.port}/v1/ws "Tell me about rivers"`);
 say('Ctrl-C stops everything');
 

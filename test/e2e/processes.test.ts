@@ -11,7 +11,7 @@ const EDGE = path.join(root, "packages/edge/dist/src/main.js");
 const WORKER = path.join(root, "packages/worker/dist/src/main.js");
 
 const edge = (env: Record<string, string>) => spawnService({ name: "edge", script: EDGE, env: { PORT: "0", ...env }, readyMsg: "listening" });
-const worker = (env: Record<string, string>) => spawnService({ name: "worker", script: WORKER, env, readyMsg: "ready" });
+const worker = (env: Record<string, string>) => spawnService({ name: "worker", script: WORKER, env: { METRICS_PORT: "0", ...env }, readyMsg: "ready" });
 
 function runToExit(script: string, env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {

@@ -11,6 +11,7 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { UnbrokenClient, type ConnectionStatus } from "@unbroken/client";
 import { CLOSE_SLOW_CONSUMER, type EventFrame } from "@unbroken/protocol";
+import { scrapeMetrics } from "@unbroken/testing";
 import type { Socket } from "node:net";
 import { WebSocket } from "ws";
 import { PausableProxy } from "../helpers/pausable-proxy.js";
@@ -147,5 +148,21 @@ describe("slow consumers", () => {
     assert.equal(rest.status, 200);
     assert.deepEqual([...ids, ...rest.messages.map((m) => Number(m.id))], range(1, events.length));
     assert.equal(rest.messages.at(-1)?.data, JSON.stringify(events.at(-1)));
+  });
+
+  it("/metrics counts the same slow consumers by transport, and the two cut sockets as drops", async () => {
+    const edge = stack.edges[0]!;
+    assert.equal(edge.slowConsumers, 3);
+    const url = `http://127.0.0.1:${edge.port}/metrics`;
+    // A cut socket is counted as a drop when its close completes, behind the bytes it had not read.
+    const deadline = Date.now() + 30_000;
+    let m = await scrapeMetrics(url);
+    while (m.get("unbroken_edge_connection_drops_total", { reason: "slow_consumer" }) < 2 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      m = await scrapeMetrics(url);
+    }
+    assert.equal(m.get("unbroken_edge_slow_consumer_disconnects_total", { transport: "ws" }), 2);
+    assert.equal(m.get("unbroken_edge_slow_consumer_disconnects_total", { transport: "sse" }), 1);
+    assert.equal(m.get("unbroken_edge_connection_drops_total", { reason: "slow_consumer" }), 2);
   });
 });

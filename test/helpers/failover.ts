@@ -18,7 +18,7 @@ export const startEdge = (env: Record<string, string>): Promise<ServiceHandle> =
   spawnService({ name: "edge", script: EDGE, env: { PORT: "0", ...env }, readyMsg: "listening" });
 
 export const startWorker = (id: string, env: Record<string, string>): Promise<ServiceHandle> =>
-  spawnService({ name: `worker ${id}`, script: WORKER, env: { WORKER_ID: id, ...env }, readyMsg: "ready", timeoutMs: 30_000 });
+  spawnService({ name: `worker ${id}`, script: WORKER, env: { WORKER_ID: id, METRICS_PORT: "0", ...env }, readyMsg: "ready", timeoutMs: 30_000 });
 
 export const wsUrl = (edge: ServiceHandle): string => `ws://127.0.0.1:${edge.port}/v1/ws`;
 

@@ -53,6 +53,8 @@ export class Stack {
       NATS_URL: this.nats.url,
       LOG_LEVEL: level,
       SCRIPTED_TPS: "200",
+      // Several workers share this machine: each serves its metrics on a free port.
+      METRICS_PORT: "0",
       ...this.opts.workerEnv,
       ...env,
     });

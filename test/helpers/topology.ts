@@ -117,7 +117,7 @@ export class Topology {
   }
 
   async addWorker(env: Record<string, string> = {}): Promise<Member> {
-    const full = { NATS_URL: this.nats.url, REPLICAS: this.replicas, ...this.opts.workerEnv, ...env };
+    const full = { NATS_URL: this.nats.url, REPLICAS: this.replicas, METRICS_PORT: "0", ...this.opts.workerEnv, ...env };
     const name = `worker${this.workerCount++}`;
     const handle = await spawnService({ name, script: WORKER_MAIN, env: { WORKER_ID: name, ...full }, readyMsg: "ready", timeoutMs: 30_000 });
     const member = { handle, env: { WORKER_ID: name, ...full } };

@@ -72,21 +72,24 @@ export async function chatCompletions(ctx: HttpContext, req: IncomingMessage, re
     if (!parsed.success) throw new ProtocolError("bad_request", describeIssues(parsed.error.issues));
     const asked = req.headers[RID_HEADER];
     const rid = typeof asked === "string" && isRid(asked) ? asked : `chatcmpl-${newRid()}`;
-    const { record } = await ctx.responses.generate(principal, toGenerate(parsed.data, rid));
+    const { existing, record } = await ctx.responses.generate(principal, toGenerate(parsed.data, rid));
+    const acceptedAt = existing ? undefined : performance.now();
     const reply = parsed.data.stream ? new StreamReply(res, rid, parsed.data) : new WholeReply(res, rid);
     const sub = new Subscription(ctx.subscriptions, rid, 0, (e) => {
       reply.event(e);
       // A reader that stopped reading is cut off; it can follow the rest at /v1/responses/{id}/events.
       if (res.writableLength > ctx.limits.maxSocketBuffer && !res.destroyed) {
         res.destroy();
-        ctx.onSlowConsumer?.();
+        ctx.onSlowConsumer?.("chat");
       }
-    }, () => undefined, { onGone: () => res.destroy() });
+    }, () => undefined, { transport: "chat", acceptedAt, onGone: () => res.destroy() });
     res.on("close", () => sub.close());
     sub.start(record);
   } catch (err) {
-    if (res.headersSent) res.destroy();
-    else sendOpenAIError(res, err instanceof ProtocolError ? err : toProtocol(err));
+    if (res.headersSent) return void res.destroy();
+    const e = toProtocol(err);
+    ctx.metrics.error(e.code, "http");
+    sendOpenAIError(res, e);
   }
 }
 

@@ -6,6 +6,8 @@ import type { WebSocket } from "ws";
  */
 export class Heartbeat {
   private readonly missed = new Map<WebSocket, number>();
+  /** Who to tell when a socket is closed for unanswered pings (its session, for the drop metric). */
+  private readonly timedOut = new Map<WebSocket, () => void>();
   private readonly timer: ReturnType<typeof setInterval>;
 
   constructor(intervalMs: number) {
@@ -13,16 +15,22 @@ export class Heartbeat {
     this.timer.unref();
   }
 
-  add(ws: WebSocket): void {
+  /** `onTimeout` is told before the socket is closed for unanswered pings. */
+  add(ws: WebSocket, onTimeout?: () => void): void {
     this.missed.set(ws, 0);
+    if (onTimeout) this.timedOut.set(ws, onTimeout);
     ws.on("pong", () => this.missed.set(ws, 0));
-    ws.on("close", () => this.missed.delete(ws));
+    ws.on("close", () => {
+      this.missed.delete(ws);
+      this.timedOut.delete(ws);
+    });
   }
 
   private beat(): void {
     for (const [ws, missed] of this.missed) {
       if (missed >= 2) {
         this.missed.delete(ws);
+        this.timedOut.get(ws)?.();
         ws.close(1011, "heartbeat timeout");
         // A peer that stopped answering pings will not finish a closing handshake either.
         setTimeout(() => ws.terminate(), 1_000).unref();
@@ -36,5 +44,6 @@ export class Heartbeat {
   stop(): void {
     clearInterval(this.timer);
     this.missed.clear();
+    this.timedOut.clear();
   }
 }

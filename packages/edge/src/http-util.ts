@@ -26,15 +26,16 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
-/** Answers with `{code, message}` and the status that fits the code. */
-export function sendError(res: ServerResponse, err: unknown, log: Logger): void {
+/** Answers with `{code, message}` and the status that fits the code; returns the code. */
+export function sendError(res: ServerResponse, err: unknown, log: Logger): ErrorCode {
   const e = toProtocolError(err);
   if (e.code === "internal") log.error({ err: String(err), stack: (err as Error)?.stack }, "request failed");
   if (res.headersSent) {
     res.destroy();
-    return;
+    return e.code;
   }
   sendJson(res, statusOf(e.code), { code: e.code, message: e.message });
+  return e.code;
 }
 
 /** The token of `Authorization: Bearer <token>`, if the header is there. */

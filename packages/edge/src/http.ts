@@ -5,6 +5,7 @@ import type { Authenticate, Principal } from "./auth.js";
 import type { EdgeLimits } from "./config.js";
 import type { TokenBuckets } from "./limits.js";
 import { bearerToken, sendError, sendJson } from "./http-util.js";
+import type { EdgeMetrics, Transport } from "./metrics.js";
 import type { ResponseService } from "./responses.js";
 import { chatCompletions } from "./chat-completions.js";
 import { cancelResponse, createResponse, steerResponse } from "./rest.js";
@@ -25,7 +26,8 @@ export interface HttpContext {
   connections: TokenBuckets | undefined;
   address(req: IncomingMessage): string;
   /** Counts streams cut as slow consumers. */
-  onSlowConsumer?(): void;
+  onSlowConsumer?(transport: Transport): void;
+  metrics: EdgeMetrics;
   maxBodyBytes: number;
   /** Directory of the demo page, served at `/`; none when undefined. */
   webRoot: string | undefined;
@@ -49,7 +51,7 @@ const ROUTES: Array<[method: string, pattern: RegExp, route: Route]> = [
 /** HTTP beside the socket: probes, the REST and SSE forms of the protocol, the demo page. */
 export function httpHandler(ctx: HttpContext): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    void handle(ctx, req, res).catch((err) => sendError(res, err, ctx.log));
+    void handle(ctx, req, res).catch((err) => ctx.metrics.error(sendError(res, err, ctx.log), "http"));
   };
 }
 
@@ -57,6 +59,7 @@ async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerRespons
   const url = parseUrl(req.url);
   const method = req.method ?? "GET";
   if (url.pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
+  if (url.pathname === "/metrics" && (method === "GET" || method === "HEAD")) return ctx.metrics.serve(res);
   if (url.pathname === "/readyz") {
     const ready = ctx.ready();
     return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "nats unreachable" });
@@ -64,6 +67,7 @@ async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerRespons
   if (url.pathname.startsWith("/v1/") && ctx.connections && !ctx.connections.take(ctx.address(req))) {
     const { rate, burst } = ctx.connections;
     const message = `too many requests from this address: ${rate} per second, ${burst} at once (CONNECTION_RATE, CONNECTION_BURST)`;
+    ctx.metrics.error("rate_limited", "http");
     return sendJson(res, 429, { code: "rate_limited", message }, { "retry-after": "1" });
   }
   let pathMatched = false;
@@ -73,7 +77,10 @@ async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerRespons
     pathMatched = true;
     if (m === method) return route(ctx, match, req, res, url.searchParams);
   }
-  if (pathMatched) return sendJson(res, 405, { code: "bad_request", message: `method ${method} not allowed here` });
+  if (pathMatched) {
+    ctx.metrics.error("bad_request", "http");
+    return sendJson(res, 405, { code: "bad_request", message: `method ${method} not allowed here` });
+  }
   if ((method === "GET" || method === "HEAD") && ctx.webRoot && (await serveStatic(ctx.webRoot, url.pathname, req, res))) return;
   throw new ProtocolError("not_found", "no such path");
 }

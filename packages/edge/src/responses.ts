@@ -25,6 +25,7 @@ import type { Logger } from "pino";
 import { generatingOwner, type Principal, type Scope } from "./auth.js";
 import type { EdgeLimits } from "./config.js";
 import { ActiveGenerations, TokenBuckets, checkRequest, rateLimited } from "./limits.js";
+import type { EdgeMetrics } from "./metrics.js";
 import { goneError, type Retention } from "./retention.js";
 
 export interface ResponseServiceOptions {
@@ -36,6 +37,8 @@ export interface ResponseServiceOptions {
   limits: EdgeLimits;
   /** Tells expired responses (gone) from unknown ones; without it both are not_found. */
   retention?: Retention;
+  /** Counts generates, cancels and steers, whichever way they came (socket, REST, chat completions). */
+  metrics?: EdgeMetrics;
 }
 
 /** Where a generate comes from: a socket's session id (for the per-socket limit), or HTTP. */
@@ -93,6 +96,7 @@ export class ResponseService {
     try {
       const result = await this.create(owner, rid, frame);
       this.generations.confirm(rid);
+      this.opts.metrics?.generated(result.existing);
       return result;
     } catch (err) {
       if (!tracked) this.generations.remove(rid);
@@ -222,6 +226,15 @@ export class ResponseService {
   }
 
   async cancel(principal: Principal, rid: string): Promise<void> {
+    this.opts.metrics?.cancelReceived(rid);
+    try {
+      await this.settleCancel(principal, rid);
+    } finally {
+      this.opts.metrics?.cancelSettled(rid);
+    }
+  }
+
+  private async settleCancel(principal: Principal, rid: string): Promise<void> {
     let record = await this.authorize(principal, rid, "cancel");
     try {
       for (let attempt = 0; attempt < 10; attempt++) {
@@ -254,6 +267,7 @@ export class ResponseService {
   }
 
   async steer(principal: Principal, rid: string, text: string): Promise<void> {
+    this.opts.metrics?.steerReceived();
     let record = await this.authorize(principal, rid, "steer");
     const finished = new ProtocolError("finished", "the response has ended", { rid });
     if (record.status !== "ended" && !this.steerBuckets.take(rid)) {

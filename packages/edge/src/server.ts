@@ -10,6 +10,7 @@ import type { EdgeConfig } from "./config.js";
 import { Heartbeat } from "./heartbeat.js";
 import { httpHandler, principalFromRequest } from "./http.js";
 import { TokenBuckets, clientAddress } from "./limits.js";
+import { EdgeMetrics, type Transport } from "./metrics.js";
 import { ResponseService } from "./responses.js";
 import { Retention } from "./retention.js";
 import { Session, type SessionDeps } from "./session.js";
@@ -25,11 +26,14 @@ export interface Edge {
   readonly sessions: number;
   /** Sockets and SSE streams closed as slow consumers (MAX_SOCKET_BUFFER) since start. */
   readonly slowConsumers: number;
+  /** This edge's Prometheus metrics (served at `GET /metrics`). */
+  readonly metrics: EdgeMetrics;
   /** Drains: goaway to every socket, then closes the listener and the NATS connection. */
   close(): Promise<void>;
 }
 
 export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> {
+  const metrics = new EdgeMetrics();
   const broker = await Broker.connect({ url: config.natsUrl, name: "unbroken-edge", retentionMs: config.retentionMs, replicas: config.replicas, log });
   let retention: Retention;
   try {
@@ -40,7 +44,7 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> 
   }
   const responses = new ResponseService(
     broker,
-    { authOn: config.auth.mode !== "none", queueTimeoutMs: config.queueTimeoutMs, limits: config.limits, retention },
+    { authOn: config.auth.mode !== "none", queueTimeoutMs: config.queueTimeoutMs, limits: config.limits, retention, metrics },
     log,
   );
   // Generations whose end no subscription here saw (an HTTP generate, an unsubscribed socket).
@@ -50,7 +54,10 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> 
   const connections = connectionRate > 0 ? new TokenBuckets(connectionRate, connectionBurst) : undefined;
   const address = (req: IncomingMessage) => clientAddress(req, config.trustProxy);
   let slowConsumers = 0;
-  const onSlowConsumer = () => void slowConsumers++;
+  const onSlowConsumer = (transport: Transport): void => {
+    slowConsumers++;
+    metrics.slowConsumer(transport);
+  };
   const deps: SessionDeps = {
     broker,
     responses,
@@ -61,6 +68,7 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> 
     helloTimeoutMs: config.helloTimeoutMs,
     queueTimeoutMs: config.queueTimeoutMs,
     workerTimeoutMs: config.workerTimeoutMs,
+    metrics,
     log,
   };
   const sessions = new Map<string, Session>();
@@ -77,6 +85,7 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> 
       connections,
       address,
       onSlowConsumer,
+      metrics,
       maxBodyBytes: config.maxBodyBytes,
       webRoot: config.webRoot ? path.resolve(config.webRoot) : undefined,
       log,
@@ -85,18 +94,21 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> 
 
   server.on("upgrade", (req, socket, head) => {
     if ((req.url ?? "").split("?")[0] !== WS_PATH) {
+      metrics.error("not_found", "http");
       socket.end("HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n");
       return;
     }
     if (connections && !connections.take(address(req))) {
       log.warn({ address: address(req) }, "connection refused: CONNECTION_RATE");
+      metrics.error("rate_limited", "http");
       socket.end("HTTP/1.1 429 Too Many Requests\r\nretry-after: 1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       const id = randomBytes(9).toString("base64url");
-      sessions.set(id, new Session(ws, id, deps));
-      heartbeat.add(ws);
+      const session = new Session(ws, id, deps);
+      sessions.set(id, session);
+      heartbeat.add(ws, () => session.timedOut());
       ws.on("close", () => sessions.delete(id));
     });
   });
@@ -134,6 +146,7 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> 
     get slowConsumers() {
       return slowConsumers;
     },
+    metrics,
     close: () => (closing ??= close()),
   };
 }

@@ -15,6 +15,7 @@ import type { RawData, WebSocket } from "ws";
 import { describePrincipal, type Authenticate, type Principal } from "./auth.js";
 import type { EdgeLimits } from "./config.js";
 import { drained, rateLimited } from "./limits.js";
+import { dropReasonOf, type DropReason, type Transport } from "./metrics.js";
 import { goneError } from "./retention.js";
 import type { ResponseService } from "./responses.js";
 import { Subscription, type SubscriptionDeps } from "./subscription.js";
@@ -25,8 +26,8 @@ export interface SessionDeps extends SubscriptionDeps {
   helloTimeoutMs: number;
   responses: ResponseService;
   limits: EdgeLimits;
-  /** Counts sockets closed as slow consumers. */
-  onSlowConsumer?(): void;
+  /** Counts sockets (and HTTP streams) closed as slow consumers. */
+  onSlowConsumer?(transport: Transport): void;
 }
 
 /** Close codes of our own, beside RFC 6455's (see @unbroken/protocol). */
@@ -36,6 +37,9 @@ export { CLOSE_SLOW_CONSUMER, CLOSE_UNAUTHORIZED };
 const MAX_EARLY_FRAMES = 64;
 
 type Phase = "hello" | "authenticating" | "ready" | "closed";
+
+/** Why this edge closed the socket itself: a drop (metrics) or a close on purpose (clean). */
+type Closing = DropReason | "goaway" | "refused";
 
 /**
  * One WebSocket: the handshake, one handler per command, and the subscriptions it holds.
@@ -52,6 +56,7 @@ export class Session {
   private readonly early: ClientFrame[] = [];
   private readonly helloTimer: ReturnType<typeof setTimeout>;
   private log: Logger;
+  private closing: Closing | undefined;
 
   constructor(
     private readonly ws: WebSocket,
@@ -60,8 +65,12 @@ export class Session {
   ) {
     this.log = deps.log.child({ session: id });
     this.helloTimer = setTimeout(() => this.refuse("no hello within the time allowed"), deps.helloTimeoutMs);
+    deps.metrics.socketOpened();
     ws.on("message", (data, isBinary) => this.onMessage(data, isBinary));
-    ws.on("close", () => this.dispose());
+    ws.on("close", (code) => {
+      deps.metrics.socketClosed(this.dropReason(code));
+      this.dispose();
+    });
     ws.on("error", (err) => this.log.debug({ err: err.message }, "socket error"));
   }
 
@@ -71,11 +80,27 @@ export class Session {
 
   /** Tells the client to reconnect elsewhere: the edge is going away. */
   goaway(): void {
+    this.closing ??= "goaway";
     this.send({ type: "goaway" });
     this.ws.close(1001, "edge shutting down");
   }
 
+  /** The heartbeat is closing this socket: two pings went unanswered. */
+  timedOut(): void {
+    this.closing ??= "heartbeat";
+  }
+
+  /**
+   * Whether (and why) the socket ended without a clean close: what this edge closed it for,
+   * else what its close code says (README, "Metrics").
+   */
+  private dropReason(code: number): DropReason | undefined {
+    if (this.closing === "goaway" || this.closing === "refused") return undefined;
+    return this.closing ?? dropReasonOf(code);
+  }
+
   private onMessage(data: RawData, isBinary: boolean): void {
+    this.deps.metrics.frameReceived();
     if (this.phase === "closed") return;
     if (isBinary) return this.send({ type: "error", code: "bad_request", message: "binary frames are not accepted" });
     const parsed = parseClientFrame(rawText(data));
@@ -128,6 +153,7 @@ export class Session {
 
   private refuse(message: string, id?: string): void {
     if (this.phase === "closed" || this.phase === "ready") return;
+    this.closing ??= "refused";
     this.send(withId({ type: "error", code: "unauthorized", message }, id));
     this.ws.close(CLOSE_UNAUTHORIZED, "unauthorized");
     this.dispose();
@@ -185,18 +211,24 @@ export class Session {
 
   private async generate(frame: GenerateFrame): Promise<void> {
     const { rid, existing, record } = await this.deps.responses.generate(this.principal, frame, { session: this.id });
+    const acceptedAt = existing ? undefined : performance.now();
     this.send(withId({ type: "accepted", rid, existing }, frame.id));
-    await this.follow(rid, frame.after ?? 0, record);
+    await this.follow(rid, frame.after ?? 0, record, acceptedAt);
   }
 
-  /** Starts (or restarts, from a new `after`) this socket's subscription to rid. */
-  private async follow(rid: string, after: number, record: Parameters<Subscription["start"]>[0]): Promise<void> {
+  /**
+   * Starts (or restarts, from a new `after`) this socket's subscription to rid; `acceptedAt`
+   * when this socket's generate created the response (its first token measures TTFT).
+   */
+  private async follow(rid: string, after: number, record: Parameters<Subscription["start"]>[0], acceptedAt?: number): Promise<void> {
     if (this.phase === "closed") return;
     this.closeSub(rid);
     const forget = () => {
       if (this.subs.get(rid) === sub) this.subs.delete(rid);
     };
     const sub = new Subscription(this.deps, rid, after, (e) => this.sendRaw(e.raw), forget, {
+      transport: "ws",
+      acceptedAt,
       onGone: () => {
         forget();
         this.sendError(goneError(rid), undefined, rid);
@@ -225,6 +257,7 @@ export class Session {
   }
 
   private send(frame: ServerFrame): void {
+    if (frame.type === "error") this.deps.metrics.error(frame.code, "ws");
     this.sendRaw(JSON.stringify(frame));
   }
 
@@ -232,6 +265,7 @@ export class Session {
     if (this.ws.readyState !== this.ws.OPEN) return;
     if (this.ws.bufferedAmount > this.deps.limits.maxSocketBuffer) return this.slowConsumer();
     this.ws.send(text);
+    this.deps.metrics.frameSent();
   }
 
   /** Replays wait while half of MAX_SOCKET_BUFFER waits for the client, until a quarter does. */
@@ -254,9 +288,10 @@ export class Session {
   private slowConsumer(): void {
     if (this.phase === "closed") return;
     this.log.warn({ buffered: this.ws.bufferedAmount, limit: this.deps.limits.maxSocketBuffer }, "slow consumer: closing the socket");
+    this.closing ??= "slow_consumer";
     this.dispose();
     this.ws.close(CLOSE_SLOW_CONSUMER, "slow consumer");
-    this.deps.onSlowConsumer?.();
+    this.deps.onSlowConsumer?.("ws");
   }
 
   private dispose(): void {

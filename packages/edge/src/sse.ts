@@ -46,7 +46,7 @@ export async function streamEvents(
     ctx.log.warn({ rid: rid.data, buffered: res.writableLength }, "slow SSE reader: closing the stream");
     sub.close();
     res.destroy();
-    ctx.onSlowConsumer?.();
+    ctx.onSlowConsumer?.("sse");
   };
   const sub = new Subscription(
     ctx.subscriptions,
@@ -61,6 +61,7 @@ export async function streamEvents(
       res.end();
     },
     {
+      transport: "sse",
       onGone: () => {
         // Expired under a reader: a reconnect (Last-Event-ID) is then answered 410.
         clearInterval(heartbeat);

@@ -1,10 +1,17 @@
 import type { ResponseRecord } from "@unbroken/protocol";
 import { LogFollower, type Broker, type StoredEvent } from "@unbroken/store";
 import type { Logger } from "pino";
+import type { EdgeMetrics, Transport } from "./metrics.js";
 import type { ResponseService } from "./responses.js";
 
-/** What a subscription's reader may add: what to do when its events expired, and how to pace a catch-up. */
+/**
+ * What a subscription's reader says about itself: how it reads (for the metrics), when the
+ * response it generated was accepted, what to do when its events expired, how to pace a catch-up.
+ */
 export interface SubscriptionHooks {
+  transport: Transport;
+  /** performance.now() when this reader's generate created the response: its first token measures TTFT. */
+  acceptedAt?: number;
   /** The events it needs next have expired (default: as at `end`). */
   onGone?(): void;
   /** Called after each replayed event; a promise holds the replay until the reader caught up. */
@@ -17,6 +24,7 @@ export interface SubscriptionDeps {
   queueTimeoutMs: number;
   /** A running response silent this long gets its worker checked on. */
   workerTimeoutMs: number;
+  metrics: EdgeMetrics;
   log: Logger;
 }
 
@@ -32,6 +40,9 @@ export class Subscription {
   private watchTimer: ReturnType<typeof setTimeout> | undefined;
   private lastEventAt = Date.now();
   private closed = false;
+  /** performance.now() at start; undefined until started (a close before start counts nothing). */
+  private startedAt: number | undefined;
+  private firstToken = true;
 
   constructor(
     private readonly deps: SubscriptionDeps,
@@ -39,21 +50,31 @@ export class Subscription {
     private readonly after: number,
     private readonly send: (e: StoredEvent) => void,
     private readonly onEnd: () => void,
-    private readonly hooks: SubscriptionHooks = {},
+    private readonly hooks: SubscriptionHooks,
   ) {}
 
   start(record: ResponseRecord): void {
     if (this.closed) return;
     const { deps, rid } = this;
+    const { metrics } = deps;
+    this.startedAt = performance.now();
+    metrics.streamOpened(rid, this.hooks.transport, this.after);
     this.follower = new LogFollower(deps.broker, {
       rid,
       after: this.after,
       ended: record.status === "ended",
-      onEvent: (e) => {
+      onEvent: (e, replayed) => {
         this.clearQueueTimer();
         this.lastEventAt = Date.now();
         this.send(e);
-        if (e.frame.event.kind === "end") {
+        metrics.eventSent(replayed);
+        const kind = e.frame.event.kind;
+        if (kind === "token" && this.firstToken) {
+          this.firstToken = false;
+          if (this.hooks.acceptedAt !== undefined) metrics.firstToken(this.hooks.acceptedAt);
+        }
+        if (kind === "end") {
+          metrics.endSent(rid, this.hooks.transport, this.startedAt ?? performance.now());
           deps.responses.generations.remove(rid);
           this.finish();
         }
@@ -78,6 +99,7 @@ export class Subscription {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.startedAt !== undefined) this.deps.metrics.streamClosed(this.rid, this.hooks.transport);
     this.clearQueueTimer();
     clearTimeout(this.watchTimer);
     this.follower?.stop();

@@ -10,8 +10,11 @@ export interface FollowOptions {
   rid: string;
   /** Deliver events with seq > after. */
   after: number;
-  /** Called once per seq, in order, with no gap. */
-  onEvent(e: StoredEvent): void;
+  /**
+   * Called once per seq, in order, with no gap. `replayed`: the event was read from the
+   * stored log (catching up) rather than received on the live tail.
+   */
+  onEvent(e: StoredEvent, replayed: boolean): void;
   /** Called when catching up failed and will be retried (the broker is unreachable). */
   onRetry?(err: unknown): void;
   /**
@@ -121,16 +124,16 @@ export class LogFollower {
       if (!this.catchingUp) this.catchUp();
       return;
     }
-    this.deliver(e);
+    this.deliver(e, false);
     this.drainPending();
   }
 
-  private deliver(e: StoredEvent): void {
+  private deliver(e: StoredEvent, replayed: boolean): void {
     if (this.stopped || e.frame.seq !== this.delivered + 1) return;
     this.delivered = e.frame.seq;
     this.sawStored = true;
     if (e.frame.event.kind === "end") this.ended = true;
-    this.opts.onEvent(e);
+    this.opts.onEvent(e, replayed);
     if (this.ended) this.stop();
   }
 
@@ -139,7 +142,7 @@ export class LogFollower {
       const next = this.pending.get(this.delivered + 1);
       if (!next) break;
       this.pending.delete(next.frame.seq);
-      this.deliver(next);
+      this.deliver(next, false);
     }
     for (const seq of this.pending.keys()) if (seq <= this.delivered) this.pending.delete(seq);
   }
@@ -167,7 +170,7 @@ export class LogFollower {
           this.delivered,
           (e) => {
             this.pending.delete(e.frame.seq);
-            this.deliver(e);
+            this.deliver(e, true);
           },
           { pace: this.opts.pace ? () => this.opts.pace?.() : undefined, stopped: () => this.stopped },
         );

@@ -21,6 +21,11 @@ export interface WriterOptions {
    * Fencing does not depend on it: the expected last subject sequence does that.
    */
   epoch?: number;
+  /**
+   * Told after each event is stored how long its publish took, call to ack, in ms (the
+   * worker's publish-latency metric; the store knows no metrics library). Must not throw.
+   */
+  onPublished?(ms: number, event: ResponseEvent): void;
 }
 
 const WRONG_LAST_SEQUENCE = 10071;
@@ -42,6 +47,7 @@ export class EventLogWriter {
   private readonly retryForMs: number;
   private readonly publishTimeoutMs: number;
   private readonly epoch: number | undefined;
+  private readonly onPublished: WriterOptions["onPublished"];
 
   constructor(
     private readonly nats: LogAccess,
@@ -53,6 +59,7 @@ export class EventLogWriter {
     this.retryForMs = opts.retryForMs ?? 60_000;
     this.publishTimeoutMs = opts.publishTimeoutMs ?? 5_000;
     this.epoch = opts.epoch;
+    this.onPublished = opts.onPublished;
   }
 
   /** The seq of the last event this writer has written (or was handed). */
@@ -73,6 +80,7 @@ export class EventLogWriter {
     const deadline = Date.now() + this.retryForMs;
     for (let attempt = 0; ; attempt++) {
       try {
+        const sent = performance.now();
         const ack = await this.nats.events.publish(eventSubject(this.rid), payload, {
           msgId: this.epoch === undefined ? eventMsgId(this.rid, seq) : `${eventMsgId(this.rid, seq)}:${this.epoch}`,
           expectLastSubjectSeq: this.pos.streamSeq,
@@ -84,6 +92,7 @@ export class EventLogWriter {
           throw new FencedError(this.rid, seq);
         }
         this.pos = { seq, streamSeq: ack.seq };
+        this.onPublished?.(performance.now() - sent, event);
         return seq;
       } catch (err) {
         if (err instanceof FencedError) throw err;

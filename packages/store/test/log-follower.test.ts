@@ -34,6 +34,8 @@ interface Followed {
   seqs: number[];
   texts: string[];
   kinds: string[];
+  /** Per delivered event: read from the stored log (true) or received live (false). */
+  replayed: boolean[];
   /** Resolves at the `end` event; rejects after `ms` with what was delivered so far. */
   ended(ms?: number): Promise<void>;
   waitFor(count: number, ms?: number): Promise<void>;
@@ -43,13 +45,15 @@ function follow(broker: Broker, rid: string, afterSeq: number): Followed {
   const seqs: number[] = [];
   const texts: string[] = [];
   const kinds: string[] = [];
+  const replayed: boolean[] = [];
   let endSeen = false;
   const waiters: Array<() => void> = [];
   const follower = new LogFollower(broker, {
     rid,
     after: afterSeq,
-    onEvent: (e) => {
+    onEvent: (e, fromStore) => {
       seqs.push(e.frame.seq);
+      replayed.push(fromStore);
       kinds.push(e.frame.event.kind);
       texts.push(String(e.frame.event["text"] ?? ""));
       if (e.frame.event.kind === "end") endSeen = true;
@@ -69,6 +73,7 @@ function follow(broker: Broker, rid: string, afterSeq: number): Followed {
     seqs,
     texts,
     kinds,
+    replayed,
     ended: (ms = 60_000) => until(() => endSeen, ms, "end"),
     waitFor: (count, ms = 60_000) => until(() => seqs.length >= count, ms, `${count} events`),
   };
@@ -122,6 +127,20 @@ describe("LogFollower", () => {
     const f = follow(reader, rid, 4);
     await f.ended();
     assert.deepEqual(f.seqs, range(5, 10));
+  });
+
+  test("(b'') events stored before the follower started are flagged replayed, later ones live", async () => {
+    const rid = newRid();
+    const w = new EventLogWriter(writerBroker, rid);
+    await writeTokens(w, 1, 5);
+    const f = follow(reader, rid, 2);
+    await f.waitFor(3);
+    // The stored read was bounded when it began (3 events after seq 2): the rest comes live.
+    await writeTokens(w, 6, 8);
+    await w.append(END);
+    await f.ended();
+    assert.deepEqual(f.seqs, range(3, 9));
+    assert.deepEqual(f.replayed, [true, true, true, false, false, false, false]);
   });
 
   test("(c) 10 followers on the same rid all get the same sequence", async () => {

@@ -70,6 +70,20 @@ describe("EventLogWriter", () => {
     assert.equal(pos.last?.frame.event.kind, "end");
   });
 
+  test("onPublished is told once per stored event, with the event, and never for a fenced write", async () => {
+    const rid = newRid();
+    const told: Array<{ ms: number; kind: string }> = [];
+    const w = new EventLogWriter(broker, rid, undefined, { onPublished: (ms, e) => told.push({ ms, kind: e.kind }) });
+    await w.append({ kind: "start", model: "scripted", created_at: new Date(0).toISOString() });
+    await w.append(token(" a"));
+    await w.append(token(" b"));
+    assert.deepEqual(told.map((t) => t.kind), ["start", "token", "token"]);
+    assert.ok(told.every((t) => Number.isFinite(t.ms) && t.ms >= 0));
+    const stale = new EventLogWriter(broker2, rid, undefined, { onPublished: (ms, e) => told.push({ ms, kind: e.kind }) });
+    await rejectsFenced(stale.append(token(" c")));
+    assert.equal(told.length, 3);
+  });
+
   test("readStored with after skips earlier events", async () => {
     const rid = newRid();
     const w = new EventLogWriter(broker, rid);

@@ -45,6 +45,9 @@ export const workerEnvSchema = z
         return n;
       }),
     WORKER_ID: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+    // Prometheus GET /metrics on a small HTTP server of the worker's own (it has no other).
+    METRICS_PORT: envMetricsPort(9464),
+    METRICS_HOST: z.string().min(1).default("127.0.0.1"),
   })
   .refine((e) => e.GENERATOR !== "llama" || e.MODEL_PATH !== undefined || e.MODEL !== undefined, {
     message: "GENERATOR=llama needs MODEL_PATH (a GGUF file) or MODEL (a model URI node-llama-cpp can resolve)",
@@ -54,6 +57,23 @@ export const workerEnvSchema = z
     message: "GENERATOR=openai needs OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1)",
     path: ["OPENAI_BASE_URL"],
   });
+
+/** A port (0 = any free one), or `off` for no metrics server. */
+function envMetricsPort(def: number) {
+  return z
+    .string()
+    .default(String(def))
+    .transform((s, ctx) => {
+      const text = s.trim();
+      if (text === "off") return "off" as const;
+      const n = Number(text);
+      if (!/^\d+$/.test(text) || n > 65535) {
+        ctx.addIssue({ code: "custom", message: `must be a port number (0 = any free port) or off, got ${JSON.stringify(s)}` });
+        return z.NEVER;
+      }
+      return n;
+    });
+}
 
 export type WorkerEnv = z.infer<typeof workerEnvSchema>;
 
@@ -80,6 +100,8 @@ export interface WorkerConfig {
   /** Event loop utilization (0..1) above which the worker gathers tokens for coalesceMs. */
   coalesceBusy: number;
   workerId: string | undefined;
+  /** Where GET /metrics is served (port 0: any free one); undefined with METRICS_PORT=off. */
+  metrics: { port: number; host: string } | undefined;
 }
 
 /** GENERATOR when given; otherwise a model file or URI means llama, an upstream means openai. */
@@ -113,5 +135,6 @@ export function workerConfigFromEnv(env: Record<string, string | undefined>): Wo
     coalesceMs: e.COALESCE_MS,
     coalesceBusy: e.COALESCE_BUSY,
     workerId: e.WORKER_ID,
+    metrics: e.METRICS_PORT === "off" ? undefined : { port: e.METRICS_PORT, host: e.METRICS_HOST },
   };
 }

@@ -4,6 +4,7 @@ import { EventLogWriter, FencedError, StoreError, endQueued, logPosition, type B
 import type { Logger } from "pino";
 import { TokenCoalescer, type CoalescePolicy } from "./coalescer.js";
 import { GeneratorError, type GenerationOutput, type GenerationSession, type ResumeState, type TokenGenerator } from "./generator.js";
+import type { RunMetrics, WorkerMetrics } from "./metrics.js";
 import { Ownership, STALLED, StallWatch } from "./ownership.js";
 import { RunControl, type ControlTarget, type Parting } from "./run-control.js";
 import { takeOverLog } from "./takeover.js";
@@ -19,6 +20,8 @@ export interface RunnerDeps {
   stallTimeoutMs: number;
   /** How tokens are gathered into events (see TokenCoalescer). */
   coalesce: CoalescePolicy;
+  /** Prometheus metrics (README "Metrics"); optional, so runs work without them. */
+  metrics?: WorkerMetrics;
 }
 
 /**
@@ -52,6 +55,7 @@ export class ResponseRun {
   private handingOver = false;
   private lost = false;
   private ownership: Ownership | undefined;
+  private readonly metrics: RunMetrics | undefined;
 
   constructor(
     private readonly deps: RunnerDeps,
@@ -59,6 +63,7 @@ export class ResponseRun {
     readonly rid: string,
   ) {
     this.log = deps.log.child({ rid });
+    this.metrics = deps.metrics?.run();
     this.control = new RunControl(deps.broker.nc, rid, this.controlTarget(), this.log);
   }
 
@@ -150,6 +155,7 @@ export class ResponseRun {
     const record = await this.claim((r) => r.status === "running" && r.epoch === seen.epoch);
     if (!record) return "void";
     const reason = seen.released ? "drain" : "lost";
+    this.metrics?.tookOver(reason);
     this.log.warn({ previous: seen.worker, epoch: this.epoch, reason }, "taking over a response from another worker");
     // A previous worker that is merely slow (its ack lapsed) hears this and stops writing now,
     // rather than at its next ownership check; a dead one never hears it, which is fine.
@@ -158,6 +164,7 @@ export class ResponseRun {
       marker: { kind: "handover", worker: this.deps.workerId, epoch: this.epoch, reason },
       start: this.startEvent(),
       deadline: Date.now() + 2 * this.deps.workerTimeoutMs,
+      onPublished: this.metrics?.published,
     });
     if (found.kind === "ended") {
       await this.markEnded(found.reason);
@@ -186,6 +193,7 @@ export class ResponseRun {
 
   private async generate(record: ResponseRecord, writer: EventLogWriter, steers: string[], resume?: ResumeState): Promise<Outcome> {
     const { generator } = this.deps;
+    this.metrics?.began();
     const session = generator.start({ rid: this.rid, body: record.request, steers, signal: this.abort.signal, ...(resume ? { resume } : {}) });
     this.session = session;
     for (const text of steers) await this.write(writer, { kind: "steer", text });
@@ -218,6 +226,7 @@ export class ResponseRun {
         }
         const out: GenerationOutput = r.value;
         if (out.type === "token") {
+          this.metrics?.generated();
           const wait = tokens.add(out.text);
           if (wait) await wait;
           continue;
@@ -273,6 +282,7 @@ export class ResponseRun {
       r.epoch === this.epoch && r.status === "running" ? { ...r, released: true } : null,
     );
     this.log.info({ epoch: this.epoch }, "generation handed over: another worker continues it");
+    this.metrics?.handedOver();
     return "released";
   }
 
@@ -300,7 +310,7 @@ export class ResponseRun {
     const pos = await logPosition(this.deps.broker.jsm, this.rid);
     if (pos.last?.frame.event.kind !== "end") {
       this.log.warn({ seq: pos.seq }, message);
-      await new EventLogWriter(this.deps.broker, this.rid, pos).append({
+      await new EventLogWriter(this.deps.broker, this.rid, pos, { onPublished: this.metrics?.published }).append({
         kind: "end",
         reason: "error",
         error: { code: "worker_lost", message },
@@ -317,7 +327,7 @@ export class ResponseRun {
   }
 
   private writer(from: { seq: number; streamSeq: number }): EventLogWriter {
-    return new EventLogWriter(this.deps.broker, this.rid, from, { epoch: this.epoch });
+    return new EventLogWriter(this.deps.broker, this.rid, from, { epoch: this.epoch, onPublished: this.metrics?.published });
   }
 
   private startEvent(): ResponseEvent & { kind: "start" } {
@@ -328,6 +338,7 @@ export class ResponseRun {
     return {
       started: () => this.session !== undefined,
       cancel: () => {
+        this.metrics?.cancelRequested();
         this.cancelled = true;
         this.abort.abort();
       },

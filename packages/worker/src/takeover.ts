@@ -1,5 +1,5 @@
 import type { HandoverEvent, StartEvent } from "@unbroken/protocol";
-import { EventLogWriter, FencedError, readStored, type Broker, type StoredEvent } from "@unbroken/store";
+import { EventLogWriter, FencedError, readStored, type Broker, type StoredEvent, type WriterOptions } from "@unbroken/store";
 import type { ResumeState } from "./generator.js";
 
 /** What a worker that took a response over finds in its log, once it holds the next write. */
@@ -31,6 +31,8 @@ export interface TakeOverOptions {
   start: StartEvent;
   /** Give up (throw) when the log keeps moving past this time (Date.now() ms). */
   deadline: number;
+  /** Handed to the writer it returns (the worker's publish-latency metric). */
+  onPublished?: WriterOptions["onPublished"];
 }
 
 /**
@@ -49,7 +51,7 @@ export async function takeOverLog(broker: Broker, rid: string, opts: TakeOverOpt
     const last = events.at(-1);
     if (last?.frame.event.kind === "end") return { kind: "ended", reason: String(last.frame.event["reason"]) };
     const from = last ? { seq: last.frame.seq, streamSeq: last.streamSeq } : { seq: 0, streamSeq: 0 };
-    const writer = new EventLogWriter(broker, rid, from, { epoch: marker.epoch });
+    const writer = new EventLogWriter(broker, rid, from, { epoch: marker.epoch, onPublished: opts.onPublished });
     try {
       if (!last) {
         await writer.append(start);

@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { WorkerConfig } from "./config.js";
 import type { TokenGenerator } from "./generator.js";
 import { Intake, workersConsumer } from "./intake.js";
+import { WorkerMetrics, serveMetrics, type MetricsServer } from "./metrics.js";
 import { ResponseRun } from "./runner.js";
 import { LoadGauge } from "./load-gauge.js";
 import { LlamaGenerator } from "./llama.js";
@@ -17,6 +18,9 @@ export interface Worker {
   readonly id: string;
   /** Responses running now. */
   readonly running: number;
+  /** The port of its `GET /metrics` server; undefined with METRICS_PORT=off. */
+  readonly metricsPort: number | undefined;
+  readonly metrics: WorkerMetrics;
   /**
    * Stops taking requests, lets running responses finish (up to DRAIN_TIMEOUT), hands the
    * others over to another worker (each stops at a token boundary, without `end`), then closes.
@@ -84,15 +88,24 @@ async function firstUpstreamModel(baseUrl: string, apiKey: string | undefined, l
 export async function startWorker(config: WorkerConfig, log: Logger): Promise<Worker> {
   const id = config.workerId ?? `w-${randomBytes(6).toString("hex")}`;
   const wlog = log.child({ worker: id });
-  const generator = await createGenerator(config, wlog);
+  const runs = new Map<string, { run: ResponseRun; done: Promise<void> }>();
+  const metrics = new WorkerMetrics(() => runs.size);
+  // First, so a taken METRICS_PORT stops the worker before it loads a model or takes work.
+  const metricsServer: MetricsServer | undefined = config.metrics && (await serveMetrics(metrics.registry, config.metrics.port, config.metrics.host));
+  let generator: TokenGenerator;
   let broker: Broker;
+  try {
+    generator = await createGenerator(config, wlog);
+  } catch (err) {
+    await metricsServer?.close();
+    throw err;
+  }
   try {
     broker = await Broker.connect({ url: config.natsUrl, name: `unbroken-worker-${id}`, retentionMs: config.retentionMs, replicas: config.replicas, log: wlog });
   } catch (err) {
-    await generator.close();
+    await Promise.allSettled([generator.close(), metricsServer?.close()]);
     throw err;
   }
-  const runs = new Map<string, { run: ResponseRun; done: Promise<void> }>();
   const load = new LoadGauge(config.coalesceBusy);
   const deps = {
     broker,
@@ -103,6 +116,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     workerTimeoutMs: config.workerTimeoutMs,
     stallTimeoutMs: config.stallTimeoutMs,
     coalesce: { maxDelayMs: config.coalesceMs, busy: () => load.busy },
+    metrics,
   };
   const opts = { concurrency: config.concurrency, workerTimeoutMs: config.workerTimeoutMs };
   let intake: Intake;
@@ -124,12 +138,12 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     intake = new Intake(consumer, opts, () => runs.size, dispatch, wlog);
   } catch (err) {
     load.stop();
-    await Promise.allSettled([broker.close(), generator.close()]);
+    await Promise.allSettled([broker.close(), generator.close(), metricsServer?.close()]);
     throw err;
   }
   intake.start();
   wlog.info(
-    { generator: config.generator, why: config.generatorReason, model: generator.model, concurrency: config.concurrency, coalesceMs: config.coalesceMs },
+    { generator: config.generator, why: config.generatorReason, model: generator.model, concurrency: config.concurrency, coalesceMs: config.coalesceMs, metricsPort: metricsServer?.port },
     "ready",
   );
 
@@ -147,6 +161,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     await generator.close();
     await broker.close();
     load.stop();
+    await metricsServer?.close();
     wlog.info("worker stopped");
   };
   return {
@@ -154,6 +169,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     get running() {
       return runs.size;
     },
+    metricsPort: metricsServer?.port,
+    metrics,
     close: () => (closing ??= close()),
   };
 }
