@@ -64,7 +64,8 @@ describe("a read-only token", () => {
   it("reads it as Server-Sent Events", async () => {
     const read = await readSse(`${http}/v1/responses/${rid}/events`, { headers: bearer(readToken) }, (r) => r.messages.length >= 3);
     assert.equal(read.status, 200);
-    assert.deepEqual(read.messages.map((m) => Number(m.id)), [1, 2, 3]);
+    // The read stops once it has 3; one chunk may bring a 4th with them.
+    assert.deepEqual(read.messages.slice(0, 3).map((m) => Number(m.id)), [1, 2, 3]);
   });
 
   it("cannot steer or cancel it: forbidden, on the socket and over HTTP", async () => {
