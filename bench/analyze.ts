@@ -24,6 +24,8 @@ export interface StreamMetrics {
   /** First generate sent → last token received. */
   wallS: number;
   deliveredTokPerS: number;
+  /** Tokens per event received (events of every kind): above 1 when tokens were coalesced. */
+  tokensPerEvent: number;
   /** Generator's due time → receipt, every token of the main streams (ms). */
   latencyMs?: Summary;
   /** Generated → due time (positive: the generator ran late; its process was busy) (ms). */
@@ -47,6 +49,7 @@ export function analyzeStreams(r: StreamsResult, stamps: Map<string, Stamp>, tps
   let first = Infinity;
   let last = -Infinity;
   let delivered = 0;
+  let events = 0;
   let offered = 0;
   let lost = 0;
   let dup = 0;
@@ -60,6 +63,7 @@ export function analyzeStreams(r: StreamsResult, stamps: Map<string, Stamp>, tps
   const probeTtft = new Values();
   for (const s of r.streams) {
     delivered += s.tokens;
+    events += s.events;
     offered += s.recv.length;
     lost += s.lost;
     dup += s.dup;
@@ -100,6 +104,7 @@ export function analyzeStreams(r: StreamsResult, stamps: Map<string, Stamp>, tps
     tokensDelivered: delivered,
     wallS,
     deliveredTokPerS: wallS > 0 ? delivered / wallS : Number.NaN,
+    tokensPerEvent: events > 0 ? delivered / events : Number.NaN,
     ttftAddedMs: summarize(ttft.view()),
     requestPathMs: summarize(reqPath.view()),
     lost,

@@ -39,13 +39,14 @@ export function renderTables(records: RunRecord[]): string {
     out.push(`W1 — ${label} (latency: generator's due time → client receipt, ms)`);
     out.push(
       table(
-        ["target", "delivered tok/s (offered)", "× SSE", "latency p50 / p99 / max", "generator late p99", "server CPU-s per 1M tok", "× SSE", "per process", "RSS KiB per stream (conn / all)", "load CPU-s/1M", "noise (cores)"],
+        ["target", "delivered tok/s (offered)", "× SSE", "tok/event", "latency p50 / p99 / max", "generator late p99", "server CPU-s per 1M tok", "× SSE", "per process", "RSS KiB per stream (conn / all)", "load CPU-s/1M", "noise (cores)"],
         rs.map((r) => {
           const m = r.stream;
           return [
             r.target,
             `${k(m?.deliveredTokPerS)} (${k(r.offeredTokPerS)})${m && m.tokensDelivered < m.tokensOffered ? `, ${m.tokensDelivered}/${m.tokensOffered} tokens` : ""}`,
             ratio(m?.deliveredTokPerS, sse?.stream?.deliveredTokPerS),
+            f(m?.tokensPerEvent),
             ms(m?.latencyMs),
             ms(m?.generatorLateMs, ["p99"]),
             f(r.cpuPerMTok?.["total"]),
