@@ -1,6 +1,7 @@
 import type { GenerationBody, Usage } from "@unbroken/protocol";
 import { GeneratorError, type GenerationJob, type GenerationOutput, type GenerationSession, type ResumeState, type TokenGenerator } from "./generator.js";
 import { hashText, prng } from "./prng.js";
+import { Pacer } from "./pacer.js";
 import { ScriptedText, naturalLength } from "./scripted-text.js";
 
 export interface ScriptedOptions {
@@ -34,11 +35,16 @@ export class ScriptedGenerator implements TokenGenerator {
   readonly model = "scripted";
   constructor(private readonly opts: ScriptedOptions) {}
 
+  /** One pacing clock for all of this generator's sessions. */
+  private readonly pacer = new Pacer();
+
   start(job: GenerationJob): GenerationSession {
-    return new ScriptedSession(job, this.opts.tokensPerSecond);
+    return new ScriptedSession(job, this.opts.tokensPerSecond, this.pacer);
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.pacer.close();
+  }
 }
 
 class ScriptedSession implements GenerationSession {
@@ -62,6 +68,7 @@ class ScriptedSession implements GenerationSession {
   constructor(
     private readonly job: GenerationJob,
     private readonly tps: number,
+    private readonly pacer: Pacer,
   ) {
     const prompt = promptText(job.body);
     const seed = hashText(prompt, job.body.params?.seed ?? 0);
@@ -139,7 +146,8 @@ class ScriptedSession implements GenerationSession {
   /**
    * Waits until `at` (performance.now() time) or abort; yields to the loop even at rate 0.
    * One abort listener per session, not one per token: adding and removing listeners on an
-   * AbortSignal costs more than the rest of a token's pacing.
+   * AbortSignal costs more than the rest of a token's pacing. (After an abort the pacer
+   * still releases the wait once; resolving a settled promise does nothing.)
    */
   private pace(at: number): Promise<void> {
     const wait = at - performance.now();
@@ -152,15 +160,8 @@ class ScriptedSession implements GenerationSession {
         this.onAbort = () => this.wake?.();
         this.job.signal.addEventListener("abort", this.onAbort, { once: true });
       }
-      const t = setTimeout(() => {
-        this.wake = undefined;
-        resolve();
-      }, wait);
-      this.wake = () => {
-        clearTimeout(t);
-        this.wake = undefined;
-        resolve();
-      };
+      this.wake = resolve;
+      this.pacer.until(at, resolve);
     });
   }
 
