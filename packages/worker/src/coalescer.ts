@@ -1,13 +1,13 @@
 import type { ResponseEvent } from "@unbroken/protocol";
 
 export interface CoalescePolicy {
-  /**
-   * The longest a token is held back to travel with the ones after it while the worker is
-   * busy. 0 turns coalescing off: every token is an event of its own.
-   */
+  /** 0 turns coalescing off: every token is an event of its own. */
   maxDelayMs: number;
-  /** True while this worker is busy: then tokens are gathered for up to maxDelayMs. */
-  busy(): boolean;
+  /**
+   * How long a token may be held back right now to travel with the ones after it: 0 while
+   * the worker is idle, more as it gets busier, never more than maxDelayMs.
+   */
+  delayMs(): number;
 }
 
 /** Past this much gathered text an event is sent at once, whatever the policy. */
@@ -19,7 +19,7 @@ const MAX_BACKLOG = 65_536;
  * Turns a response's tokens into `token` events. Every event costs the same to store and
  * deliver however many tokens it carries, so tokens are gathered when sending one event per
  * token would cost more than it is worth: always while the response's previous write is in
- * flight (an idle path then still sends each token at once), and for up to `maxDelayMs`
+ * flight (an idle path then still sends each token at once), and for up to `delayMs()`
  * while the worker is busy. Writes stay one at a time per response, in order.
  */
 export class TokenCoalescer {
@@ -75,9 +75,9 @@ export class TokenCoalescer {
 
   private pump(): void {
     if (this.inFlight || this.pending.length === 0 || this.failure) return;
-    const { maxDelayMs } = this.policy;
-    if (maxDelayMs > 0 && this.pendingBytes < MAX_EVENT_TEXT && this.policy.busy()) {
-      const wait = this.since + maxDelayMs - performance.now();
+    const delay = this.policy.maxDelayMs > 0 && this.pendingBytes < MAX_EVENT_TEXT ? this.policy.delayMs() : 0;
+    if (delay > 0) {
+      const wait = this.since + delay - performance.now();
       if (wait >= 1) {
         this.timer ??= setTimeout(() => {
           this.timer = undefined;

@@ -85,6 +85,15 @@ async function firstUpstreamModel(baseUrl: string, apiKey: string | undefined, l
   return "default";
 }
 
+/**
+ * The coalescing window for the worker's load: none while idle, COALESCE_MS while busy, and
+ * five times that while saturated, where every event saved gives back CPU the tokens are
+ * waiting for (a saturated worker's tokens are late by more than the window).
+ */
+function coalesceDelay(load: LoadGauge, ms: number): () => number {
+  return () => (load.load === "idle" ? 0 : load.load === "busy" ? ms : 5 * ms);
+}
+
 export async function startWorker(config: WorkerConfig, log: Logger): Promise<Worker> {
   const id = config.workerId ?? `w-${randomBytes(6).toString("hex")}`;
   const wlog = log.child({ worker: id });
@@ -115,7 +124,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     queueTimeoutMs: config.queueTimeoutMs,
     workerTimeoutMs: config.workerTimeoutMs,
     stallTimeoutMs: config.stallTimeoutMs,
-    coalesce: { maxDelayMs: config.coalesceMs, busy: () => load.busy },
+    coalesce: { maxDelayMs: config.coalesceMs, delayMs: coalesceDelay(load, config.coalesceMs) },
     metrics,
   };
   const opts = { concurrency: config.concurrency, workerTimeoutMs: config.workerTimeoutMs };

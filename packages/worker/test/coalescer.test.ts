@@ -19,7 +19,7 @@ function log() {
   return { events, open, write, complete };
 }
 
-const policy = (maxDelayMs: number, busy: boolean): CoalescePolicy => ({ maxDelayMs, busy: () => busy });
+const policy = (maxDelayMs: number, busy: boolean): CoalescePolicy => ({ maxDelayMs, delayMs: () => (busy ? maxDelayMs : 0) });
 
 test("an idle path sends each token at once, as its own event", async () => {
   const l = log();

@@ -15,11 +15,13 @@ test("the gauge turns busy when the event loop works through its interval, and i
     assert.equal(gauge.busy, false, "an idle loop");
     // Blocking the loop across several whole intervals: the overdue sample, which runs
     // before any timer set after it, sees an interval spent working.
-    spin(100);
+    spin(300);
     await sleep(1);
     assert.equal(gauge.busy, true, "a loop that did nothing but work");
+    assert.equal(gauge.load, "saturated");
     await sleep(150);
     assert.equal(gauge.busy, false, "idle again");
+    assert.equal(gauge.load, "idle");
   } finally {
     gauge.stop();
   }
