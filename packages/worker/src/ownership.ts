@@ -82,16 +82,27 @@ export class StallWatch {
     if (this.timer === undefined) this.arm(this.ms);
     return new Promise<T | typeof STALLED>((resolve, reject) => {
       this.fire = resolve;
-      p.then(resolve, reject).finally(() => {
-        this.waiting = false;
-        this.fire = undefined;
-      });
+      p.then(
+        (v) => {
+          this.settled();
+          resolve(v);
+        },
+        (err: unknown) => {
+          this.settled();
+          reject(err);
+        },
+      );
     });
   }
 
   stop(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
+  }
+
+  private settled(): void {
+    this.waiting = false;
+    this.fire = undefined;
   }
 
   private arm(delay: number): void {

@@ -63,7 +63,7 @@ class ScriptedSession implements GenerationSession {
   private finished = false;
   /** Ends the current pacing wait early (on abort). */
   private wake: (() => void) | undefined;
-  private onAbort: (() => void) | undefined;
+  private aborted = false;
 
   constructor(
     private readonly job: GenerationJob,
@@ -98,7 +98,14 @@ class ScriptedSession implements GenerationSession {
     if (this.replayed === "stopped") return yield* this.done("stop");
     const interval = this.tps > 0 ? 1000 / this.tps : 0;
     const began = performance.now();
-    while (!this.job.signal.aborted) {
+    // Read once here and then kept by a listener: AbortSignal.aborted validates its receiver
+    // on every read, a measurable share of a token's cost.
+    this.aborted = this.job.signal.aborted;
+    this.job.signal.addEventListener("abort", () => {
+      this.aborted = true;
+      this.wake?.();
+    }, { once: true });
+    while (!this.aborted) {
       const steer = this.steers.shift();
       if (steer !== undefined) {
         this.applySteer(steer);
@@ -108,7 +115,7 @@ class ScriptedSession implements GenerationSession {
       if (this.limit !== undefined && this.produced >= this.limit) return yield* this.done("length");
       if (this.produced >= this.target + this.extra) return yield* this.done("stop");
       await this.pace(began + (this.produced - this.resumed + 1) * interval);
-      if (this.job.signal.aborted) return;
+      if (this.aborted) return;
       const { token, cut } = this.nextToken();
       if (token.length > 0) yield { type: "token", text: token, tokens: 1 };
       if (cut) return yield* this.done("stop");
@@ -145,9 +152,9 @@ class ScriptedSession implements GenerationSession {
 
   /**
    * Waits until `at` (performance.now() time) or abort; yields to the loop even at rate 0.
-   * One abort listener per session, not one per token: adding and removing listeners on an
-   * AbortSignal costs more than the rest of a token's pacing. (After an abort the pacer
-   * still releases the wait once; resolving a settled promise does nothing.)
+   * The session's one abort listener wakes it (adding and removing a listener per token
+   * would cost more than the rest of a token's pacing). After an abort the pacer still
+   * releases the wait once; resolving a settled promise does nothing.
    */
   private pace(at: number): Promise<void> {
     const wait = at - performance.now();
@@ -155,10 +162,6 @@ class ScriptedSession implements GenerationSession {
       if (wait <= 0) {
         setImmediate(resolve);
         return;
-      }
-      if (!this.onAbort) {
-        this.onAbort = () => this.wake?.();
-        this.job.signal.addEventListener("abort", this.onAbort, { once: true });
       }
       this.wake = resolve;
       this.pacer.until(at, resolve);
