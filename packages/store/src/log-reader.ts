@@ -1,5 +1,5 @@
 import { AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager, type MsgRequest } from "@nats-io/jetstream";
-import { EVENTS_STREAM, eventSubject, looseEventFrameSchema, type LooseEventFrame } from "@unbroken/protocol";
+import { EVENTS_STREAM, eventSubject, type LooseEventFrame } from "@unbroken/protocol";
 import type { WriterPosition } from "./log-writer.js";
 
 /** One stored event as read back: the parsed frame and the exact text that was stored. */
@@ -11,6 +11,11 @@ export interface StoredEvent {
 
 const decoder = new TextDecoder();
 
+/**
+ * Reads one stored event. The log is written by this system's own writers (the frame a client
+ * gets, byte for byte), so this checks only what readers rely on (type, rid, seq, kind) with a
+ * plain JSON.parse: no schema validation on the path every event takes to every reader.
+ */
 export function decodeEvent(data: Uint8Array, streamSeq = 0): StoredEvent | null {
   const raw = decoder.decode(data);
   let value: unknown;
@@ -19,13 +24,44 @@ export function decodeEvent(data: Uint8Array, streamSeq = 0): StoredEvent | null
   } catch {
     return null;
   }
-  const parsed = looseEventFrameSchema.safeParse(value);
-  return parsed.success ? { frame: parsed.data, raw, streamSeq } : null;
+  return isEventFrame(value) ? { frame: value, raw, streamSeq } : null;
 }
 
-/** The last event of rid's log, or null when it has none (queued, unknown or expired). */
+function isEventFrame(value: unknown): value is LooseEventFrame {
+  if (typeof value !== "object" || value === null) return false;
+  const f = value as { type?: unknown; rid?: unknown; seq?: unknown; event?: unknown };
+  const event = f.event as { kind?: unknown } | null | undefined;
+  return (
+    f.type === "event" &&
+    typeof f.rid === "string" &&
+    typeof f.seq === "number" &&
+    Number.isSafeInteger(f.seq) &&
+    f.seq > 0 &&
+    typeof event === "object" &&
+    event !== null &&
+    typeof event.kind === "string"
+  );
+}
+
+/**
+ * The last event of rid's log, or null when it has none (queued, unknown or expired), as the
+ * stream's leader knows it.
+ */
 export async function lastEvent(jsm: JetStreamManager, rid: string): Promise<StoredEvent | null> {
   const msg = await jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(rid) });
+  if (!msg) return null;
+  return decodeEvent(msg.data, msg.seq);
+}
+
+/**
+ * Like `lastEvent`, by a direct get (the stream has `allow_direct`): cheaper for the server, no
+ * JetStream API request. In a cluster any current replica may answer, so it can lag the
+ * leader by a moment: good for "is there anything stored to read?", where a stale answer only
+ * delays (the gap shows at the next live event, or at the silent-tail check), not for decisions
+ * such as `gone` or a writer's position.
+ */
+export async function lastEventDirect(jsm: JetStreamManager, rid: string): Promise<StoredEvent | null> {
+  const msg = await jsm.direct.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(rid) });
   if (!msg) return null;
   return decodeEvent(msg.data, msg.seq);
 }

@@ -5,3 +5,4 @@ export * from './tiny-gguf.js';
 export * from "./fake-openai.js";
 export { startNatsCluster, freePort, type NatsClusterHandle, type NatsClusterNode, type NatsClusterOptions } from './nats-cluster.js';
 export { startHaproxy, findHaproxy, HAPROXY_INSTALL_HINT, type HaproxyHandle, type HaproxyOptions } from './haproxy.js';
+export { ConsumerCreations, type AdvisoryConnection } from "./consumer-creations.js";
