@@ -111,7 +111,7 @@ export class LogFollower {
     if (this.stopped || this.ended || this.catchingUp || !this.started || Date.now() - this.lastLive < IDLE_CHECK_MS) return;
     try {
       const last = await lastEventDirect(this.broker.jsm, this.opts.rid);
-      if (last && last.frame.seq > this.delivered) this.catchUp();
+      if (last && last.seq > this.delivered) this.catchUp();
     } catch {
       // Unreachable now: the reconnect (or the next check) will catch up.
     }
@@ -129,7 +129,7 @@ export class LogFollower {
 
   private onLive(e: StoredEvent): void {
     this.lastLive = Date.now();
-    const seq = e.frame.seq;
+    const seq = e.seq;
     if (seq <= this.delivered) return;
     if (this.catchingUp || !this.started || seq > this.delivered + 1) {
       this.pending.set(seq, e);
@@ -141,10 +141,10 @@ export class LogFollower {
   }
 
   private deliver(e: StoredEvent): void {
-    if (this.stopped || e.frame.seq !== this.delivered + 1) return;
-    this.delivered = e.frame.seq;
+    if (this.stopped || e.seq !== this.delivered + 1) return;
+    this.delivered = e.seq;
     this.sawStored = true;
-    if (e.frame.event.kind === "end") this.ended = true;
+    if (e.kind === "end") this.ended = true;
     this.opts.onEvent(e);
     if (this.ended) this.stop();
   }
@@ -153,7 +153,7 @@ export class LogFollower {
     for (;;) {
       const next = this.pending.get(this.delivered + 1);
       if (!next) break;
-      this.pending.delete(next.frame.seq);
+      this.pending.delete(next.seq);
       this.deliver(next);
     }
     for (const seq of this.pending.keys()) if (seq <= this.delivered) this.pending.delete(seq);
@@ -183,7 +183,7 @@ export class LogFollower {
           this.opts.rid,
           this.delivered,
           (e) => {
-            this.pending.delete(e.frame.seq);
+            this.pending.delete(e.seq);
             this.deliver(e);
           },
           { pace: this.opts.pace ? () => this.opts.pace?.() : undefined, stopped: () => this.stopped },
@@ -224,11 +224,11 @@ export class LogFollower {
     const last = await lastEventDirect(this.broker.jsm, this.opts.rid);
     if (this.stopped) return true;
     this.started = true;
-    const lastSeq = last?.frame.seq ?? 0;
+    const lastSeq = last?.seq ?? 0;
     if (last) this.sawStored = true;
     if (this.opts.fromEnd && last && lastSeq > this.delivered) {
       this.delivered = lastSeq;
-      if (last.frame.event.kind === "end") this.ended = true;
+      if (last.kind === "end") this.ended = true;
     }
     this.opts.onStart?.(last);
     if (this.ended) {

@@ -1,47 +1,9 @@
 import { AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager, type MsgRequest } from "@nats-io/jetstream";
-import { EVENTS_STREAM, eventSubject, type LooseEventFrame } from "@unbroken/protocol";
+import { EVENTS_STREAM, eventSubject } from "@unbroken/protocol";
 import type { WriterPosition } from "./log-writer.js";
+import { decodeEvent, type StoredEvent } from "./stored-event.js";
 
-/** One stored event as read back: the parsed frame and the exact text that was stored. */
-export interface StoredEvent {
-  frame: LooseEventFrame;
-  raw: string;
-  streamSeq: number;
-}
-
-const decoder = new TextDecoder();
-
-/**
- * Reads one stored event. The log is written by this system's own writers (the frame a client
- * gets, byte for byte), so this checks only what readers rely on (type, rid, seq, kind) with a
- * plain JSON.parse: no schema validation on the path every event takes to every reader.
- */
-export function decodeEvent(data: Uint8Array, streamSeq = 0): StoredEvent | null {
-  const raw = decoder.decode(data);
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    return null;
-  }
-  return isEventFrame(value) ? { frame: value, raw, streamSeq } : null;
-}
-
-function isEventFrame(value: unknown): value is LooseEventFrame {
-  if (typeof value !== "object" || value === null) return false;
-  const f = value as { type?: unknown; rid?: unknown; seq?: unknown; event?: unknown };
-  const event = f.event as { kind?: unknown } | null | undefined;
-  return (
-    f.type === "event" &&
-    typeof f.rid === "string" &&
-    typeof f.seq === "number" &&
-    Number.isSafeInteger(f.seq) &&
-    f.seq > 0 &&
-    typeof event === "object" &&
-    event !== null &&
-    typeof event.kind === "string"
-  );
-}
+export { StoredEvent, decodeEvent } from "./stored-event.js";
 
 /**
  * The last event of rid's log, or null when it has none (queued, unknown or expired), as the
@@ -83,7 +45,7 @@ export async function firstEvent(jsm: JetStreamManager, rid: string): Promise<St
 /** Where a writer taking over rid's log must continue. */
 export async function logPosition(jsm: JetStreamManager, rid: string): Promise<WriterPosition & { last: StoredEvent | null }> {
   const last = await lastEvent(jsm, rid);
-  return last ? { seq: last.frame.seq, streamSeq: last.streamSeq, last } : { seq: 0, streamSeq: 0, last: null };
+  return last ? { seq: last.seq, streamSeq: last.streamSeq, last } : { seq: 0, streamSeq: 0, last: null };
 }
 
 /** What a stored read saw. */
@@ -135,8 +97,8 @@ export async function readStored(
       for await (const m of batch) {
         got++;
         const e = decodeEvent(m.data, m.seq);
-        if (e && firstSeq === null) firstSeq = e.frame.seq;
-        if (e && e.frame.seq > after) {
+        if (e && firstSeq === null) firstSeq = e.seq;
+        if (e && e.seq > after) {
           onEvent(e);
           const wait = opts.pace?.();
           if (wait) {
