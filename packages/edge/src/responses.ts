@@ -331,7 +331,7 @@ export class ResponseService {
 
   private async hasEnded(rid: string): Promise<boolean> {
     const last = await lastEvent(this.broker.jsm, rid);
-    return last?.frame.event.kind === "end";
+    return last?.kind === "end";
   }
 
   /**
@@ -354,7 +354,7 @@ export class ResponseService {
    */
   private async endOrphan(rid: string, end: OrphanEnd): Promise<boolean> {
     const pos = await logPosition(this.broker.jsm, rid);
-    if (pos.last?.frame.event.kind === "end") return false;
+    if (pos.last?.kind === "end") return false;
     try {
       await new EventLogWriter(this.broker, rid, pos).append({ kind: "end", ...end, usage: await this.usageSoFar(rid) });
     } catch (err) {
@@ -370,7 +370,7 @@ export class ResponseService {
   private async usageSoFar(rid: string): Promise<{ prompt_tokens: number; completion_tokens: number }> {
     let completion = 0;
     await readStored(this.broker.js, this.broker.jsm, rid, 0, (e) => {
-      if (e.frame.event.kind === "token") completion++;
+      if (e.kind === "token") completion++;
     });
     return { prompt_tokens: 0, completion_tokens: completion };
   }

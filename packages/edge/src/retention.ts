@@ -69,6 +69,6 @@ export class Retention {
   async assertReadable(record: ResponseRecord, after: number): Promise<void> {
     if (record.status === "queued") return;
     const first = await firstEvent(this.broker.jsm, record.rid);
-    if (first === null ? record.status === "ended" : first.frame.seq > after + 1) throw goneError(record.rid);
+    if (first === null ? record.status === "ended" : first.seq > after + 1) throw goneError(record.rid);
   }
 }

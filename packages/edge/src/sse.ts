@@ -54,7 +54,7 @@ export async function streamEvents(
     after,
     (e) => {
       if (res.writableLength > limit) return cut();
-      res.write(`id: ${e.frame.seq}\ndata: ${e.raw}\n\n`);
+      res.write(`id: ${e.seq}\ndata: ${e.raw}\n\n`);
     },
     () => {
       clearInterval(heartbeat);

@@ -1,7 +1,7 @@
 import type { Subscription } from "@nats-io/transport-node";
 import { liveSubject } from "@unbroken/protocol";
 import type { Broker } from "./broker.js";
-import { decodeEvent, lastEvent, readStored, type StoredRead, type StoredEvent } from "./log-reader.js";
+import { decodeEvent, lastEvent, lastEventDirect, readStored, type StoredRead, type StoredEvent } from "./log-reader.js";
 
 /** How long a silent live tail goes unchecked against the stored log. */
 const IDLE_CHECK_MS = 5_000;
@@ -29,12 +29,25 @@ export interface FollowOptions {
   onGone?(): void;
   /** Paces the catch-up from the stored log (see ReadOptions.pace): a slow reader is waited for there. */
   pace?(): Promise<void> | undefined;
+  /**
+   * Follow from the log's end rather than from `after`: what is stored when it starts is
+   * skipped, and the first event delivered is the one after max(after, last stored seq).
+   */
+  fromEnd?: boolean;
+  /**
+   * Called once, before any event, with the log's last stored event when the follower
+   * started (null: none yet). With `fromEnd` the follower goes on from there.
+   */
+  onStart?(last: StoredEvent | null): void;
 }
 
 /**
  * Replays rid's log from `after`, then follows it live: the stream's RePublish subject is
- * subscribed first and buffered, the stored events are read, and the buffer is handed
- * over by seq. A gap in the live tail (messages lost while the connection was down) or a
+ * subscribed first and buffered, then the log's last stored event is looked up (one direct
+ * get). When it is at or before `after` there is nothing stored to read and the buffer is
+ * handed over at once; otherwise the stored events are read (a throwaway consumer) and the
+ * buffer is handed over by seq. Either way every event stored after the subscription took
+ * effect comes live, and every one before it is at or before that last stored event. A gap in the live tail (messages lost while the connection was down) or a
  * reconnect sends it back to the stored log, so each seq is delivered exactly once.
  * Events are removed only from a log's head (past RETENTION): when the next seq it needs
  * is older than the log's first stored event, it reports `onGone` and stops.
@@ -45,6 +58,8 @@ export class LogFollower {
   private sub: Subscription | undefined;
   private catchingUp = false;
   private again = false;
+  /** The log's last stored event was looked up (the first step of every follower). */
+  private started = false;
   private stopped = false;
   private ended = false;
   /** Some event of this log was seen (all were stored first): an empty log later means it expired. */
@@ -96,10 +111,10 @@ export class LogFollower {
    * against the log's last stored event (one direct get), and read again when behind.
    */
   private async checkTail(): Promise<void> {
-    if (this.stopped || this.ended || this.catchingUp || Date.now() - this.lastLive < IDLE_CHECK_MS) return;
+    if (this.stopped || this.ended || this.catchingUp || !this.started || Date.now() - this.lastLive < IDLE_CHECK_MS) return;
     try {
-      const last = await lastEvent(this.broker.jsm, this.opts.rid);
-      if (last && last.frame.seq > this.delivered) this.catchUp();
+      const last = await lastEventDirect(this.broker.jsm, this.opts.rid);
+      if (last && last.seq > this.delivered) this.catchUp();
     } catch {
       // Unreachable now: the reconnect (or the next check) will catch up.
     }
@@ -117,9 +132,9 @@ export class LogFollower {
 
   private onLive(e: StoredEvent): void {
     this.lastLive = Date.now();
-    const seq = e.frame.seq;
+    const seq = e.seq;
     if (seq <= this.delivered) return;
-    if (this.catchingUp || seq > this.delivered + 1) {
+    if (this.catchingUp || !this.started || seq > this.delivered + 1) {
       this.pending.set(seq, e);
       if (!this.catchingUp) this.catchUp();
       return;
@@ -129,10 +144,10 @@ export class LogFollower {
   }
 
   private deliver(e: StoredEvent, replayed: boolean): void {
-    if (this.stopped || e.frame.seq !== this.delivered + 1) return;
-    this.delivered = e.frame.seq;
+    if (this.stopped || e.seq !== this.delivered + 1) return;
+    this.delivered = e.seq;
     this.sawStored = true;
-    if (e.frame.event.kind === "end") this.ended = true;
+    if (e.kind === "end") this.ended = true;
     this.opts.onEvent(e, replayed);
     if (this.ended) this.stop();
   }
@@ -141,7 +156,7 @@ export class LogFollower {
     for (;;) {
       const next = this.pending.get(this.delivered + 1);
       if (!next) break;
-      this.pending.delete(next.frame.seq);
+      this.pending.delete(next.seq);
       this.deliver(next, false);
     }
     for (const seq of this.pending.keys()) if (seq <= this.delivered) this.pending.delete(seq);
@@ -159,6 +174,8 @@ export class LogFollower {
 
   private async runCatchUp(attempt: number): Promise<void> {
     try {
+      if (!this.started && (await this.begin())) return;
+      if (this.stopped) return;
       const before = this.delivered;
       let incomplete = false;
       do {
@@ -169,7 +186,7 @@ export class LogFollower {
           this.opts.rid,
           this.delivered,
           (e) => {
-            this.pending.delete(e.frame.seq);
+            this.pending.delete(e.seq);
             this.deliver(e, true);
           },
           { pace: this.opts.pace ? () => this.opts.pace?.() : undefined, stopped: () => this.stopped },
@@ -196,6 +213,40 @@ export class LogFollower {
       this.opts.onRetry?.(err);
       this.retryLater(attempt);
     }
+  }
+
+  /**
+   * The first step: the log's last stored event, by one direct get. Returns true when there is
+   * nothing stored to read (the live tail carries on alone: no consumer), false when the log
+   * must be read. Live events received meanwhile wait in `pending` and are handed over by seq:
+   * one stored after the lookup was answered came live (its subscription was in effect by
+   * then), so only seqs up to the last stored one can be missing.
+   */
+  private async begin(): Promise<boolean> {
+    this.again = false;
+    const last = await lastEventDirect(this.broker.jsm, this.opts.rid);
+    if (this.stopped) return true;
+    this.started = true;
+    const lastSeq = last?.seq ?? 0;
+    if (last) this.sawStored = true;
+    if (this.opts.fromEnd && last && lastSeq > this.delivered) {
+      this.delivered = lastSeq;
+      if (last.kind === "end") this.ended = true;
+    }
+    this.opts.onStart?.(last);
+    if (this.ended) {
+      this.catchingUp = false;
+      this.stop();
+      return true;
+    }
+    // Stored events to read; or none although the response has ended (expired?); or a
+    // reconnect meanwhile (live messages may have been lost): read the log.
+    if (lastSeq > this.delivered || (last === null && this.knownEnded) || this.again) return false;
+    this.catchingUp = false;
+    this.drainPending();
+    // A live event beyond a hole (it raced the lookup): read the log after all.
+    if (this.pending.size > 0 && !this.stopped) this.catchUp();
+    return true;
   }
 
   /**

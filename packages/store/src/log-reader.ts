@@ -1,31 +1,29 @@
 import { AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager, type MsgRequest } from "@nats-io/jetstream";
-import { EVENTS_STREAM, eventSubject, looseEventFrameSchema, type LooseEventFrame } from "@unbroken/protocol";
+import { EVENTS_STREAM, eventSubject } from "@unbroken/protocol";
 import type { WriterPosition } from "./log-writer.js";
+import { decodeEvent, type StoredEvent } from "./stored-event.js";
 
-/** One stored event as read back: the parsed frame and the exact text that was stored. */
-export interface StoredEvent {
-  frame: LooseEventFrame;
-  raw: string;
-  streamSeq: number;
-}
+export { StoredEvent, decodeEvent } from "./stored-event.js";
 
-const decoder = new TextDecoder();
-
-export function decodeEvent(data: Uint8Array, streamSeq = 0): StoredEvent | null {
-  const raw = decoder.decode(data);
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    return null;
-  }
-  const parsed = looseEventFrameSchema.safeParse(value);
-  return parsed.success ? { frame: parsed.data, raw, streamSeq } : null;
-}
-
-/** The last event of rid's log, or null when it has none (queued, unknown or expired). */
+/**
+ * The last event of rid's log, or null when it has none (queued, unknown or expired), as the
+ * stream's leader knows it.
+ */
 export async function lastEvent(jsm: JetStreamManager, rid: string): Promise<StoredEvent | null> {
   const msg = await jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(rid) });
+  if (!msg) return null;
+  return decodeEvent(msg.data, msg.seq);
+}
+
+/**
+ * Like `lastEvent`, by a direct get (the stream has `allow_direct`): cheaper for the server, no
+ * JetStream API request. In a cluster any current replica may answer, so it can lag the
+ * leader by a moment: good for "is there anything stored to read?", where a stale answer only
+ * delays (the gap shows at the next live event, or at the silent-tail check), not for decisions
+ * such as `gone` or a writer's position.
+ */
+export async function lastEventDirect(jsm: JetStreamManager, rid: string): Promise<StoredEvent | null> {
+  const msg = await jsm.direct.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(rid) });
   if (!msg) return null;
   return decodeEvent(msg.data, msg.seq);
 }
@@ -47,7 +45,7 @@ export async function firstEvent(jsm: JetStreamManager, rid: string): Promise<St
 /** Where a writer taking over rid's log must continue. */
 export async function logPosition(jsm: JetStreamManager, rid: string): Promise<WriterPosition & { last: StoredEvent | null }> {
   const last = await lastEvent(jsm, rid);
-  return last ? { seq: last.frame.seq, streamSeq: last.streamSeq, last } : { seq: 0, streamSeq: 0, last: null };
+  return last ? { seq: last.seq, streamSeq: last.streamSeq, last } : { seq: 0, streamSeq: 0, last: null };
 }
 
 /** What a stored read saw. */
@@ -99,8 +97,8 @@ export async function readStored(
       for await (const m of batch) {
         got++;
         const e = decodeEvent(m.data, m.seq);
-        if (e && firstSeq === null) firstSeq = e.frame.seq;
-        if (e && e.frame.seq > after) {
+        if (e && firstSeq === null) firstSeq = e.seq;
+        if (e && e.seq > after) {
           onEvent(e);
           const wait = opts.pace?.();
           if (wait) {

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { newRid, type ResponseEvent } from "@unbroken/protocol";
-import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
+import { EVENTS_STREAM, eventSubject, newRid, type ResponseEvent } from "@unbroken/protocol";
+import { ConsumerCreations, startNatsServer, type NatsServerHandle } from "@unbroken/testing";
 import { Broker } from "../src/broker.js";
 import { silentLog } from "../src/log.js";
-import { LogFollower } from "../src/log-follower.js";
+import { LogFollower, type FollowOptions } from "../src/log-follower.js";
 import { EventLogWriter } from "../src/log-writer.js";
 
 let server: NatsServerHandle;
@@ -41,7 +41,7 @@ interface Followed {
   waitFor(count: number, ms?: number): Promise<void>;
 }
 
-function follow(broker: Broker, rid: string, afterSeq: number): Followed {
+function follow(broker: Broker, rid: string, afterSeq: number, more: Partial<FollowOptions> = {}): Followed {
   const seqs: number[] = [];
   const texts: string[] = [];
   const kinds: string[] = [];
@@ -49,6 +49,7 @@ function follow(broker: Broker, rid: string, afterSeq: number): Followed {
   let endSeen = false;
   const waiters: Array<() => void> = [];
   const follower = new LogFollower(broker, {
+    ...more,
     rid,
     after: afterSeq,
     onEvent: (e, fromStore) => {
@@ -211,5 +212,82 @@ describe("LogFollower", () => {
     await w.append(END);
     await f.ended(90_000);
     assert.deepEqual(f.seqs, range(1, 21));
+  });
+
+  test("nothing stored after `after` (a fresh log, or one read up to its end): no consumer, every event live", async () => {
+    const consumers = new ConsumerCreations(reader.nc, EVENTS_STREAM, eventSubject("fence-consumers"));
+    try {
+      const fresh = newRid();
+      const f1 = follow(reader, fresh, 0);
+      const old = newRid();
+      const w2 = new EventLogWriter(writerBroker, old);
+      await writeTokens(w2, 1, 5);
+      const f2 = follow(reader, old, 5);
+      await sleep(100);
+      const w1 = new EventLogWriter(writerBroker, fresh);
+      await writeTokens(w1, 1, 19);
+      await w1.append(END);
+      await writeTokens(w2, 6, 19);
+      await w2.append(END);
+      await Promise.all([f1.ended(), f2.ended()]);
+      assert.deepEqual(f1.seqs, range(1, 20));
+      assert.deepEqual(f2.seqs, range(6, 20));
+      assert.deepEqual(await consumers.settled(), [], "no consumer was created");
+      // The counting works: a follower with stored events to read creates one.
+      const f3 = follow(reader, old, 2);
+      await f3.ended();
+      assert.deepEqual(f3.seqs, range(3, 20));
+      assert.equal((await consumers.settled()).length, 1);
+    } finally {
+      consumers.close();
+    }
+  });
+
+  test("followers started while the log is written, each from what it last saw: every seq once, in order", async () => {
+    // Each start races the writes: events are stored between the follower's subscription, its
+    // look at the log's end and the consumer's read, and their live copies come before,
+    // between or after those answers. The handover by seq must hide all of that.
+    const rid = newRid();
+    const w = new EventLogWriter(writerBroker, rid);
+    const TOTAL = 300;
+    const followers: Array<{ from: number; f: Followed }> = [];
+    let written = 0;
+    for (let i = 1; i < TOTAL; i++) {
+      await w.append(token(i));
+      written = i;
+      if (i % 10 === 3) {
+        const from = written - (i % 20 === 3 ? 0 : 2);
+        followers.push({ from, f: follow(i % 3 ? reader : writerBroker, rid, from) });
+      }
+    }
+    await w.append(END);
+    for (const { from, f } of followers) {
+      await f.ended();
+      assert.deepEqual(f.seqs, range(from + 1, TOTAL), `follower from ${from}`);
+    }
+  });
+
+  test("fromEnd: skips what is stored, says where it started, and follows from there", async () => {
+    const rid = newRid();
+    const w = new EventLogWriter(writerBroker, rid);
+    await writeTokens(w, 1, 12);
+    const starts: Array<number | null> = [];
+    const f = follow(reader, rid, 0, { fromEnd: true, onStart: (last) => starts.push(last?.frame.seq ?? null) });
+    const empty = follow(reader, newRid(), 0, { fromEnd: true, onStart: (last) => starts.push(last?.frame.seq ?? null) });
+    while (starts.length < 2) await sleep(10);
+    assert.deepEqual([...starts].sort(), [12, null].sort());
+    await writeTokens(w, 13, 29);
+    await w.append(END);
+    await f.ended();
+    assert.deepEqual(f.seqs, range(13, 30));
+    empty.follower.stop();
+    assert.deepEqual(empty.seqs, []);
+
+    // Started on an ended log: it starts at the end, delivers nothing and stops.
+    const late: Array<number | null> = [];
+    const g = follow(reader, rid, 0, { fromEnd: true, onStart: (last) => late.push(last?.frame.seq ?? null) });
+    while (late.length < 1) await sleep(10);
+    assert.deepEqual(late, [30]);
+    assert.deepEqual(g.seqs, []);
   });
 });

@@ -6,3 +6,4 @@ export * from "./fake-openai.js";
 export { startNatsCluster, freePort, type NatsClusterHandle, type NatsClusterNode, type NatsClusterOptions } from './nats-cluster.js';
 export { startHaproxy, findHaproxy, HAPROXY_INSTALL_HINT, type HaproxyHandle, type HaproxyOptions } from './haproxy.js';
 export { parsePrometheus, scrapeMetrics, Scrape, type Sample } from "./prometheus.js";
+export { ConsumerCreations, type AdvisoryConnection } from "./consumer-creations.js";
