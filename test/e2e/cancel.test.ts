@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { RawClient, range, seqs } from "../helpers/raw-client.js";
+import { RawClient, range, seqs, tokenCount } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
 
 describe("cancel", () => {
@@ -24,7 +24,7 @@ describe("cancel", () => {
       const end = events.at(-1)!.event;
       assert.equal(end.kind === "end" && end.reason, "cancelled");
       assert.deepEqual(seqs(events), range(1, events.length));
-      const tokens = events.filter((e) => e.event.kind === "token").length;
+      const tokens = tokenCount(events);
       assert.equal(end.kind === "end" && end.usage.completion_tokens, tokens);
       assert.ok(tokens < 400, "the generation stopped early");
     }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { RawClient, range, seqs, textOf } from "../helpers/raw-client.js";
+import { RawClient, range, seqs, textOf, tokenCount } from "../helpers/raw-client.js";
 import { Topology, eventually, replay } from "../helpers/topology.js";
 
 async function readyz(port: number | undefined): Promise<number> {
@@ -44,7 +44,7 @@ describe("a nats-server restart (single node, file storage)", () => {
       assert.deepEqual(seqs(events), range(1, events.length));
       const end = events.at(-1)!.event;
       assert.equal(end.kind === "end" && end.reason, "length", JSON.stringify(end));
-      assert.equal(events.filter((f) => f.event.kind === "token").length, 150);
+      assert.equal(tokenCount(events), 150);
       assert.equal(events.filter((f) => f.event.kind === "end").length, 1);
 
       // Everything is replayable afterwards, and identical to what was read live.

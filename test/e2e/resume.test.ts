@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { EventFrame } from "@unbroken/protocol";
-import { RawClient, range, seqs, textOf } from "../helpers/raw-client.js";
+import { RawClient, range, seqs, textOf, tokenCount } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
 
 /** Reads rid through `drops` socket deaths (terminate, not close), resuming from the last seq each time. */
@@ -62,7 +62,7 @@ describe("resume after a dropped socket", () => {
     const end = events.at(-1)?.event;
     assert.equal(end?.kind, "end");
     assert.equal(end?.kind === "end" && end.reason, "length");
-    assert.equal(events.filter((e) => e.event.kind === "token").length, 60);
+    assert.equal(tokenCount(events), 60);
     later.close();
   });
 

@@ -39,7 +39,9 @@ describe("slow consumers", () => {
   let reference: Map<string, EventFrame[]>;
 
   before(async () => {
-    stack = await Stack.start({ edgeEnv: { MAX_SOCKET_BUFFER: String(LIMIT) }, workerEnv: { SCRIPTED_TPS: "0" } });
+    // One event per token (COALESCE_MS=0): many small frames fill the paused socket's buffer
+    // the way a token stream does; coalesced, the same text is a few large frames.
+    stack = await Stack.start({ edgeEnv: { MAX_SOCKET_BUFFER: String(LIMIT) }, workerEnv: { SCRIPTED_TPS: "0", COALESCE_MS: "0" } });
   });
   after(async () => {
     await stack?.stop();

@@ -101,6 +101,14 @@ export function textOf(events: EventFrame[]): string {
   return events.map((e) => (e.event.kind === "token" ? e.event.text : "")).join("");
 }
 
+/**
+ * Tokens the scripted generator wrote in these events: one word each. Counted by words, not
+ * events, because a worker coalesces tokens into one event while a write is in flight.
+ */
+export function tokenCount(events: EventFrame[]): number {
+  return textOf(events).split(/\s+/).filter(Boolean).length;
+}
+
 /** Asserts-friendly summary: the seqs seen, to compare with 1..n. */
 export function seqs(events: EventFrame[]): number[] {
   return events.map((e) => e.seq);
