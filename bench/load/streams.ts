@@ -110,15 +110,25 @@ export async function runStream(job: StreamJob, spec: StreamSpec, index: number,
       },
     };
 
+    // Frames of a dropped socket that `ws` still emits after terminate() (it had them
+    // buffered) belong to no connection any more: they are ignored, or a late one could
+    // trigger a second drop while offline and two sockets would resume the same response.
+    let generation = 0;
+    const current = (): Handlers => {
+      const mine = ++generation;
+      return { frame: (f, at) => mine === generation && onFrame(f, at), closed: (why) => mine === generation && h.closed(why) };
+    };
+
     // W3: lose the connection, stay away for offlineMs, then come back and resume.
     const drop = (): void => {
       drops.shift();
       offline = true;
+      generation++;
       conn?.close();
       conn = undefined;
       setTimeout(() => {
         const at = now();
-        openWs(job.url, true, h).then(
+        openWs(job.url, true, current()).then(
           (c) => {
             if (done) return c.close();
             conn = c;
@@ -150,7 +160,7 @@ export async function runStream(job: StreamJob, spec: StreamSpec, index: number,
     }
     let began = 0;
     limiter
-      .run(() => ((began = now()), openWs(job.url, job.protocol === "unbroken", h)))
+      .run(() => ((began = now()), openWs(job.url, job.protocol === "unbroken", current())))
       .then(
         (c) => {
           if (done) return c.close();

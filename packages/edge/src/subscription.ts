@@ -68,7 +68,7 @@ export class Subscription {
         this.lastEventAt = Date.now();
         this.send(e);
         metrics.eventSent(replayed);
-        const kind = e.frame.event.kind;
+        const kind = e.kind;
         if (kind === "token" && this.firstToken) {
           this.firstToken = false;
           if (this.hooks.acceptedAt !== undefined) metrics.firstToken(this.hooks.acceptedAt);
