@@ -1,11 +1,11 @@
 import type { ResponseEvent } from "@unbroken/protocol";
 
 export interface CoalescePolicy {
-  /** 0 turns coalescing off: every token is an event of its own. */
+  /** COALESCE_MS; 0 turns coalescing off: every token is an event of its own. */
   maxDelayMs: number;
   /**
    * How long a token may be held back right now to travel with the ones after it: 0 while
-   * the worker is idle, more as it gets busier, never more than maxDelayMs.
+   * the worker is idle, more as it gets busier (see worker.ts).
    */
   delayMs(): number;
 }
