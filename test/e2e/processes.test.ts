@@ -4,7 +4,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { startNatsServer, spawnService, type NatsServerHandle, type ServiceHandle } from "@unbroken/testing";
-import { RawClient, range, seqs, textOf } from "../helpers/raw-client.js";
+import { RawClient, range, seqs, textOf, tokenCount } from "../helpers/raw-client.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const EDGE = path.join(root, "packages/edge/dist/src/main.js");
@@ -44,7 +44,7 @@ describe("edge and worker processes", () => {
     const c = await RawClient.connect(url(e));
     const { rid } = await c.request({ type: "generate", prompt: "hello processes", params: { max_tokens: 10 } });
     const events = await c.untilEnd(rid);
-    assert.equal(events.filter((f) => f.event.kind === "token").length, 10);
+    assert.equal(tokenCount(events), 10);
     // Every log line about a response carries its rid.
     const line = await w.waitForLine((o) => o.msg === "generation ended" && o.rid === rid);
     assert.equal(line.reason, "length");
@@ -129,7 +129,7 @@ describe("edge and worker processes", () => {
     const events = await c.untilEnd(rid, 30_000);
     const end = events.at(-1)!.event;
     assert.equal(end.kind === "end" && end.error?.code, "worker_lost");
-    assert.equal(end.kind === "end" && end.usage.completion_tokens, events.filter((f) => f.event.kind === "token").length);
+    assert.equal(end.kind === "end" && end.usage.completion_tokens, tokenCount(events));
     assert.deepEqual(seqs(events), range(1, events.length));
     c.close();
   });

@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { UnbrokenClient, type EventFrame } from "@unbroken/client";
 import { freePort, HAPROXY_INSTALL_HINT, findHaproxy, startHaproxy, type HaproxyHandle } from "@unbroken/testing";
 import { WebSocket } from "ws";
-import { RawClient, range, seqs, textOf } from "../helpers/raw-client.js";
+import { RawClient, range, seqs, textOf, tokenCount } from "../helpers/raw-client.js";
 import { Topology, eventually, replay } from "../helpers/topology.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -82,7 +82,7 @@ describe("the compose topology, as local processes behind HAProxy", () => {
     for (const [i, c] of clients.entries()) {
       const events = await c.untilEnd(rids[i]!, 60_000);
       assert.deepEqual(seqs(events), range(1, events.length));
-      assert.equal(events.filter((f) => f.event.kind === "token").length, 30);
+      assert.equal(tokenCount(events), 30);
       c.close();
     }
     const queuedOn = top.edges.map((e) => rids.filter((rid) => e.handle.lines.some((l) => l.includes(rid) && l.includes("response queued"))).length);
