@@ -4,6 +4,10 @@ import type { Broker } from "@unbroken/store";
 import type { Logger } from "pino";
 
 const NS = 1_000_000;
+/** How long one pull for requests waits on the server. */
+const FETCH_EXPIRES_MS = 1_000;
+/** How long past its expiry a pull may go on before the worker ends it and pulls again. */
+const FETCH_MARGIN_MS = 2_000;
 
 export interface IntakeOptions {
   concurrency: number;
@@ -73,8 +77,16 @@ export class Intake {
         continue;
       }
       try {
-        const batch = await this.consumer.fetch({ max_messages: free, expires: 1_000 });
-        for await (const m of batch) this.take(m);
+        const batch = await this.consumer.fetch({ max_messages: free, expires: FETCH_EXPIRES_MS });
+        // A pull can outlive a reconnect without ever ending (the server that held it is gone;
+        // a cluster test saw one hang for a minute until a "leadership change" status came), and
+        // requests would wait behind it. Past its expiry and a margin, it is ended here.
+        const guard = setTimeout(() => batch.stop(), FETCH_EXPIRES_MS + FETCH_MARGIN_MS);
+        try {
+          for await (const m of batch) this.take(m);
+        } finally {
+          clearTimeout(guard);
+        }
       } catch (err) {
         if (this.stopping) break;
         this.log.warn({ err: String(err) }, "fetching requests failed; retrying");
