@@ -1,11 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { EventFrame } from "@unbroken/protocol";
 import { RawClient, range, seqs, textOf } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
 
-const tokensOf = (events: EventFrame[]): string[] =>
-  events.flatMap((e) => (e.event.kind === "token" ? [e.event.text] : []));
 
 describe("steer", () => {
   let stack: Stack;
@@ -29,12 +26,15 @@ describe("steer", () => {
     assert.ok(at > 0, "a steer event is in the log");
     assert.equal(events[at]!.event.kind === "steer" && events[at]!.event.text, "talk about cats instead");
     assert.equal(events.filter((e) => e.event.kind === "steer").length, 1);
-    const before = tokensOf(events.slice(0, at));
-    const afterSteer = tokensOf(events.slice(at));
+    const before = textOf(events.slice(0, at));
+    const afterSteer = textOf(events.slice(at));
+    const reference = textOf(unsteered);
+    // Compared as text: a worker may coalesce tokens into events differently in two runs.
     // Before the marker the answer is what it would have been; after it, it is not.
-    assert.deepEqual(before, tokensOf(unsteered).slice(0, before.length));
-    assert.notEqual(afterSteer.join(""), tokensOf(unsteered).slice(before.length, before.length + afterSteer.length).join(""));
-    assert.match(afterSteer.join(""), /cats/);
+    assert.ok(before.length > 0, "tokens came before the steer");
+    assert.equal(before, reference.slice(0, before.length));
+    assert.notEqual(afterSteer, reference.slice(before.length, before.length + afterSteer.length));
+    assert.match(afterSteer, /cats/);
     assert.equal(events.at(-1)!.event.kind, "end");
     c.close();
   });
