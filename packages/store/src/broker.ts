@@ -3,6 +3,7 @@ import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "./connection.js";
 import { EventPublisher } from "./event-publisher.js";
+import { LiveTails } from "./live-tails.js";
 import { ensureLayout, type LayoutOptions } from "./layout.js";
 import type { Log } from "./log.js";
 import { ResponseRecords } from "./records.js";
@@ -23,6 +24,8 @@ export class Broker {
   readonly records: ResponseRecords;
   /** Every append to a response's log goes through this one publisher. */
   readonly events: EventPublisher;
+  /** The live tails of the responses this process reads (one subscription per response). */
+  readonly tails: LiveTails;
   private isConnected = true;
   private readonly reconnectListeners = new Set<() => void>();
 
@@ -35,6 +38,7 @@ export class Broker {
     this.js = jetstream(nc, { timeout: 5_000 });
     this.records = new ResponseRecords(kv, log);
     this.events = new EventPublisher(nc);
+    this.tails = new LiveTails(nc);
     void this.watch();
   }
 
@@ -83,6 +87,7 @@ export class Broker {
   async close(): Promise<void> {
     if (this.nc.isClosed()) return;
     this.events.close();
+    this.tails.close();
     await this.nc.drain().catch(() => this.nc.close());
   }
 }

@@ -6,6 +6,7 @@ export * from "./records.js";
 export * from "./event-publisher.js";
 export * from "./log-writer.js";
 export * from "./log-reader.js";
+export * from "./live-tails.js";
 export * from "./log-follower.js";
 export * from "./broker.js";
 export * from "./responses.js";

@@ -1,7 +1,5 @@
-import type { Subscription } from "@nats-io/transport-node";
-import { liveSubject } from "@unbroken/protocol";
 import type { Broker } from "./broker.js";
-import { decodeEvent, lastEvent, lastEventDirect, readStored, type StoredRead, type StoredEvent } from "./log-reader.js";
+import { lastEvent, lastEventDirect, readStored, type StoredRead, type StoredEvent } from "./log-reader.js";
 
 /** How long a silent live tail goes unchecked against the stored log. */
 const IDLE_CHECK_MS = 5_000;
@@ -55,7 +53,7 @@ export interface FollowOptions {
 export class LogFollower {
   private delivered: number;
   private readonly pending = new Map<number, StoredEvent>();
-  private sub: Subscription | undefined;
+  private unfollow: (() => void) | undefined;
   private catchingUp = false;
   private again = false;
   /** The log's last stored event was looked up (the first step of every follower). */
@@ -91,12 +89,8 @@ export class LogFollower {
   }
 
   start(): void {
-    this.sub = this.broker.nc.subscribe(liveSubject(this.opts.rid), {
-      callback: (err, msg) => {
-        if (err || this.stopped) return;
-        const e = decodeEvent(msg.data);
-        if (e) this.onLive(e);
-      },
+    this.unfollow = this.broker.tails.follow(this.opts.rid, (e) => {
+      if (!this.stopped) this.onLive(e);
     });
     this.offReconnect = this.broker.onReconnect(() => this.catchUp());
     this.idleTimer = setInterval(() => void this.checkTail(), IDLE_CHECK_MS);
@@ -126,7 +120,7 @@ export class LogFollower {
     clearTimeout(this.retryTimer);
     clearInterval(this.idleTimer);
     this.offReconnect?.();
-    this.sub?.unsubscribe();
+    this.unfollow?.();
     this.pending.clear();
   }
 
@@ -234,7 +228,10 @@ export class LogFollower {
       if (last.kind === "end") this.ended = true;
     }
     this.opts.onStart?.(last);
-    if (this.ended) {
+    // A reader back from a short drop: what it missed is often still in this process's copy
+    // of the live tail, and then no consumer is needed.
+    if (!this.ended && !this.again && lastSeq > this.delivered) this.replayRecent(lastSeq);
+    if (this.ended || this.stopped) {
       this.catchingUp = false;
       this.stop();
       return true;
@@ -247,6 +244,15 @@ export class LogFollower {
     // A live event beyond a hole (it raced the lookup): read the log after all.
     if (this.pending.size > 0 && !this.stopped) this.catchUp();
     return true;
+  }
+
+  private replayRecent(upTo: number): void {
+    const held = this.broker.tails.recent(this.opts.rid, this.delivered, upTo);
+    if (!held) return;
+    for (const e of held) {
+      this.pending.delete(e.seq);
+      this.deliver(e, true);
+    }
   }
 
   /**

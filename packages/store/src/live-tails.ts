@@ -1,0 +1,172 @@
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { liveSubject } from "@unbroken/protocol";
+import { decodeEvent, type StoredEvent } from "./stored-event.js";
+
+export interface LiveTailsOptions {
+  /** Bytes of recent event frames kept per response, for resumes served from memory. */
+  keepBytes?: number;
+  /** How long a tail that nobody follows stays subscribed, keeping its recent events. */
+  lingerMs?: number;
+}
+
+/** Enough for a few seconds of a token stream: a reader back from a short drop finds its events here. */
+const KEEP_BYTES = 16 * 1024;
+/** A dropped reader usually comes back within seconds; for that long its tail keeps listening. */
+const LINGER_MS = 30_000;
+
+type Listener = (e: StoredEvent) => void;
+
+/**
+ * One response's live tail in this process: one subscription to its RePublish subject shared by
+ * every reader, and the most recent events it carried (a contiguous run of seqs). Every event
+ * on that subject was stored first, and a seq's event never changes, so the run is a faithful
+ * copy of that stretch of the log.
+ */
+class Tail {
+  readonly listeners = new Set<Listener>();
+  private recent: StoredEvent[] = [];
+  private head = 0;
+  private bytes = 0;
+  private sub: Subscription | undefined;
+  private lingerTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    nc: NatsConnection,
+    rid: string,
+    private readonly keepBytes: number,
+  ) {
+    this.sub = nc.subscribe(liveSubject(rid), {
+      callback: (err, msg) => {
+        if (err) return;
+        const e = decodeEvent(msg.data);
+        if (e) this.receive(e);
+      },
+    });
+  }
+
+  private receive(e: StoredEvent): void {
+    const last = this.recent[this.recent.length - 1];
+    if (last && e.seq <= last.seq) return;
+    // A hole (messages lost while the connection was down): the copy starts again here.
+    if (last && e.seq !== last.seq + 1) this.forget();
+    this.keep(e);
+    // Nothing follows `end`: the subscription has done its work; the copy stays until it expires.
+    if (e.kind === "end") this.unsubscribe();
+    for (const l of this.listeners) l(e);
+  }
+
+  private keep(e: StoredEvent): void {
+    this.recent.push(e);
+    this.bytes += e.raw.length;
+    while (this.bytes > this.keepBytes && this.recent.length - this.head > 1) {
+      this.bytes -= (this.recent[this.head] as StoredEvent).raw.length;
+      this.head++;
+    }
+    // Compact now and then rather than shift on every event.
+    if (this.head > 64 && this.head * 2 > this.recent.length) {
+      this.recent = this.recent.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  private forget(): void {
+    this.recent = [];
+    this.head = 0;
+    this.bytes = 0;
+  }
+
+  /** The events after `after` up to `upTo`, in order, when this copy holds every one of them. */
+  between(after: number, upTo: number): StoredEvent[] | undefined {
+    if (upTo <= after) return [];
+    const first = this.recent[this.head];
+    const last = this.recent[this.recent.length - 1];
+    if (!first || !last || first.seq > after + 1 || last.seq < upTo) return undefined;
+    const from = this.head + (after + 1 - first.seq);
+    return this.recent.slice(from, from + (upTo - after));
+  }
+
+  linger(ms: number, drop: () => void): void {
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = setTimeout(drop, ms);
+    this.lingerTimer.unref?.();
+  }
+
+  stay(): void {
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
+  }
+
+  unsubscribe(): void {
+    this.sub?.unsubscribe();
+    this.sub = undefined;
+  }
+
+  close(): void {
+    this.stay();
+    this.unsubscribe();
+    this.listeners.clear();
+    this.forget();
+  }
+}
+
+/**
+ * The live tails of the responses this process reads: one NATS subscription per response
+ * however many readers it has, and a short memory of each one's recent events, so a reader
+ * that drops and comes back (to this process) resumes without a JetStream consumer. A tail
+ * nobody follows lingers for a while, still listening, then goes.
+ */
+export class LiveTails {
+  private readonly tails = new Map<string, Tail>();
+  private readonly keepBytes: number;
+  private readonly lingerMs: number;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    opts: LiveTailsOptions = {},
+  ) {
+    this.keepBytes = opts.keepBytes ?? KEEP_BYTES;
+    this.lingerMs = opts.lingerMs ?? LINGER_MS;
+  }
+
+  /**
+   * Calls `listener` with every event the response's RePublish subject carries from now on
+   * (a new subscription is in effect for the server before anything this connection sends
+   * after this call). Returns the function that stops it.
+   */
+  follow(rid: string, listener: Listener): () => void {
+    let tail = this.tails.get(rid);
+    if (!tail) {
+      tail = new Tail(this.nc, rid, this.keepBytes);
+      this.tails.set(rid, tail);
+    }
+    tail.stay();
+    tail.listeners.add(listener);
+    const t = tail;
+    return () => {
+      if (!t.listeners.delete(listener) || t.listeners.size > 0) return;
+      if (this.lingerMs <= 0) return this.drop(rid, t);
+      t.linger(this.lingerMs, () => this.drop(rid, t));
+    };
+  }
+
+  /** rid's events after `after` up to `upTo` from memory, or undefined when some are not held. */
+  recent(rid: string, after: number, upTo: number): StoredEvent[] | undefined {
+    return this.tails.get(rid)?.between(after, upTo);
+  }
+
+  /** How many responses have a tail here (followed or lingering). */
+  get size(): number {
+    return this.tails.size;
+  }
+
+  close(): void {
+    for (const t of this.tails.values()) t.close();
+    this.tails.clear();
+  }
+
+  private drop(rid: string, tail: Tail): void {
+    if (tail.listeners.size > 0 || this.tails.get(rid) !== tail) return;
+    tail.close();
+    this.tails.delete(rid);
+  }
+}

@@ -1,0 +1,187 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { EVENTS_STREAM, eventSubject, liveSubject, newRid, type ResponseEvent } from "@unbroken/protocol";
+import { ConsumerCreations, startNatsServer, type NatsServerHandle } from "@unbroken/testing";
+import { Broker } from "../src/broker.js";
+import { LiveTails } from "../src/live-tails.js";
+import { silentLog } from "../src/log.js";
+import { LogFollower } from "../src/log-follower.js";
+import { EventLogWriter } from "../src/log-writer.js";
+import type { StoredEvent } from "../src/stored-event.js";
+
+let server: NatsServerHandle;
+let nc: NatsConnection;
+let pub: NatsConnection;
+
+before(async () => {
+  server = await startNatsServer();
+  nc = await connect({ servers: server.url });
+  pub = await connect({ servers: server.url });
+});
+
+after(async () => {
+  await pub?.close();
+  await nc?.close();
+  await server?.stop();
+});
+
+const frame = (rid: string, seq: number, kind = "token") =>
+  JSON.stringify({ type: "event", rid, seq, event: kind === "token" ? { kind, text: ` w${seq}` } : { kind } });
+
+/** Publishes frames on the live subject directly (as RePublish would) and waits until they are delivered. */
+async function publish(rid: string, seqs: number[], kind?: string): Promise<void> {
+  for (const s of seqs) pub.publish(liveSubject(rid), frame(rid, s, kind));
+  await pub.flush();
+  await nc.flush();
+}
+
+const seqsOf = (events: StoredEvent[] | undefined) => events?.map((e) => e.seq);
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describe("LiveTails", () => {
+  test("one subscription per response, however many listeners; each gets every event", async () => {
+    const tails = new LiveTails(nc);
+    const rid = newRid();
+    const a: number[] = [];
+    const b: number[] = [];
+    const stopA = tails.follow(rid, (e) => a.push(e.seq));
+    const stopB = tails.follow(rid, (e) => b.push(e.seq));
+    await nc.flush();
+    await publish(rid, [1, 2, 3]);
+    assert.equal(tails.size, 1);
+    assert.deepEqual(a, [1, 2, 3]);
+    assert.deepEqual(b, [1, 2, 3]);
+    stopA();
+    await publish(rid, [4]);
+    assert.deepEqual(a, [1, 2, 3]);
+    assert.deepEqual(b, [1, 2, 3, 4]);
+    stopB();
+    tails.close();
+    assert.equal(tails.size, 0);
+  });
+
+  test("keeps a contiguous run of recent events, and starts it again after a hole", async () => {
+    const tails = new LiveTails(nc);
+    const rid = newRid();
+    const stop = tails.follow(rid, () => undefined);
+    await nc.flush();
+    await publish(rid, range(1, 10));
+    assert.deepEqual(seqsOf(tails.recent(rid, 4, 10)), range(5, 10));
+    assert.deepEqual(seqsOf(tails.recent(rid, 0, 3)), [1, 2, 3]);
+    assert.deepEqual(tails.recent(rid, 10, 10), []);
+    assert.equal(tails.recent(rid, 4, 11), undefined, "seq 11 is not held");
+    // A duplicate is ignored; a hole (13 after 10) forgets what came before it.
+    await publish(rid, [10, 13, 14]);
+    assert.equal(tails.recent(rid, 4, 10), undefined);
+    assert.equal(tails.recent(rid, 11, 14), undefined);
+    assert.deepEqual(seqsOf(tails.recent(rid, 12, 14)), [13, 14]);
+    assert.equal(tails.recent(newRid(), 0, 1), undefined, "an unknown rid holds nothing");
+    stop();
+    tails.close();
+  });
+
+  test("holds at most keepBytes of events (always the newest one)", async () => {
+    const tails = new LiveTails(nc, { keepBytes: 5 * frame("x".repeat(22), 50).length });
+    const rid = newRid();
+    const stop = tails.follow(rid, () => undefined);
+    await nc.flush();
+    await publish(rid, range(1, 200));
+    const held = range(0, 199).filter((after) => tails.recent(rid, after, 200) !== undefined);
+    assert.ok(held.length >= 4 && held.length <= 6, `holds about 5 events, held ${held.length}`);
+    assert.deepEqual(seqsOf(tails.recent(rid, 199, 200)), [200]);
+    stop();
+    tails.close();
+  });
+
+  test("a tail nobody follows lingers, still listening, then goes", async () => {
+    const tails = new LiveTails(nc, { lingerMs: 300 });
+    const rid = newRid();
+    const stop = tails.follow(rid, () => undefined);
+    await nc.flush();
+    await publish(rid, [1, 2]);
+    stop();
+    await publish(rid, [3, 4]);
+    assert.deepEqual(seqsOf(tails.recent(rid, 0, 4)), [1, 2, 3, 4], "events that came while nobody followed are kept");
+    // Following again keeps it; leaving again restarts the linger.
+    const again = tails.follow(rid, () => undefined);
+    await sleep(400);
+    assert.equal(tails.size, 1);
+    again();
+    await sleep(400);
+    assert.equal(tails.size, 0);
+    assert.equal(tails.recent(rid, 0, 4), undefined);
+    tails.close();
+  });
+
+  test("stops listening at end and keeps what it holds", async () => {
+    const tails = new LiveTails(nc);
+    const rid = newRid();
+    const got: number[] = [];
+    const stop = tails.follow(rid, (e) => got.push(e.seq));
+    await nc.flush();
+    await publish(rid, [1, 2]);
+    await publish(rid, [3], "end");
+    await publish(rid, [4]);
+    assert.deepEqual(got, [1, 2, 3]);
+    assert.deepEqual(seqsOf(tails.recent(rid, 0, 3)), [1, 2, 3]);
+    stop();
+    tails.close();
+  });
+});
+
+describe("LogFollower with a lingering tail", () => {
+  let reader: Broker;
+  let writer: Broker;
+  before(async () => {
+    const open = (name: string) => Broker.connect({ url: server.url, name, retentionMs: 3600_000, log: silentLog });
+    reader = await open("tails-reader");
+    writer = await open("tails-writer");
+  });
+  after(async () => {
+    await writer?.close();
+    await reader?.close();
+  });
+
+  const token = (i: number): ResponseEvent => ({ kind: "token", text: ` t${i}` });
+
+  test("a reader back from a drop resumes from memory: no consumer, every seq once", async () => {
+    const consumers = new ConsumerCreations(reader.nc, EVENTS_STREAM, eventSubject("fence-tails"));
+    try {
+      const rid = newRid();
+      const w = new EventLogWriter(writer, rid);
+      const first: number[] = [];
+      const f1 = new LogFollower(reader, { rid, after: 0, onEvent: (e) => first.push(e.seq) });
+      f1.start();
+      await sleep(50);
+      for (let i = 1; i <= 10; i++) await w.append(token(i));
+      while (first.length < 10) await sleep(5);
+      f1.stop();
+      // Written while nobody on the reader's side follows the response.
+      for (let i = 11; i <= 20; i++) await w.append(token(i));
+      await reader.nc.flush();
+      const second: Array<[number, boolean]> = [];
+      let ended = false;
+      const f2 = new LogFollower(reader, {
+        rid,
+        after: 10,
+        onEvent: (e, replayed) => {
+          second.push([e.seq, replayed]);
+          if (e.kind === "end") ended = true;
+        },
+      });
+      f2.start();
+      while (second.length < 10) await sleep(5);
+      for (let i = 21; i <= 24; i++) await w.append(token(i));
+      await w.append({ kind: "end", reason: "stop", usage: { prompt_tokens: 0, completion_tokens: 24 } });
+      while (!ended) await sleep(5);
+      assert.deepEqual(second.map(([s]) => s), range(11, 25));
+      assert.deepEqual(second.slice(0, 10).map(([, r]) => r), Array(10).fill(true), "11..20 replayed");
+      assert.deepEqual(second.slice(10).map(([, r]) => r), Array(5).fill(false), "21..25 live");
+      assert.deepEqual(await consumers.settled(), [], "no consumer was created");
+    } finally {
+      consumers.close();
+    }
+  });
+});
