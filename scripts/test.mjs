@@ -66,7 +66,9 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-// User options come last so they override the defaults (last one wins).
-const args = ['--test', '--test-concurrency=1', '--test-timeout=120000', ...options, ...files];
+// User options come last so they override the defaults (last one wins). The timeout is a
+// hang guard per file: the cluster test waits through three JetStream leader elections,
+// each up to ~15 s on nats-server 2.9, and needed more than 120 s on a slow run.
+const args = ['--test', '--test-concurrency=1', '--test-timeout=300000', ...options, ...files];
 const child = spawn(process.execPath, args, { cwd: root, stdio: 'inherit' });
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
