@@ -10,6 +10,7 @@ import {
   type EndEvent,
   type GenerateFrame,
   type ResponseRecord,
+  type WorkRequest,
 } from "@unbroken/protocol";
 import {
   EventLogWriter,
@@ -140,11 +141,11 @@ export class ResponseService {
       epoch: 0,
     };
     try {
-      const created = await this.broker.records.create(record);
-      if (created === null) return await this.existing(owner, rid);
+      const revision = await this.broker.records.create(record);
+      if (revision === null) return await this.existing(owner, rid);
       // Not awaited: the rid's owner entry only serves a later `gone`, never this generate.
       void this.opts.retention?.remember(rid, owner);
-      await this.enqueue(rid);
+      await this.enqueue({ rid, record, revision });
       this.log.info({ rid, owner }, "response queued");
       return { rid, existing: false, record };
     } catch (err) {
@@ -160,12 +161,13 @@ export class ResponseService {
     }
     // Heals a first generate whose record landed but whose request did not: the request's
     // msg id makes this a no-op when it did land.
-    if (stored.record.status === "queued") await this.enqueue(rid);
+    if (stored.record.status === "queued") await this.enqueue({ rid, ...stored });
     return { rid, existing: true, record: stored.record };
   }
 
-  private async enqueue(rid: string): Promise<void> {
-    await this.broker.js.publish(requestSubject(rid), JSON.stringify({ rid }), { msgID: `req:${rid}` });
+  private async enqueue(request: WorkRequest): Promise<void> {
+    const { rid } = request;
+    await this.broker.js.publish(requestSubject(rid), JSON.stringify(request), { msgID: `req:${rid}` });
   }
 
   /**

@@ -32,8 +32,21 @@ export const responseRecordSchema = z.object({
 });
 export type ResponseRecord = z.infer<typeof responseRecordSchema>;
 
-/** The work-queue message: only the rid; the body lives in the record, so the first body wins. */
-export const workRequestSchema = z.object({ rid: ridSchema });
+/**
+ * The work-queue message: the rid, and the record as its edge created it with that record's
+ * KV revision. The record stays the truth (the first body wins); the copy saves the worker a
+ * read before it claims: the claim is compare-and-set on `revision`, so a record changed since
+ * (a steer or a cancel while queued) is read again then.
+ */
+export const workRequestSchema = z
+  .object({
+    rid: ridSchema,
+    record: responseRecordSchema.optional(),
+    revision: z.number().int().positive().optional(),
+  })
+  .refine((w) => w.record === undefined || (w.record.rid === w.rid && w.revision !== undefined), {
+    message: "a carried record must be the rid's, with its revision",
+  });
 export type WorkRequest = z.infer<typeof workRequestSchema>;
 
 export const controlRequestSchema = z.discriminatedUnion("op", [

@@ -1,5 +1,5 @@
 import { AckPolicy, type Consumer, type JsMsg } from "@nats-io/jetstream";
-import { REQUESTS_STREAM, REQUEST_SUBJECTS, WORKERS_CONSUMER, workRequestSchema } from "@unbroken/protocol";
+import { REQUESTS_STREAM, REQUEST_SUBJECTS, WORKERS_CONSUMER, workRequestSchema, type WorkRequest } from "@unbroken/protocol";
 import type { Broker } from "@unbroken/store";
 import type { Logger } from "pino";
 
@@ -50,7 +50,7 @@ export class Intake {
     private readonly consumer: Consumer,
     private readonly opts: IntakeOptions,
     private readonly active: () => number,
-    private readonly dispatch: (rid: string, msg: JsMsg) => void,
+    private readonly dispatch: (request: WorkRequest, msg: JsMsg) => void,
     private readonly log: Logger,
   ) {}
 
@@ -96,14 +96,14 @@ export class Intake {
   }
 
   private take(m: JsMsg): void {
-    let rid: string;
+    let request: WorkRequest;
     try {
-      rid = workRequestSchema.parse(m.json()).rid;
+      request = workRequestSchema.parse(m.json());
     } catch {
       this.log.warn({ subject: m.subject }, "malformed work request dropped");
       m.term();
       return;
     }
-    this.dispatch(rid, m);
+    this.dispatch(request, m);
   }
 }

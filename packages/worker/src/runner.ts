@@ -61,6 +61,8 @@ export class ResponseRun {
     private readonly deps: RunnerDeps,
     private readonly msg: JsMsg,
     readonly rid: string,
+    /** The record as the request carried it (see WorkRequest); a first delivery starts from it. */
+    private readonly carried?: StoredRecord,
   ) {
     this.log = deps.log.child({ rid });
     this.metrics = deps.metrics?.run();
@@ -107,7 +109,10 @@ export class ResponseRun {
 
   private async begin(): Promise<Outcome> {
     const { broker } = this.deps;
-    const stored = await broker.records.get(this.rid);
+    // A first delivery may trust the record it carries as far as the claim: that is a
+    // compare-and-set on its revision, which reads the record again if it changed since.
+    const first = this.msg.info.deliveryCount === 1 ? this.carried : undefined;
+    const stored = first ?? (await broker.records.get(this.rid));
     if (!stored) {
       this.log.warn("request for a response with no record; dropped");
       return "void";
@@ -202,6 +207,7 @@ export class ResponseRun {
     const end = await this.stream(session, writer);
     if (!end) return this.release();
     await this.write(writer, end);
+    this.control.endLogged();
     await this.markEnded(end.reason);
     this.log.info({ reason: end.reason, seq: writer.seq, usage: end.usage }, "generation ended");
     return "ended";

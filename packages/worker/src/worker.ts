@@ -1,4 +1,5 @@
 import type { JsMsg } from "@nats-io/jetstream";
+import type { WorkRequest } from "@unbroken/protocol";
 import { Broker } from "@unbroken/store";
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
@@ -129,13 +130,14 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   };
   const opts = { concurrency: config.concurrency, workerTimeoutMs: config.workerTimeoutMs };
   let intake: Intake;
-  const dispatch = (rid: string, msg: JsMsg): void => {
+  const dispatch = ({ rid, record, revision }: WorkRequest, msg: JsMsg): void => {
     if (runs.has(rid)) {
       // A redelivery of a request this worker runs right now: keep the one in hand.
       msg.working();
       return;
     }
-    const run = new ResponseRun(deps, msg, rid);
+    const carried = record && revision ? { record, revision } : undefined;
+    const run = new ResponseRun(deps, msg, rid, carried);
     const done = run.run().finally(() => {
       runs.delete(rid);
       intake.slotFreed();
