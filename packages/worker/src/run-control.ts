@@ -94,8 +94,23 @@ export class RunControl {
     this.reply(w.m, { ok: true });
   }
 
+  /**
+   * The log has its `end`: cancels are settled and steers finished from now on, before the
+   * run's last chores (the record) are done.
+   */
+  endLogged(): void {
+    this.answer("ended");
+  }
+
   /** The run is over: answers what waits, and stops listening (at once unless it ended). */
   part(how: Parting): void {
+    this.answer(how);
+    const sub = this.sub;
+    if (how === "ended") setTimeout(() => sub?.unsubscribe(), CONTROL_LINGER_MS).unref();
+    else sub?.unsubscribe();
+  }
+
+  private answer(how: Parting): void {
     this.parting = how;
     for (const w of this.steers.splice(0)) {
       clearTimeout(w.timer);
@@ -103,9 +118,6 @@ export class RunControl {
     }
     // A cancel is answered only once the log has its end: by this run, or by the next owner.
     for (const m of this.cancels.splice(0)) if (how === "ended") this.reply(m, { ok: true });
-    const sub = this.sub;
-    if (how === "ended") setTimeout(() => sub?.unsubscribe(), CONTROL_LINGER_MS).unref();
-    else sub?.unsubscribe();
   }
 
   private onRequest(m: Msg): void {
