@@ -20,7 +20,7 @@ const MAX_BACKLOG = 65_536;
  * deliver however many tokens it carries, so tokens are gathered when sending one event per
  * token would cost more than it is worth: always while the response's previous write is in
  * flight (an idle path then still sends each token at once), and for up to `delayMs()`
- * while the worker is busy. Writes stay one at a time per response, in order.
+ * while the worker is busy, except the first. Writes stay one at a time per response, in order.
  */
 export class TokenCoalescer {
   private pending: string[] = [];
@@ -30,6 +30,8 @@ export class TokenCoalescer {
   private inFlight: Promise<void> | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private failure: { err: unknown } | undefined;
+  /** No token event sent yet: the first one is never held back (time to first token is what a reader notices most). */
+  private first = true;
 
   constructor(
     private readonly write: (event: ResponseEvent) => Promise<void>,
@@ -75,7 +77,7 @@ export class TokenCoalescer {
 
   private pump(): void {
     if (this.inFlight || this.pending.length === 0 || this.failure) return;
-    const delay = this.policy.maxDelayMs > 0 && this.pendingBytes < MAX_EVENT_TEXT ? this.policy.delayMs() : 0;
+    const delay = this.policy.maxDelayMs > 0 && !this.first && this.pendingBytes < MAX_EVENT_TEXT ? this.policy.delayMs() : 0;
     if (delay > 0) {
       const wait = this.since + delay - performance.now();
       if (wait >= 1) {
@@ -91,6 +93,7 @@ export class TokenCoalescer {
 
   private send(): void {
     this.clearTimer();
+    this.first = false;
     let text: string;
     if (this.policy.maxDelayMs > 0) {
       text = this.pending.length === 1 ? (this.pending[0] as string) : this.pending.join("");

@@ -49,15 +49,29 @@ test("tokens that come while a write is in flight travel together in the next ev
   assert.equal(l.events.join(""), "A b c");
 });
 
+test("while busy, the first token still goes at once (time to first token)", async () => {
+  const l = log();
+  const c = new TokenCoalescer(l.write, policy(60_000, true));
+  c.add("first");
+  assert.deepEqual(l.events, ["first"]);
+  await l.complete();
+  c.add(" second");
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(l.events, ["first"], "the ones after it are held");
+  c.stop();
+});
+
 test("while busy, tokens wait up to maxDelayMs to share an event; flush sends them at once", async () => {
   const l = log();
   const c = new TokenCoalescer(l.write, policy(60_000, true));
-  c.add("one");
+  c.add("zero");
+  await l.complete();
+  c.add(" one");
   c.add(" two");
   await new Promise((r) => setImmediate(r));
-  assert.deepEqual(l.events, [], "held while busy");
+  assert.deepEqual(l.events, ["zero"], "held while busy");
   const done = c.flush();
-  assert.deepEqual(l.events, ["one two"]);
+  assert.deepEqual(l.events, ["zero", " one two"]);
   await l.complete();
   await done;
 });
@@ -65,10 +79,12 @@ test("while busy, tokens wait up to maxDelayMs to share an event; flush sends th
 test("while busy, the held tokens go when their delay is up", async () => {
   const l = log();
   const c = new TokenCoalescer(l.write, policy(5, true));
+  c.add("w");
+  await l.complete();
   c.add("x");
   c.add("y");
-  while (l.events.length === 0) await new Promise((r) => setTimeout(r, 5));
-  assert.deepEqual(l.events, ["xy"]);
+  while (l.events.length < 2) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(l.events, ["w", "xy"]);
   await l.complete();
   c.stop();
 });
