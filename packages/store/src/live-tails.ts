@@ -3,7 +3,7 @@ import { liveSubject } from "@unbroken/protocol";
 import { decodeEvent, type StoredEvent } from "./stored-event.js";
 
 export interface LiveTailsOptions {
-  /** Bytes of recent event frames kept per response, for resumes served from memory. */
+  /** Memory for recent events per response (their text and their objects), for resumes served from memory. */
   keepBytes?: number;
   /** How long a tail that nobody follows stays subscribed, keeping its recent events. */
   lingerMs?: number;
@@ -13,6 +13,8 @@ export interface LiveTailsOptions {
 const KEEP_BYTES = 16 * 1024;
 /** A dropped reader usually comes back within seconds; for that long its tail keeps listening. */
 const LINGER_MS = 30_000;
+/** What an event costs in memory beyond its text (the StoredEvent, the string's header): counted against keepBytes. */
+const EVENT_OVERHEAD = 96;
 
 type Listener = (e: StoredEvent) => void;
 
@@ -57,9 +59,9 @@ class Tail {
 
   private keep(e: StoredEvent): void {
     this.recent.push(e);
-    this.bytes += e.raw.length;
+    this.bytes += e.raw.length + EVENT_OVERHEAD;
     while (this.bytes > this.keepBytes && this.recent.length - this.head > 1) {
-      this.bytes -= (this.recent[this.head] as StoredEvent).raw.length;
+      this.bytes -= (this.recent[this.head] as StoredEvent).raw.length + EVENT_OVERHEAD;
       this.head++;
     }
     // Compact now and then rather than shift on every event.
