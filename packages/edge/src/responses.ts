@@ -56,6 +56,23 @@ const WORKER_LOST: OrphanEnd = {
   error: { code: "worker_lost", message: "the worker generating this response stopped answering" },
 };
 const MAX_QUEUED_STEERS = 32;
+/** Owners of rids this edge has looked up lately (a rid's owner never changes). */
+const KNOWN_OWNERS = 10_000;
+
+/** rid → owner for the most recently seen rids: lets a cancel skip the record read. */
+class KnownOwners {
+  private readonly owners = new Map<string, string>();
+
+  set(rid: string, owner: string): void {
+    this.owners.delete(rid);
+    this.owners.set(rid, owner);
+    if (this.owners.size > KNOWN_OWNERS) this.owners.delete(this.owners.keys().next().value as string);
+  }
+
+  get(rid: string): string | undefined {
+    return this.owners.get(rid);
+  }
+}
 
 /**
  * What the edge does to responses on a client's behalf, independent of any socket:
@@ -65,6 +82,7 @@ export class ResponseService {
   /** Generations started through this edge and not ended, per socket and per owner. */
   readonly generations: ActiveGenerations;
   private readonly steerBuckets: TokenBuckets;
+  private readonly owners = new KnownOwners();
 
   constructor(
     private readonly broker: Broker,
@@ -97,6 +115,7 @@ export class ResponseService {
     try {
       const result = await this.create(owner, rid, frame);
       this.generations.confirm(rid);
+      this.owners.set(rid, owner);
       this.opts.metrics?.generated(result.existing);
       return result;
     } catch (err) {
@@ -186,6 +205,7 @@ export class ResponseService {
     const allowed = (owner: string) => principal.kind === "capability" || principal.owner === owner;
     try {
       const stored = await this.broker.records.get(rid);
+      if (stored) this.owners.set(rid, stored.record.owner);
       if (stored && allowed(stored.record.owner)) return stored.record;
       if (!stored && this.opts.retention) {
         const former = await this.opts.retention.formerOwner(rid);
@@ -237,6 +257,15 @@ export class ResponseService {
   }
 
   private async settleCancel(principal: Principal, rid: string): Promise<void> {
+    // The owner of a rid this edge knows, cancelling it while it runs (the usual Stop): ask
+    // its worker straight away. Anything else (queued, ended, no worker) goes the long way.
+    if (principal.kind === "owner" && this.owners.get(rid) === principal.owner && this.broker.connected) {
+      const reply = await this.control(rid, { op: "cancel" }).catch(() => "no_reply" as const);
+      if (reply !== "no_worker" && reply !== "no_reply") {
+        this.log.info({ rid }, "cancel settled by worker");
+        return;
+      }
+    }
     let record = await this.authorize(principal, rid, "cancel");
     try {
       for (let attempt = 0; attempt < 10; attempt++) {
