@@ -82,14 +82,17 @@ describe("LiveTails", () => {
     tails.close();
   });
 
-  test("holds at most keepBytes of events (always the newest one)", async () => {
-    const tails = new LiveTails(nc, { keepBytes: 5 * frame("x".repeat(22), 50).length });
+  test("holds at most keepBytes of events, their objects counted too (always the newest one)", async () => {
+    const keepBytes = 4_000;
+    const tails = new LiveTails(nc, { keepBytes });
     const rid = newRid();
     const stop = tails.follow(rid, () => undefined);
     await nc.flush();
     await publish(rid, range(1, 200));
-    const held = range(0, 199).filter((after) => tails.recent(rid, after, 200) !== undefined);
-    assert.ok(held.length >= 4 && held.length <= 6, `holds about 5 events, held ${held.length}`);
+    const held = range(0, 199).filter((after) => tails.recent(rid, after, 200) !== undefined).length;
+    const text = frame(rid, 150).length;
+    // Less than the text alone would fit (objects count), more than 300 bytes an event would.
+    assert.ok(held < keepBytes / text && held > keepBytes / (text + 300), `held ${held} events of ${text} bytes`);
     assert.deepEqual(seqsOf(tails.recent(rid, 199, 200)), [200]);
     stop();
     tails.close();
