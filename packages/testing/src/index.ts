@@ -3,7 +3,7 @@ export { spawnService, type ServiceHandle, type SpawnServiceOptions, type ExitIn
 export { makeTempDir, type TempDir } from './tmp.js';
 export * from './tiny-gguf.js';
 export * from "./fake-openai.js";
-export { startNatsCluster, freePort, type NatsClusterHandle, type NatsClusterNode, type NatsClusterOptions } from './nats-cluster.js';
+export { startNatsCluster, freePort, type NatsClusterHandle, type NatsClusterNode, type NatsClusterOptions, type HealthOptions } from './nats-cluster.js';
 export { startHaproxy, findHaproxy, HAPROXY_INSTALL_HINT, type HaproxyHandle, type HaproxyOptions } from './haproxy.js';
 export { parsePrometheus, scrapeMetrics, Scrape, type Sample } from "./prometheus.js";
 export { ConsumerCreations, type AdvisoryConnection } from "./consumer-creations.js";
