@@ -4,7 +4,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "./connection.js";
 import { EventPublisher } from "./event-publisher.js";
 import { LiveTails } from "./live-tails.js";
-import { ensureLayout, type LayoutOptions } from "./layout.js";
+import { ensureLayoutWhenReady, type LayoutOptions } from "./layout.js";
 import type { Log } from "./log.js";
 import { ResponseRecords } from "./records.js";
 
@@ -45,7 +45,7 @@ export class Broker {
   static async connect(opts: BrokerOptions): Promise<Broker> {
     const nc = await connectNats(opts.url, opts.name, opts.log);
     try {
-      const { jsm, kv } = await ensureLayout(nc, opts, opts.log);
+      const { jsm, kv } = await ensureLayoutWhenReady(nc, opts, opts.log);
       return new Broker(nc, jsm, kv, opts.log);
     } catch (err) {
       await nc.close().catch(() => undefined);

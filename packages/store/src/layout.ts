@@ -16,6 +16,11 @@ export interface LayoutOptions {
   retentionMs: number;
   /** Replicas of streams and bucket: 1 on one server, 3 on a cluster. */
   replicas?: number;
+  /**
+   * How long to keep trying while JetStream cannot answer yet (a cluster electing its
+   * leaders, a server still recovering its store); default 60 s.
+   */
+  readyTimeoutMs?: number;
 }
 
 type StreamSettings = Partial<StreamConfig> & { name: string };
@@ -93,6 +98,26 @@ async function ensureReplicas(jsm: JetStreamManager, name: string, replicas: num
 export interface Layout {
   jsm: JetStreamManager;
   kv: KV;
+}
+
+/** What JetStream says while it cannot answer yet: worth waiting for, unlike a refusal. */
+const NOT_READY = /timeout|no responders|not enabled|not ready|no suitable peers|leader|temporarily unavailable/i;
+
+/**
+ * `ensureLayout`, tried again while JetStream is not ready (each try is idempotent): a
+ * component started together with its NATS cluster waits for it rather than exiting.
+ */
+export async function ensureLayoutWhenReady(nc: NatsConnection, opts: LayoutOptions, log: Log): Promise<Layout> {
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await ensureLayout(nc, opts, log);
+    } catch (err) {
+      if (!NOT_READY.test(String(err)) || Date.now() >= deadline || nc.isClosed()) throw err;
+      log.warn({ err: String(err), attempt }, "JetStream is not ready; trying again");
+      await new Promise((r) => setTimeout(r, Math.min(2_000, 250 * 2 ** attempt)));
+    }
+  }
 }
 
 /** Whichever component starts first creates the layout; every start applies RETENTION. */
