@@ -7,12 +7,16 @@ export interface LiveTailsOptions {
   keepBytes?: number;
   /** How long a tail that nobody follows stays subscribed, keeping its recent events. */
   lingerMs?: number;
+  /** At most this many tails nobody follows are kept; past it the oldest goes at once. */
+  maxLingering?: number;
 }
 
 /** Enough for a few seconds of a token stream: a reader back from a short drop finds its events here. */
 const KEEP_BYTES = 16 * 1024;
 /** A dropped reader usually comes back within seconds; for that long its tail keeps listening. */
 const LINGER_MS = 30_000;
+/** Bounds the memory of tails nobody reads (each at most keepBytes) at a high request rate. */
+const MAX_LINGERING = 2_000;
 /** What an event costs in memory beyond its text (the StoredEvent, the string's header): counted against keepBytes. */
 const EVENT_OVERHEAD = 96;
 
@@ -119,8 +123,11 @@ class Tail {
  */
 export class LiveTails {
   private readonly tails = new Map<string, Tail>();
+  /** Tails nobody follows, oldest first (a Map keeps insertion order). */
+  private readonly lingering = new Map<string, Tail>();
   private readonly keepBytes: number;
   private readonly lingerMs: number;
+  private readonly maxLingering: number;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -128,6 +135,7 @@ export class LiveTails {
   ) {
     this.keepBytes = opts.keepBytes ?? KEEP_BYTES;
     this.lingerMs = opts.lingerMs ?? LINGER_MS;
+    this.maxLingering = opts.maxLingering ?? MAX_LINGERING;
   }
 
   /**
@@ -142,12 +150,18 @@ export class LiveTails {
       this.tails.set(rid, tail);
     }
     tail.stay();
+    this.lingering.delete(rid);
     tail.listeners.add(listener);
     const t = tail;
     return () => {
       if (!t.listeners.delete(listener) || t.listeners.size > 0) return;
-      if (this.lingerMs <= 0) return this.drop(rid, t);
+      if (this.lingerMs <= 0 || this.maxLingering <= 0) return this.drop(rid, t);
       t.linger(this.lingerMs, () => this.drop(rid, t));
+      this.lingering.set(rid, t);
+      if (this.lingering.size > this.maxLingering) {
+        const [oldest, tail] = this.lingering.entries().next().value as [string, Tail];
+        this.drop(oldest, tail);
+      }
     };
   }
 
@@ -164,9 +178,11 @@ export class LiveTails {
   close(): void {
     for (const t of this.tails.values()) t.close();
     this.tails.clear();
+    this.lingering.clear();
   }
 
   private drop(rid: string, tail: Tail): void {
+    if (this.lingering.get(rid) === tail) this.lingering.delete(rid);
     if (tail.listeners.size > 0 || this.tails.get(rid) !== tail) return;
     tail.close();
     this.tails.delete(rid);

@@ -118,6 +118,30 @@ describe("LiveTails", () => {
     tails.close();
   });
 
+  test("keeps at most maxLingering tails nobody follows: the oldest goes first", async () => {
+    const tails = new LiveTails(nc, { maxLingering: 2 });
+    const rids = [newRid(), newRid(), newRid()];
+    const stops = rids.map((rid) => tails.follow(rid, () => undefined));
+    await nc.flush();
+    assert.equal(tails.size, 3);
+    stops[0]?.();
+    stops[1]?.();
+    assert.equal(tails.size, 3, "two lingering, one followed");
+    stops[2]?.();
+    assert.equal(tails.size, 2);
+    await publish(rids[0] as string, [1]);
+    await publish(rids[2] as string, [1]);
+    assert.equal(tails.recent(rids[0] as string, 0, 1), undefined, "the oldest lingering tail is gone");
+    assert.deepEqual(seqsOf(tails.recent(rids[2] as string, 0, 1)), [1]);
+    // Followed again, a lingering tail is not counted any more.
+    const again = tails.follow(rids[1] as string, () => undefined);
+    const more = tails.follow(newRid(), () => undefined);
+    more();
+    assert.equal(tails.size, 3);
+    again();
+    tails.close();
+  });
+
   test("stops listening at end and keeps what it holds", async () => {
     const tails = new LiveTails(nc);
     const rid = newRid();
