@@ -3,7 +3,6 @@ import { after, before, describe, it } from "node:test";
 import { RawClient, range, seqs, textOf } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
 
-
 describe("steer", () => {
   let stack: Stack;
   before(async () => {

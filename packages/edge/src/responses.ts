@@ -25,6 +25,7 @@ import {
 import type { Logger } from "pino";
 import { generatingOwner, type Principal, type Scope } from "./auth.js";
 import type { EdgeLimits } from "./config.js";
+import { KnownOwners } from "./known-owners.js";
 import { ActiveGenerations, TokenBuckets, checkRequest, rateLimited } from "./limits.js";
 import type { EdgeMetrics } from "./metrics.js";
 import { goneError, type Retention } from "./retention.js";
@@ -56,23 +57,6 @@ const WORKER_LOST: OrphanEnd = {
   error: { code: "worker_lost", message: "the worker generating this response stopped answering" },
 };
 const MAX_QUEUED_STEERS = 32;
-/** Owners of rids this edge has looked up lately (a rid's owner never changes). */
-const KNOWN_OWNERS = 10_000;
-
-/** rid → owner for the most recently seen rids: lets a cancel skip the record read. */
-class KnownOwners {
-  private readonly owners = new Map<string, string>();
-
-  set(rid: string, owner: string): void {
-    this.owners.delete(rid);
-    this.owners.set(rid, owner);
-    if (this.owners.size > KNOWN_OWNERS) this.owners.delete(this.owners.keys().next().value as string);
-  }
-
-  get(rid: string): string | undefined {
-    return this.owners.get(rid);
-  }
-}
 
 /**
  * What the edge does to responses on a client's behalf, independent of any socket:
