@@ -68,7 +68,8 @@ describe("a 3-node JetStream cluster (REPLICAS=3)", () => {
       // The node comes back before the request must have been taken: on nats-server 2.9.10 the
       // work-queue consumer's replica on a node restarted earlier can lag for minutes (its
       // /healthz says so, or even says healthy), and with another node down that consumer then
-      // has no leader until a node returns; pulls fail ("heartbeats missed") meanwhile.
+      // has no leader until a node returns; pulls fail ("heartbeats missed") meanwhile. Worse,
+      // it can drop out of the cluster for good: the worker's repair (Intake) creates it again.
       await new Promise((r) => setTimeout(r, 1_000));
       const restartAt = Date.now();
       await cluster.restart(index);

@@ -8,22 +8,32 @@ const NS = 1_000_000;
 const FETCH_EXPIRES_MS = 1_000;
 /** How long past its expiry a pull may go on before the worker ends it and pulls again. */
 const FETCH_MARGIN_MS = 2_000;
+/** How long pulls may fail in a row before the worker looks at the consumer itself. */
+const REPAIR_AFTER_MS = 5_000;
 
 export interface IntakeOptions {
   concurrency: number;
   /** The consumer's ack wait: how long a silent worker keeps a request. */
   workerTimeoutMs: number;
+  /** Pulls failing in a row for this long make the worker repair the consumer (default 5 s). */
+  repairAfterMs?: number;
 }
 
-/** The durable consumer all workers share; created or brought to the configured ack wait. */
-export async function workersConsumer(broker: Broker, opts: IntakeOptions, log: Logger): Promise<Consumer> {
-  const config = {
+function consumerConfig(opts: IntakeOptions) {
+  return {
     durable_name: WORKERS_CONSUMER,
     ack_policy: AckPolicy.Explicit,
     ack_wait: opts.workerTimeoutMs * NS,
     filter_subject: REQUEST_SUBJECTS,
     max_ack_pending: -1,
   };
+}
+
+const notFound = (err: unknown): boolean => /consumer not found/i.test(String((err as Error).message));
+
+/** The durable consumer all workers share; created or brought to the configured ack wait. */
+export async function workersConsumer(broker: Broker, opts: IntakeOptions, log: Logger): Promise<Consumer> {
+  const config = consumerConfig(opts);
   try {
     const info = await broker.jsm.consumers.info(REQUESTS_STREAM, WORKERS_CONSUMER);
     if (info.config.ack_wait !== config.ack_wait) {
@@ -31,10 +41,34 @@ export async function workersConsumer(broker: Broker, opts: IntakeOptions, log: 
       log.info({ ack_wait_ms: opts.workerTimeoutMs }, "updated workers consumer");
     }
   } catch (err) {
-    if (!/consumer not found/i.test(String((err as Error).message))) throw err;
+    if (!notFound(err)) throw err;
     await broker.jsm.consumers.add(REQUESTS_STREAM, config);
   }
   return broker.js.consumers.get(REQUESTS_STREAM, WORKERS_CONSUMER);
+}
+
+/**
+ * What a worker does when its pulls keep failing. On nats-server 2.9 a cluster that lost and
+ * regained nodes can be left with the work-queue consumer missing from some nodes, or led by a
+ * node that answers pulls with nothing: requests then wait until QUEUE_TIMEOUT although every
+ * node is back (seen in the cluster test, for minutes). A consumer the server does not know is
+ * created again (the work-queue stream still holds every request not acked); one that has a
+ * leader is asked to elect another. Both are harmless when the pulls failed for another
+ * reason (NATS unreachable: the calls fail and are logged).
+ */
+export async function repairWorkersConsumer(broker: Broker, opts: IntakeOptions): Promise<string> {
+  let leader: string | undefined;
+  try {
+    leader = (await broker.jsm.consumers.info(REQUESTS_STREAM, WORKERS_CONSUMER)).cluster?.leader;
+  } catch (err) {
+    if (!notFound(err)) throw err;
+    await broker.jsm.consumers.add(REQUESTS_STREAM, consumerConfig(opts));
+    return "created again";
+  }
+  if (!leader) return "no leader to step down";
+  const subject = `$JS.API.CONSUMER.LEADER.STEPDOWN.${REQUESTS_STREAM}.${WORKERS_CONSUMER}`;
+  const reply = (await broker.nc.request(subject, "", { timeout: 5_000 })).json<{ success?: boolean; error?: { description?: string } }>();
+  return reply.success ? `leader ${leader} stepped down` : `step down refused: ${reply.error?.description}`;
 }
 
 /**
@@ -45,6 +79,9 @@ export class Intake {
   private stopping = false;
   private wake: (() => void) | undefined;
   private loopDone: Promise<void> = Promise.resolve();
+  /** When the current run of failed pulls began (0: the last pull worked). */
+  private failingSince = 0;
+  private lastRepair = 0;
 
   constructor(
     private readonly consumer: Consumer,
@@ -52,6 +89,7 @@ export class Intake {
     private readonly active: () => number,
     private readonly dispatch: (request: WorkRequest, msg: JsMsg) => void,
     private readonly log: Logger,
+    private readonly repair: () => Promise<string> = async () => "nothing to repair",
   ) {}
 
   start(): void {
@@ -87,11 +125,27 @@ export class Intake {
         } finally {
           clearTimeout(guard);
         }
+        this.failingSince = 0;
       } catch (err) {
         if (this.stopping) break;
         this.log.warn({ err: String(err) }, "fetching requests failed; retrying");
+        await this.maybeRepair();
         await new Promise((r) => setTimeout(r, 500));
       }
+    }
+  }
+
+  private async maybeRepair(): Promise<void> {
+    const now = Date.now();
+    this.failingSince ||= now;
+    const after = this.opts.repairAfterMs ?? REPAIR_AFTER_MS;
+    if (now - this.failingSince < after || now - this.lastRepair < after) return;
+    this.lastRepair = now;
+    try {
+      const done = await this.repair();
+      this.log.warn({ failing_ms: now - this.failingSince, done }, "pulls kept failing; repaired the workers consumer");
+    } catch (err) {
+      this.log.warn({ failing_ms: now - this.failingSince, err: String(err) }, "pulls kept failing; could not repair the workers consumer");
     }
   }
 

@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { WorkerConfig } from "./config.js";
 import type { TokenGenerator } from "./generator.js";
-import { Intake, workersConsumer } from "./intake.js";
+import { Intake, repairWorkersConsumer, workersConsumer } from "./intake.js";
 import { WorkerMetrics, serveMetrics, type MetricsServer } from "./metrics.js";
 import { ResponseRun } from "./runner.js";
 import { LoadGauge } from "./load-gauge.js";
@@ -146,7 +146,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   };
   try {
     const consumer = await workersConsumer(broker, opts, wlog);
-    intake = new Intake(consumer, opts, () => runs.size, dispatch, wlog);
+    intake = new Intake(consumer, opts, () => runs.size, dispatch, wlog, () => repairWorkersConsumer(broker, opts));
   } catch (err) {
     load.stop();
     await Promise.allSettled([broker.close(), generator.close(), metricsServer?.close()]);
