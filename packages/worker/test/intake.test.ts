@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import type { JsMsg } from "@nats-io/jetstream";
-import { REQUESTS_STREAM, WORKERS_CONSUMER, newRid, requestSubject, type WorkRequest } from "@unbroken/protocol";
+import { REQUESTS_STREAM, WORKERS_CONSUMER, newRid, requestSubject } from "@unbroken/protocol";
 import { Broker, silentLog } from "@unbroken/store";
 import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
 import { pino } from "pino";
