@@ -1,4 +1,4 @@
-import { AckPolicy, type Consumer, type JsMsg } from "@nats-io/jetstream";
+import { AckPolicy, type Consumer, type ConsumerInfo, type JsMsg } from "@nats-io/jetstream";
 import { REQUESTS_STREAM, REQUEST_SUBJECTS, WORKERS_CONSUMER, workRequestSchema, type WorkRequest } from "@unbroken/protocol";
 import type { Broker } from "@unbroken/store";
 import type { Logger } from "pino";
@@ -29,20 +29,24 @@ function consumerConfig(opts: IntakeOptions) {
   };
 }
 
-const notFound = (err: unknown): boolean => /consumer not found/i.test(String((err as Error).message));
+/** The workers consumer's info, or undefined when the server did not know it and it was created. */
+async function infoOrCreate(broker: Broker, opts: IntakeOptions): Promise<ConsumerInfo | undefined> {
+  try {
+    return await broker.jsm.consumers.info(REQUESTS_STREAM, WORKERS_CONSUMER);
+  } catch (err) {
+    if (!/consumer not found/i.test(String((err as Error).message))) throw err;
+    await broker.jsm.consumers.add(REQUESTS_STREAM, consumerConfig(opts));
+    return undefined;
+  }
+}
 
 /** The durable consumer all workers share; created or brought to the configured ack wait. */
 export async function workersConsumer(broker: Broker, opts: IntakeOptions, log: Logger): Promise<Consumer> {
-  const config = consumerConfig(opts);
-  try {
-    const info = await broker.jsm.consumers.info(REQUESTS_STREAM, WORKERS_CONSUMER);
-    if (info.config.ack_wait !== config.ack_wait) {
-      await broker.jsm.consumers.update(REQUESTS_STREAM, WORKERS_CONSUMER, { ack_wait: config.ack_wait });
-      log.info({ ack_wait_ms: opts.workerTimeoutMs }, "updated workers consumer");
-    }
-  } catch (err) {
-    if (!notFound(err)) throw err;
-    await broker.jsm.consumers.add(REQUESTS_STREAM, config);
+  const info = await infoOrCreate(broker, opts);
+  const ackWait = opts.workerTimeoutMs * NS;
+  if (info && info.config.ack_wait !== ackWait) {
+    await broker.jsm.consumers.update(REQUESTS_STREAM, WORKERS_CONSUMER, { ack_wait: ackWait });
+    log.info({ ack_wait_ms: opts.workerTimeoutMs }, "updated workers consumer");
   }
   return broker.js.consumers.get(REQUESTS_STREAM, WORKERS_CONSUMER);
 }
@@ -57,14 +61,9 @@ export async function workersConsumer(broker: Broker, opts: IntakeOptions, log: 
  * reason (NATS unreachable: the calls fail and are logged).
  */
 export async function repairWorkersConsumer(broker: Broker, opts: IntakeOptions): Promise<string> {
-  let leader: string | undefined;
-  try {
-    leader = (await broker.jsm.consumers.info(REQUESTS_STREAM, WORKERS_CONSUMER)).cluster?.leader;
-  } catch (err) {
-    if (!notFound(err)) throw err;
-    await broker.jsm.consumers.add(REQUESTS_STREAM, consumerConfig(opts));
-    return "created again";
-  }
+  const info = await infoOrCreate(broker, opts);
+  if (!info) return "created again";
+  const leader = info.cluster?.leader;
   if (!leader) return "no leader to step down";
   const subject = `$JS.API.CONSUMER.LEADER.STEPDOWN.${REQUESTS_STREAM}.${WORKERS_CONSUMER}`;
   const reply = (await broker.nc.request(subject, "", { timeout: 5_000 })).json<{ success?: boolean; error?: { description?: string } }>();
@@ -89,7 +88,8 @@ export class Intake {
     private readonly active: () => number,
     private readonly dispatch: (request: WorkRequest, msg: JsMsg) => void,
     private readonly log: Logger,
-    private readonly repair: () => Promise<string> = async () => "nothing to repair",
+    /** Run when pulls keep failing (repairWorkersConsumer); says what it did. */
+    private readonly repair: () => Promise<string>,
   ) {}
 
   start(): void {

@@ -24,31 +24,28 @@ after(async () => {
 });
 
 
-function taken(): { rids: string[]; next: (rid: string, ms: number) => Promise<void>; take: (rid: string) => void } {
+/** Takes requests as a worker would (acked at once), and waits for a given rid to be taken. */
+function taken(): { rids: string[]; take: (rid: string) => void; next: (rid: string, ms: number) => Promise<void> } {
   const rids: string[] = [];
-  const waiters = new Map<string, () => void>();
+  let waiter: { rid: string; resolve: () => void } | undefined;
   return {
     rids,
     take: (rid) => {
       rids.push(rid);
-      waiters.get(rid)?.();
+      if (waiter?.rid === rid) waiter.resolve();
     },
     next: (rid, ms) =>
       new Promise((resolve, reject) => {
         if (rids.includes(rid)) return resolve();
         const timer = setTimeout(() => reject(new Error(`${rid} not taken within ${ms} ms`)), ms);
-        waiters.set(rid, () => {
-          clearTimeout(timer);
-          resolve();
-        });
+        waiter = { rid, resolve: () => (clearTimeout(timer), resolve()) };
       }),
   };
 }
 
 test("a workers consumer the server lost is created again, and requests flow again", async () => {
-  await workersConsumer(broker, opts, log);
   const got = taken();
-  const intake = new Intake(await broker.js.consumers.get(REQUESTS_STREAM, WORKERS_CONSUMER), opts, () => 0, (r, m) => {
+  const intake = new Intake(await workersConsumer(broker, opts, log), opts, () => 0, (r, m) => {
     m.ack();
     got.take(r.rid);
   }, log, () => repairWorkersConsumer(broker, opts));
