@@ -29,12 +29,14 @@ function consumerConfig(opts: IntakeOptions) {
   };
 }
 
+const NOT_FOUND = /consumer not found/i;
+
 /** The workers consumer's info, or undefined when the server did not know it and it was created. */
 async function infoOrCreate(broker: Broker, opts: IntakeOptions): Promise<ConsumerInfo | undefined> {
   try {
     return await broker.jsm.consumers.info(REQUESTS_STREAM, WORKERS_CONSUMER);
   } catch (err) {
-    if (!/consumer not found/i.test(String((err as Error).message))) throw err;
+    if (!NOT_FOUND.test(String((err as Error).message))) throw err;
     await broker.jsm.consumers.add(REQUESTS_STREAM, consumerConfig(opts));
     return undefined;
   }
@@ -67,7 +69,11 @@ export async function repairWorkersConsumer(broker: Broker, opts: IntakeOptions)
   if (!leader) return "no leader to step down";
   const subject = `$JS.API.CONSUMER.LEADER.STEPDOWN.${REQUESTS_STREAM}.${WORKERS_CONSUMER}`;
   const reply = (await broker.nc.request(subject, "", { timeout: 5_000 })).json<{ success?: boolean; error?: { description?: string } }>();
-  return reply.success ? `leader ${leader} stepped down` : `step down refused: ${reply.error?.description}`;
+  if (reply.success) return `leader ${leader} stepped down`;
+  // Seen on 2.9.10: one node still reports the consumer while its leader no longer knows it.
+  if (!NOT_FOUND.test(reply.error?.description ?? "")) return `step down refused: ${reply.error?.description}`;
+  await broker.jsm.consumers.add(REQUESTS_STREAM, consumerConfig(opts));
+  return "created again (its leader did not know it)";
 }
 
 /**
