@@ -1,18 +1,4 @@
-/** The stable error codes of wire protocol v1. */
-export const ERROR_CODES = [
-  "bad_request",
-  "unauthorized",
-  "forbidden",
-  "not_found",
-  "gone",
-  "finished",
-  "rate_limited",
-  "too_large",
-  "unavailable",
-  "internal",
-] as const;
-
-export type ErrorCode = (typeof ERROR_CODES)[number];
+import type { ErrorCode } from "./codes.js";
 
 /**
  * An error that crosses a boundary (wire, NATS, process) with a stable code.

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import type { EndErrorCode } from "./codes.js";
 import { ridSchema } from "./rid.js";
 
 export const END_REASONS = ["stop", "length", "cancelled", "error"] as const;
@@ -15,12 +16,16 @@ export const startEventSchema = z.object({
   model: z.string(),
   created_at: z.string(),
 });
-export const tokenEventSchema = z.object({ kind: z.literal("token"), text: z.string() });
+/**
+ * `n`: how many generated tokens the text holds when that is not one (a worker coalesces the
+ * tokens of a busy moment into one event). Absent means one. Usage counts tokens, not events.
+ */
+export const tokenEventSchema = z.object({ kind: z.literal("token"), text: z.string(), n: z.number().int().nonnegative().optional() });
 export const steerEventSchema = z.object({ kind: z.literal("steer"), text: z.string() });
 /**
  * Another worker took the response over from here: the events after it are that worker's
  * continuation of the same answer. `reason`: `lost` when the previous worker stopped
- * answering (killed, stalled past WORKER_TIMEOUT), `drain` when it handed the response over
+ * answering (killed, stalled past TAKEOVER_TIMEOUT), `drain` when it handed the response over
  * as it shut down. `epoch` counts the workers that ran this response (the first is 1).
  */
 export const handoverEventSchema = z.object({
@@ -29,6 +34,7 @@ export const handoverEventSchema = z.object({
   epoch: z.number().int().positive(),
   reason: z.enum(["lost", "drain"]),
 });
+/** `error.code` is one of END_ERROR_CODES; readers accept codes they do not know. */
 export const endEventSchema = z.object({
   kind: z.literal("end"),
   reason: z.enum(END_REASONS),
@@ -49,6 +55,11 @@ export type TokenEvent = z.infer<typeof tokenEventSchema>;
 export type SteerEvent = z.infer<typeof steerEventSchema>;
 export type HandoverEvent = z.infer<typeof handoverEventSchema>;
 export type EndEvent = z.infer<typeof endEventSchema>;
+/** The `error` of an end this system writes: its code is always one of END_ERROR_CODES. */
+export interface EndError {
+  code: EndErrorCode;
+  message: string;
+}
 export type ResponseEvent = z.infer<typeof eventSchema>;
 export type EventKind = ResponseEvent["kind"];
 
@@ -72,6 +83,12 @@ export const looseEventFrameSchema = z.object({
   event: z.looseObject({ kind: z.string() }),
 });
 export type LooseEventFrame = z.infer<typeof looseEventFrameSchema>;
+
+/** The number of generated tokens a `token` event holds (its `n`, else one). */
+export function tokensIn(event: { kind: string; n?: unknown }): number {
+  if (event.kind !== "token") return 0;
+  return typeof event.n === "number" && Number.isSafeInteger(event.n) && event.n >= 0 ? event.n : 1;
+}
 
 export function encodeEventFrame(rid: string, seq: number, event: ResponseEvent): string {
   return JSON.stringify({ type: "event", rid, seq, event });

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { ERROR_CODES } from "./errors.js";
+import { ERROR_CODES } from "./codes.js";
 import { ridSchema } from "./rid.js";
 import { eventFrameSchema } from "./events.js";
 

@@ -1,3 +1,4 @@
+export * from "./codes.js";
 export * from "./errors.js";
 export * from "./rid.js";
 export * from "./duration.js";
