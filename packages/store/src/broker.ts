@@ -1,12 +1,17 @@
 import { jetstream, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
-import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { WorkRequest } from "@unbroken/protocol";
 import { connectNats } from "./connection.js";
+import { ControlChannel } from "./control.js";
+import { EventLogs } from "./event-log.js";
 import { EventPublisher } from "./event-publisher.js";
+import { ensureLayoutWhenReady, type Layout, type LayoutOptions } from "./layout.js";
+import { ResponseLifecycle } from "./lifecycle.js";
 import { LiveTails } from "./live-tails.js";
-import { ensureLayoutWhenReady, type LayoutOptions } from "./layout.js";
 import type { Log } from "./log.js";
+import { RidOwners } from "./owners.js";
 import { ResponseRecords } from "./records.js";
+import { WorkQueue, enqueue } from "./work-queue.js";
 
 export interface BrokerOptions extends LayoutOptions {
   url: string;
@@ -15,38 +20,69 @@ export interface BrokerOptions extends LayoutOptions {
   log: Log;
 }
 
+/** The NATS handles behind a broker: the store's own, never handed to edge or worker. */
+export interface NatsHandles {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  events: EventPublisher;
+  tails: LiveTails;
+}
+
+const handles = new WeakMap<Broker, NatsHandles>();
+
+/** A broker's NATS handles, for the store's own modules and tests (not exported by the package). */
+export function handlesOf(broker: Broker): NatsHandles {
+  const h = handles.get(broker);
+  if (!h) throw new Error("not a connected broker");
+  return h;
+}
+
 /**
- * One process's connection to NATS and the JetStream layout on it. Its owner (an edge or a
- * worker) closes it; everything that reads or writes responses goes through it.
+ * One process's connection to NATS and the JetStream layout on it, offered as operations:
+ * records, the work queue, event logs, control, rid owners and the response lifecycle. Its
+ * owner (an edge or a worker) closes it.
  */
 export class Broker {
-  readonly js: JetStreamClient;
+  /** Response records (KV): create, read, compare-and-set. */
   readonly records: ResponseRecords;
-  /** Every append to a response's log goes through this one publisher. */
-  readonly events: EventPublisher;
-  /** The live tails of the responses this process reads (one subscription per response). */
-  readonly tails: LiveTails;
+  /** Every response's event log: fenced writers, stored reads, followers. */
+  readonly logs: EventLogs;
+  /** Cancel, steer, status and fence on a response's control subject. */
+  readonly control: ControlChannel;
+  /** rid → owner for 2 × RETENTION (`gone` versus `not_found`). */
+  readonly owners: RidOwners;
+  /** Every way a response ends. */
+  readonly lifecycle: ResponseLifecycle;
+  private readonly events: EventPublisher;
+  private readonly tails: LiveTails;
+  private readonly js: JetStreamClient;
   private isConnected = true;
   private readonly reconnectListeners = new Set<() => void>();
 
   private constructor(
-    readonly nc: NatsConnection,
-    readonly jsm: JetStreamManager,
-    readonly kv: KV,
+    private readonly nc: NatsConnection,
+    private readonly jsm: JetStreamManager,
+    layout: Pick<Layout, "records" | "owners">,
     private readonly log: Log,
   ) {
     this.js = jetstream(nc, { timeout: 5_000 });
-    this.records = new ResponseRecords(kv, log);
+    this.records = new ResponseRecords(layout.records, log);
+    this.owners = new RidOwners(layout.owners, log);
     this.events = new EventPublisher(nc);
     this.tails = new LiveTails(nc);
+    handles.set(this, { nc, js: this.js, jsm, events: this.events, tails: this.tails });
+    this.logs = new EventLogs({ js: this.js, jsm, events: this.events, tails: this.tails, onReconnect: (l) => this.onReconnect(l) });
+    this.control = new ControlChannel(nc, log, () => this.connected);
+    this.lifecycle = new ResponseLifecycle(this.records, this.logs, this.control, log);
     void this.watch();
   }
 
   static async connect(opts: BrokerOptions): Promise<Broker> {
     const nc = await connectNats(opts.url, opts.name, opts.log);
     try {
-      const { jsm, kv } = await ensureLayoutWhenReady(nc, opts, opts.log);
-      return new Broker(nc, jsm, kv, opts.log);
+      const layout = await ensureLayoutWhenReady(nc, opts, opts.log);
+      return new Broker(nc, layout.jsm, layout, opts.log);
     } catch (err) {
       await nc.close().catch(() => undefined);
       throw err;
@@ -55,6 +91,18 @@ export class Broker {
 
   get connected(): boolean {
     return this.isConnected && !this.nc.isClosed();
+  }
+
+  /** Queues a generation request for the workers (a repeated one for the same rid is a no-op). */
+  enqueue(request: WorkRequest): Promise<void> {
+    return enqueue(this.js, request);
+  }
+
+  /** The workers' side of the queue; `ackWaitMs` (TAKEOVER_TIMEOUT) is how long a silent worker keeps a request. */
+  async workQueue(ackWaitMs: number): Promise<WorkQueue> {
+    const queue = new WorkQueue(this.nc, this.js, this.jsm, ackWaitMs, this.log);
+    await queue.open();
+    return queue;
   }
 
   /** Registers a listener for reconnects (live subscriptions may have missed messages). */

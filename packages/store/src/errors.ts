@@ -1,8 +1,9 @@
-import { ProtocolError } from "@unbroken/protocol";
+import { ProtocolError, type StoreErrorCode } from "@unbroken/protocol";
+import { isUnreachable } from "./nats-errors.js";
 
-/** Codes of the store's own failures; the edge maps them to protocol codes. */
-export type StoreErrorCode = "fenced" | "unavailable" | "conflict";
+export { isUnreachable } from "./nats-errors.js";
 
+/** A failure of the store, with its code (STORE_ERROR_CODES) and the NATS failure behind it. */
 export class StoreError extends Error {
   readonly code: StoreErrorCode;
   constructor(code: StoreErrorCode, message: string, cause?: unknown) {
@@ -20,24 +21,12 @@ export class FencedError extends StoreError {
   }
 }
 
-// JetStreamNotEnabled is how @nats-io/jetstream reports a 503 (no responders) to a JetStream
-// publish or API call; on a cluster that is also what a stream answers while it elects a new
-// leader after losing a node, for a few seconds: a moment to retry, like a timeout.
-const UNREACHABLE = new Set(["TimeoutError", "NoRespondersError", "ClosedConnectionError", "RequestError", "JetStreamNotEnabled"]);
-
-/** True for failures that mean "NATS (or JetStream) cannot be reached right now". */
-export function isUnreachable(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  if (UNREACHABLE.has(err.name)) return true;
-  const code = (err as { code?: unknown }).code;
-  if (code === "TIMEOUT" || code === "503" || code === "CONNECTION_CLOSED" || code === "CONNECTION_DRAINING") return true;
-  return /timeout|no responders|closed|disconnect|draining|jetstream is not enabled/i.test(err.message);
-}
-
-/** Maps a NATS failure to what a client is told; anything unknown is `internal`. */
+/** Maps a store or NATS failure to what a client is told; anything unknown is `internal`. */
 export function toProtocolError(err: unknown, rid?: string): ProtocolError {
   if (err instanceof ProtocolError) return err;
   const opts = rid === undefined ? { cause: err } : { cause: err, rid };
-  if (isUnreachable(err)) return new ProtocolError("unavailable", "the message broker cannot be reached; retry", opts);
+  if ((err instanceof StoreError && err.code === "unavailable") || isUnreachable(err)) {
+    return new ProtocolError("unavailable", "the message broker cannot be reached; retry", opts);
+  }
   return new ProtocolError("internal", "internal error", opts);
 }

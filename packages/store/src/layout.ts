@@ -1,4 +1,13 @@
-import { RetentionPolicy, StorageType, jetstreamManager, type JetStreamManager, type StreamConfig } from "@nats-io/jetstream";
+import {
+  AckPolicy,
+  RetentionPolicy,
+  StorageType,
+  jetstreamManager,
+  type ConsumerConfig,
+  type JetStreamManager,
+  type StreamConfig,
+  type StreamInfo,
+} from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
@@ -7,14 +16,31 @@ import {
   REQUESTS_STREAM,
   REQUEST_SUBJECTS,
   RESPONSES_BUCKET,
+  RID_OWNERS_BUCKET,
+  WORKERS_CONSUMER,
   formatDuration,
 } from "@unbroken/protocol";
 import type { Log } from "./log.js";
+import { apiError, isStreamNotFound, isUnreachable } from "./nats-errors.js";
 
+/**
+ * The whole JetStream layout, declared here and nowhere else:
+ *
+ * | name | kind | holds | kept |
+ * |---|---|---|---|
+ * | `LLM_EVENTS` (`llm.ev.<rid>`) | stream, file | every event of every response, one subject per response; RePublish to `llm.live.<rid>` | RETENTION |
+ * | `LLM_REQUESTS` (`llm.req.<rid>`) | work-queue stream, file | generation requests waiting for (or held by) a worker | RETENTION |
+ * | `workers` on `LLM_REQUESTS` | durable pull consumer | shared by all workers; ack wait = TAKEOVER_TIMEOUT | — |
+ * | `llm_responses` | KV bucket | the response record: owner, status, request, queued steers, epoch | RETENTION |
+ * | `llm_rid_owners` | KV bucket | rid → owner, so an expired response answers `gone` | 2 × RETENTION |
+ *
+ * Control messages (`llm.ctl.<rid>`) and the live tail (`llm.live.<rid>`) are core NATS
+ * subjects: nothing is stored for them.
+ */
 export interface LayoutOptions {
   /** How long a response stays replayable (events and record). */
   retentionMs: number;
-  /** Replicas of streams and bucket: 1 on one server, 3 on a cluster. */
+  /** Replicas of streams and buckets: 1 on one server, 3 on a cluster. */
   replicas?: number;
   /**
    * How long to keep trying while JetStream cannot answer yet (a cluster electing its
@@ -27,7 +53,7 @@ type StreamSettings = Partial<StreamConfig> & { name: string };
 
 const NS = 1_000_000;
 /** Long enough to cover any retried write; JetStream requires it to be at most max_age. */
-const duplicateWindowMs = (retentionMs: number): number => Math.min(120_000, retentionMs);
+const duplicateWindowMs = (maxAgeMs: number): number => Math.min(120_000, maxAgeMs);
 
 function eventsConfig(opts: LayoutOptions): StreamSettings {
   return {
@@ -56,14 +82,28 @@ function requestsConfig(opts: LayoutOptions): StreamSettings {
   };
 }
 
+/** Records live as long as their events; rid owners twice as long, so an expired rid answers `gone`. */
+const ownersMaxAgeMs = (retentionMs: number): number => 2 * retentionMs;
+
+/** The workers consumer: one durable pull consumer all workers share; `ackWaitMs` is TAKEOVER_TIMEOUT. */
+export function workersConsumerConfig(ackWaitMs: number): Partial<ConsumerConfig> & { durable_name: string } {
+  return {
+    durable_name: WORKERS_CONSUMER,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: ackWaitMs * NS,
+    filter_subject: REQUEST_SUBJECTS,
+    max_ack_pending: -1,
+  };
+}
+
 /** Creates the stream, or brings an existing one's max age to the configured retention. */
 async function ensureStream(jsm: JetStreamManager, config: StreamSettings, log: Log): Promise<void> {
-  const name = config.name as string;
-  let info;
+  const name = config.name;
+  let info: StreamInfo;
   try {
     info = await jsm.streams.info(name);
   } catch (err) {
-    if (!/stream not found/i.test(String((err as Error).message))) throw err;
+    if (!isStreamNotFound(err)) throw err;
     await jsm.streams.add(config);
     log.info({ stream: name, retention: formatDuration((config.max_age ?? 0) / NS) }, "created stream");
     return;
@@ -95,13 +135,35 @@ async function ensureReplicas(jsm: JetStreamManager, name: string, replicas: num
   }
 }
 
-export interface Layout {
-  jsm: JetStreamManager;
-  kv: KV;
+/** Creates a bucket, or brings its stream's max age (and duplicate window) to `maxAgeMs`. */
+async function ensureBucket(nc: NatsConnection, jsm: JetStreamManager, name: string, maxAgeMs: number, replicas: number, log: Log): Promise<KV> {
+  const kv = await new Kvm(nc).create(name, { history: 1, ttl: maxAgeMs, storage: StorageType.File, replicas });
+  const stream = `KV_${name}`;
+  const { config } = await jsm.streams.info(stream);
+  if (config.max_age !== maxAgeMs * NS) {
+    const duplicate_window = Math.min(config.duplicate_window, maxAgeMs * NS);
+    await jsm.streams.update(stream, { ...config, max_age: maxAgeMs * NS, duplicate_window });
+    log.info({ stream, to: formatDuration(maxAgeMs) }, "updated bucket retention");
+  }
+  await ensureReplicas(jsm, stream, replicas, log);
+  return kv;
 }
 
-/** What JetStream says while it cannot answer yet: worth waiting for, unlike a refusal. */
-const NOT_READY = /timeout|no responders|not enabled|not ready|no suitable peers|leader|temporarily unavailable/i;
+export interface Layout {
+  jsm: JetStreamManager;
+  records: KV;
+  owners: KV;
+}
+
+/**
+ * What JetStream says while it cannot answer yet: worth waiting for, unlike a refusal. At
+ * start any server-side failure (5xx) counts: a component started with its cluster waits.
+ */
+function notReady(err: unknown): boolean {
+  if (isUnreachable(err)) return true;
+  const status = apiError(err)?.status;
+  return status !== undefined && status >= 500;
+}
 
 /**
  * `ensureLayout`, tried again while JetStream is not ready (each try is idempotent): a
@@ -113,30 +175,20 @@ export async function ensureLayoutWhenReady(nc: NatsConnection, opts: LayoutOpti
     try {
       return await ensureLayout(nc, opts, log);
     } catch (err) {
-      if (!NOT_READY.test(String(err)) || Date.now() >= deadline || nc.isClosed()) throw err;
+      if (!notReady(err) || Date.now() >= deadline || nc.isClosed()) throw err;
       log.warn({ err: String(err), attempt }, "JetStream is not ready; trying again");
       await new Promise((r) => setTimeout(r, Math.min(2_000, 250 * 2 ** attempt)));
     }
   }
 }
 
-/** Whichever component starts first creates the layout; every start applies RETENTION. */
+/** Whichever component starts first creates the layout; every start applies RETENTION and REPLICAS. */
 export async function ensureLayout(nc: NatsConnection, opts: LayoutOptions, log: Log): Promise<Layout> {
   const jsm = await jetstreamManager(nc);
+  const replicas = opts.replicas ?? 1;
   await ensureStream(jsm, eventsConfig(opts), log);
   await ensureStream(jsm, requestsConfig(opts), log);
-  const kv = await new Kvm(nc).create(RESPONSES_BUCKET, {
-    history: 1,
-    ttl: opts.retentionMs,
-    storage: StorageType.File,
-    replicas: opts.replicas ?? 1,
-  });
-  const kvStream = `KV_${RESPONSES_BUCKET}`;
-  const kvInfo = await jsm.streams.info(kvStream);
-  if (kvInfo.config.max_age !== opts.retentionMs * NS) {
-    await jsm.streams.update(kvStream, { ...kvInfo.config, max_age: opts.retentionMs * NS });
-    log.info({ stream: kvStream, to: formatDuration(opts.retentionMs) }, "updated bucket retention");
-  }
-  await ensureReplicas(jsm, kvStream, opts.replicas ?? 1, log);
-  return { jsm, kv };
+  const records = await ensureBucket(nc, jsm, RESPONSES_BUCKET, opts.retentionMs, replicas, log);
+  const owners = await ensureBucket(nc, jsm, RID_OWNERS_BUCKET, ownersMaxAgeMs(opts.retentionMs), replicas, log);
+  return { jsm, records, owners };
 }

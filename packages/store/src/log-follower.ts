@@ -1,4 +1,5 @@
-import type { Broker } from "./broker.js";
+import type { EventLogHandles } from "./event-log.js";
+import { isGone } from "./lifecycle.js";
 import { lastEvent, lastEventDirect, readStored, type StoredRead, type StoredEvent } from "./log-reader.js";
 
 /** How long a silent live tail goes unchecked against the stored log. */
@@ -70,7 +71,7 @@ export class LogFollower {
   private offReconnect: (() => void) | undefined;
 
   constructor(
-    private readonly broker: Broker,
+    private readonly broker: EventLogHandles,
     private readonly opts: FollowOptions,
   ) {
     this.delivered = opts.after;
@@ -263,11 +264,13 @@ export class LogFollower {
    */
   private async expired(read: StoredRead): Promise<boolean> {
     if (this.ended) return false;
+    const next = this.delivered + 1;
     if (read.firstSeq !== null) {
       this.sawStored = true;
-      return read.firstSeq > this.delivered + 1;
+      return isGone(read.firstSeq, next, true);
     }
-    if (!read.complete || !(this.sawStored || this.knownEnded)) return false;
+    const hadEvents = this.sawStored || this.knownEnded;
+    if (!read.complete || !isGone(null, next, hadEvents)) return false;
     return (await lastEvent(this.broker.jsm, this.opts.rid)) === null;
   }
 

@@ -1,7 +1,7 @@
-import type { JetStreamManager } from "@nats-io/jetstream";
-import { EVENTS_STREAM, encodeEventFrame, eventMsgId, eventSubject, type ResponseEvent } from "@unbroken/protocol";
-import { FencedError, StoreError, isUnreachable } from "./errors.js";
+import { encodeEventFrame, eventMsgId, eventSubject, type ResponseEvent } from "@unbroken/protocol";
+import { FencedError, StoreError } from "./errors.js";
 import { PublishError, type EventPublisher } from "./event-publisher.js";
+import { isUnreachable, isWrongLastSequence } from "./nats-errors.js";
 
 export interface WriterPosition {
   /** The seq of the last event in the log (0 for an empty log). */
@@ -28,12 +28,11 @@ export interface WriterOptions {
   onPublished?(ms: number, event: ResponseEvent): void;
 }
 
-const WRONG_LAST_SEQUENCE = 10071;
-
 /** What a writer needs of a broker connection. */
 export interface LogAccess {
   events: EventPublisher;
-  jsm: JetStreamManager;
+  /** The stored message at a stream sequence (null when there is none). */
+  stored(streamSeq: number): Promise<Uint8Array | null>;
 }
 
 /**
@@ -97,7 +96,7 @@ export class EventLogWriter {
       } catch (err) {
         if (err instanceof FencedError) throw err;
         if (err instanceof PublishError && err.code === "closed") throw new StoreError("unavailable", `could not write event ${seq} of ${this.rid}: the broker connection is closing`, err);
-        if ((err instanceof PublishError && err.errCode === WRONG_LAST_SEQUENCE) || /wrong last sequence/i.test(String((err as Error).message))) {
+        if (isWrongLastSequence(err)) {
           throw new FencedError(this.rid, seq, err);
         }
         if (!isUnreachable(err) || Date.now() > deadline) {
@@ -109,7 +108,7 @@ export class EventLogWriter {
   }
 
   private async storedIs(streamSeq: number, payload: string): Promise<boolean> {
-    const msg = await this.nats.jsm.streams.getMessage(EVENTS_STREAM, { seq: streamSeq });
-    return msg !== null && new TextDecoder().decode(msg.data) === payload;
+    const data = await this.nats.stored(streamSeq);
+    return data !== null && new TextDecoder().decode(data) === payload;
   }
 }

@@ -1,6 +1,8 @@
 import type { KV } from "@nats-io/kv";
 import { responseRecordSchema, type ResponseRecord } from "@unbroken/protocol";
+import { StoreError } from "./errors.js";
 import type { Log } from "./log.js";
+import { isWrongLastSequence } from "./nats-errors.js";
 
 export interface StoredRecord {
   record: ResponseRecord;
@@ -22,7 +24,7 @@ export class ResponseRecords {
 
   async get(rid: string): Promise<StoredRecord | null> {
     const entry = await this.kv.get(rid);
-    if (!entry || entry.operation !== "PUT" || entry.length === 0) return null;
+    if (entry?.operation !== "PUT" || entry.length === 0) return null;
     const parsed = responseRecordSchema.safeParse(entry.json());
     if (!parsed.success) {
       this.log.error({ rid, err: parsed.error.message }, "unreadable response record");
@@ -36,7 +38,7 @@ export class ResponseRecords {
     try {
       return await this.kv.create(record.rid, encoder.encode(JSON.stringify(record)));
     } catch (err) {
-      if (/wrong last sequence|key exists/i.test(String((err as Error).message))) return null;
+      if (isWrongLastSequence(err)) return null;
       throw err;
     }
   }
@@ -59,9 +61,9 @@ export class ResponseRecords {
         const revision = await this.kv.update(rid, encoder.encode(JSON.stringify(next)), current.revision);
         return { record: next, revision };
       } catch (err) {
-        if (!/wrong last sequence/i.test(String((err as Error).message))) throw err;
+        if (!isWrongLastSequence(err)) throw err;
       }
     }
-    throw new Error(`record ${rid} kept changing under 100 attempts`);
+    throw new StoreError("conflict", `record ${rid} kept changing under 100 attempts`);
   }
 }

@@ -3,7 +3,7 @@ import { after, before, describe, test } from "node:test";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { EVENTS_STREAM, eventSubject, newRid } from "@unbroken/protocol";
 import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
-import { Broker } from "../src/broker.js";
+import { Broker, handlesOf } from "../src/broker.js";
 import { EventPublisher, PublishError } from "../src/event-publisher.js";
 import { silentLog } from "../src/log.js";
 
@@ -43,7 +43,7 @@ describe("EventPublisher", () => {
       assert.equal(pub.inFlight, 0);
       for (let i = 1; i < acks.length; i++) assert.equal(acks[i]!.seq, acks[i - 1]!.seq + 1);
       assert.ok(acks.every((a) => !a.duplicate));
-      const stored = await broker.jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(rids[7]!) });
+      const stored = await handlesOf(broker).jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(rids[7]!) });
       assert.equal(new TextDecoder().decode(stored?.data), '{"n":7}');
     } finally {
       pub.close();

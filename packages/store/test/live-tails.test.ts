@@ -4,11 +4,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { EVENTS_STREAM, eventSubject, liveSubject, newRid, type ResponseEvent } from "@unbroken/protocol";
 import { ConsumerCreations, startNatsServer, type NatsServerHandle } from "@unbroken/testing";
-import { Broker } from "../src/broker.js";
+import { Broker, handlesOf } from "../src/broker.js";
 import { LiveTails } from "../src/live-tails.js";
 import { silentLog } from "../src/log.js";
-import { LogFollower } from "../src/log-follower.js";
-import { EventLogWriter } from "../src/log-writer.js";
+import type { LogFollower } from "../src/log-follower.js";
+import type { EventLogWriter } from "../src/log-writer.js";
 import type { StoredEvent } from "../src/stored-event.js";
 
 let server: NatsServerHandle;
@@ -174,12 +174,12 @@ describe("LogFollower with a lingering tail", () => {
   const token = (i: number): ResponseEvent => ({ kind: "token", text: ` t${i}` });
 
   test("a reader back from a drop resumes from memory: no consumer, every seq once", async () => {
-    const consumers = new ConsumerCreations(reader.nc, EVENTS_STREAM, eventSubject("fence-tails"));
+    const consumers = new ConsumerCreations(handlesOf(reader).nc, EVENTS_STREAM, eventSubject("fence-tails"));
     try {
       const rid = newRid();
-      const w = new EventLogWriter(writer, rid);
+      const w = writer.logs.writer(rid);
       const first: number[] = [];
-      const f1 = new LogFollower(reader, { rid, after: 0, onEvent: (e) => first.push(e.seq) });
+      const f1 = reader.logs.follow({ rid, after: 0, onEvent: (e) => first.push(e.seq) });
       f1.start();
       await sleep(50);
       for (let i = 1; i <= 10; i++) await w.append(token(i));
@@ -187,10 +187,10 @@ describe("LogFollower with a lingering tail", () => {
       f1.stop();
       // Written while nobody on the reader's side follows the response.
       for (let i = 11; i <= 20; i++) await w.append(token(i));
-      await reader.nc.flush();
+      await handlesOf(reader).nc.flush();
       const second: Array<[number, boolean]> = [];
       let ended = false;
-      const f2 = new LogFollower(reader, {
+      const f2 = reader.logs.follow({
         rid,
         after: 10,
         onEvent: (e, replayed) => {

@@ -6,11 +6,11 @@ import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { EVENTS_STREAM, eventSubject, newRid, type ResponseEvent } from "@unbroken/protocol";
 import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
-import { Broker } from "../src/broker.js";
+import { Broker, handlesOf } from "../src/broker.js";
 import { silentLog } from "../src/log.js";
-import { LogFollower } from "../src/log-follower.js";
+import type { LogFollower } from "../src/log-follower.js";
 import { firstEvent } from "../src/log-reader.js";
-import { EventLogWriter } from "../src/log-writer.js";
+import type { EventLogWriter } from "../src/log-writer.js";
 
 let server: NatsServerHandle;
 let broker: Broker;
@@ -29,14 +29,14 @@ const token = (i: number): ResponseEvent => ({ kind: "token", text: ` t${i}` });
 const END: ResponseEvent = { kind: "end", reason: "stop", usage: { prompt_tokens: 0, completion_tokens: 0 } };
 
 async function writeLog(rid: string, tokens: number, end: boolean): Promise<EventLogWriter> {
-  const w = new EventLogWriter(broker, rid);
+  const w = broker.logs.writer(rid);
   for (let i = 1; i <= tokens; i++) await w.append(token(i));
   if (end) await w.append(END);
   return w;
 }
 
 /** Drops all but the last `keep` events of rid, as expiry would. */
-const expireHead = (rid: string, keep: number) => broker.jsm.streams.purge(EVENTS_STREAM, { filter: eventSubject(rid), keep });
+const expireHead = (rid: string, keep: number) => handlesOf(broker).jsm.streams.purge(EVENTS_STREAM, { filter: eventSubject(rid), keep });
 
 interface Watched {
   seqs: number[];
@@ -50,7 +50,7 @@ function watch(rid: string, afterSeq: number, ended = false): Watched {
   let goneSeen = false;
   let resolveGone!: () => void;
   const gone = new Promise<void>((r) => (resolveGone = r));
-  const follower = new LogFollower(broker, {
+  const follower = broker.logs.follow({
     rid,
     after: afterSeq,
     ended,
@@ -75,7 +75,7 @@ describe("LogFollower and expired events", () => {
     const rid = newRid();
     await writeLog(rid, 6, false);
     await expireHead(rid, 3);
-    assert.equal((await firstEvent(broker.jsm, rid))?.frame.seq, 4);
+    assert.equal((await broker.logs.first(rid))?.frame.seq, 4);
     const w = watch(rid, 0);
     await within(w.gone, "onGone");
     assert.deepEqual(w.seqs, []);
@@ -105,8 +105,8 @@ describe("LogFollower and expired events", () => {
   test("an ended response with no event left is gone", async () => {
     const rid = newRid();
     await writeLog(rid, 2, true);
-    await broker.jsm.streams.purge(EVENTS_STREAM, { filter: eventSubject(rid) });
-    assert.equal(await firstEvent(broker.jsm, rid), null);
+    await handlesOf(broker).jsm.streams.purge(EVENTS_STREAM, { filter: eventSubject(rid) });
+    assert.equal(await broker.logs.first(rid), null);
     const w = watch(rid, 0, true);
     await within(w.gone, "onGone");
   });

@@ -3,10 +3,10 @@ import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { EVENTS_STREAM, eventSubject, newRid, type ResponseEvent } from "@unbroken/protocol";
 import { ConsumerCreations, startNatsServer, type NatsServerHandle } from "@unbroken/testing";
-import { Broker } from "../src/broker.js";
+import { Broker, handlesOf } from "../src/broker.js";
 import { silentLog } from "../src/log.js";
-import { LogFollower, type FollowOptions } from "../src/log-follower.js";
-import { EventLogWriter } from "../src/log-writer.js";
+import type { LogFollower, FollowOptions } from "../src/log-follower.js";
+import type { EventLogWriter } from "../src/log-writer.js";
 
 let server: NatsServerHandle;
 let reader: Broker; // the follower's side (an edge)
@@ -48,7 +48,7 @@ function follow(broker: Broker, rid: string, afterSeq: number, more: Partial<Fol
   const replayed: boolean[] = [];
   let endSeen = false;
   const waiters: Array<() => void> = [];
-  const follower = new LogFollower(broker, {
+  const follower = broker.logs.follow({
     ...more,
     rid,
     after: afterSeq,
@@ -96,7 +96,7 @@ describe("LogFollower", () => {
     const f = follow(reader, rid, 0);
     await sleep(50);
     assert.deepEqual(f.seqs, []);
-    const w = new EventLogWriter(writerBroker, rid);
+    const w = writerBroker.logs.writer(rid);
     await writeTokens(w, 1, 49);
     assert.equal(await w.append(END), 50);
     await f.ended();
@@ -111,7 +111,7 @@ describe("LogFollower", () => {
 
   test("(b) after=10 with 30 stored and 30 more written concurrently: exactly 11..60", async () => {
     const rid = newRid();
-    const w = new EventLogWriter(writerBroker, rid);
+    const w = writerBroker.logs.writer(rid);
     await writeTokens(w, 1, 30);
     const f = follow(reader, rid, 10);
     await writeTokens(w, 31, 59);
@@ -122,7 +122,7 @@ describe("LogFollower", () => {
 
   test("(b') a follower started on an already ended log replays from after and stops at end", async () => {
     const rid = newRid();
-    const w = new EventLogWriter(writerBroker, rid);
+    const w = writerBroker.logs.writer(rid);
     await writeTokens(w, 1, 9);
     await w.append(END);
     const f = follow(reader, rid, 4);
@@ -132,7 +132,7 @@ describe("LogFollower", () => {
 
   test("(b'') events stored before the follower started are flagged replayed, later ones live", async () => {
     const rid = newRid();
-    const w = new EventLogWriter(writerBroker, rid);
+    const w = writerBroker.logs.writer(rid);
     await writeTokens(w, 1, 5);
     const f = follow(reader, rid, 2);
     await f.waitFor(3);
@@ -146,7 +146,7 @@ describe("LogFollower", () => {
 
   test("(c) 10 followers on the same rid all get the same sequence", async () => {
     const rid = newRid();
-    const w = new EventLogWriter(writerBroker, rid);
+    const w = writerBroker.logs.writer(rid);
     await writeTokens(w, 1, 5);
     const fs = Array.from({ length: 10 }, (_, i) => follow(i % 2 ? reader : writerBroker, rid, i % 3));
     await writeTokens(w, 6, 79);
@@ -160,7 +160,7 @@ describe("LogFollower", () => {
 
   test("stop() ends delivery at once", async () => {
     const rid = newRid();
-    const w = new EventLogWriter(writerBroker, rid);
+    const w = writerBroker.logs.writer(rid);
     const f = follow(reader, rid, 0);
     await writeTokens(w, 1, 5);
     await f.waitFor(5);
@@ -172,7 +172,7 @@ describe("LogFollower", () => {
 
   test("(d) broker restart mid-stream: every seq exactly once through to end", async () => {
     const rid = newRid();
-    const w = new EventLogWriter(writerBroker, rid, undefined, { retryForMs: 90_000 });
+    const w = writerBroker.logs.writer(rid, undefined, { retryForMs: 90_000 });
     let reconnects = 0;
     const off = reader.onReconnect(() => reconnects++);
     const f = follow(reader, rid, 0);
@@ -202,7 +202,7 @@ describe("LogFollower", () => {
 
   test("(d') events written while the follower's side was disconnected are caught up after reconnect", async () => {
     const rid = newRid();
-    const w = new EventLogWriter(writerBroker, rid, undefined, { retryForMs: 90_000 });
+    const w = writerBroker.logs.writer(rid, undefined, { retryForMs: 90_000 });
     const f = follow(reader, rid, 0);
     await writeTokens(w, 1, 10);
     await f.waitFor(10);
@@ -215,16 +215,16 @@ describe("LogFollower", () => {
   });
 
   test("nothing stored after `after` (a fresh log, or one read up to its end): no consumer, every event live", async () => {
-    const consumers = new ConsumerCreations(reader.nc, EVENTS_STREAM, eventSubject("fence-consumers"));
+    const consumers = new ConsumerCreations(handlesOf(reader).nc, EVENTS_STREAM, eventSubject("fence-consumers"));
     try {
       const fresh = newRid();
       const f1 = follow(reader, fresh, 0);
       const old = newRid();
-      const w2 = new EventLogWriter(writerBroker, old);
+      const w2 = writerBroker.logs.writer(old);
       await writeTokens(w2, 1, 5);
       const f2 = follow(reader, old, 5);
       await sleep(100);
-      const w1 = new EventLogWriter(writerBroker, fresh);
+      const w1 = writerBroker.logs.writer(fresh);
       await writeTokens(w1, 1, 19);
       await w1.append(END);
       await writeTokens(w2, 6, 19);
@@ -248,7 +248,7 @@ describe("LogFollower", () => {
     // look at the log's end and the consumer's read, and their live copies come before,
     // between or after those answers. The handover by seq must hide all of that.
     const rid = newRid();
-    const w = new EventLogWriter(writerBroker, rid);
+    const w = writerBroker.logs.writer(rid);
     const TOTAL = 300;
     const followers: Array<{ from: number; f: Followed }> = [];
     let written = 0;
@@ -269,7 +269,7 @@ describe("LogFollower", () => {
 
   test("fromEnd: skips what is stored, says where it started, and follows from there", async () => {
     const rid = newRid();
-    const w = new EventLogWriter(writerBroker, rid);
+    const w = writerBroker.logs.writer(rid);
     await writeTokens(w, 1, 12);
     const starts: Array<number | null> = [];
     const f = follow(reader, rid, 0, { fromEnd: true, onStart: (last) => starts.push(last?.frame.seq ?? null) });

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import type { EventPublisher } from "../src/event-publisher.js";
-import { encodeEventFrame, newRid, type ResponseEvent } from "@unbroken/protocol";
+import { PublishError, type EventPublisher } from "../src/event-publisher.js";
+import { EVENTS_STREAM, encodeEventFrame, newRid, type ResponseEvent } from "@unbroken/protocol";
 import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
-import { Broker } from "../src/broker.js";
+import { Broker, handlesOf } from "../src/broker.js";
 import { FencedError } from "../src/errors.js";
 import { silentLog } from "../src/log.js";
-import { logPosition, readStored, type StoredEvent } from "../src/log-reader.js";
+import type { StoredEvent } from "../src/log-reader.js";
 import { EventLogWriter } from "../src/log-writer.js";
 
 let server: NatsServerHandle;
@@ -29,7 +29,7 @@ const token = (text: string): ResponseEvent => ({ kind: "token", text });
 
 async function readAll(rid: string): Promise<StoredEvent[]> {
   const out: StoredEvent[] = [];
-  await readStored(broker.js, broker.jsm, rid, 0, (e) => out.push(e));
+  await broker.logs.read(rid, 0, (e) => out.push(e));
   return out;
 }
 
@@ -44,7 +44,7 @@ async function rejectsFenced(p: Promise<unknown>): Promise<void> {
 describe("EventLogWriter", () => {
   test("appends seq 1..n contiguously, readable back exactly as written", async () => {
     const rid = newRid();
-    const w = new EventLogWriter(broker, rid);
+    const w = broker.logs.writer(rid);
     const events: ResponseEvent[] = [
       { kind: "start", model: "scripted", created_at: new Date(0).toISOString() },
       ...Array.from({ length: 20 }, (_, i) => token(` w${i}`)),
@@ -64,7 +64,7 @@ describe("EventLogWriter", () => {
     // Stream sequences increase (the subject's messages are in order).
     for (let i = 1; i < stored.length; i++) assert.ok((stored[i] as StoredEvent).streamSeq > (stored[i - 1] as StoredEvent).streamSeq);
 
-    const pos = await logPosition(broker.jsm, rid);
+    const pos = await broker.logs.position(rid);
     assert.equal(pos.seq, events.length);
     assert.equal(pos.streamSeq, (stored.at(-1) as StoredEvent).streamSeq);
     assert.equal(pos.last?.frame.event.kind, "end");
@@ -73,37 +73,37 @@ describe("EventLogWriter", () => {
   test("onPublished is told once per stored event, with the event, and never for a fenced write", async () => {
     const rid = newRid();
     const told: Array<{ ms: number; kind: string }> = [];
-    const w = new EventLogWriter(broker, rid, undefined, { onPublished: (ms, e) => told.push({ ms, kind: e.kind }) });
+    const w = broker.logs.writer(rid, undefined, { onPublished: (ms, e) => told.push({ ms, kind: e.kind }) });
     await w.append({ kind: "start", model: "scripted", created_at: new Date(0).toISOString() });
     await w.append(token(" a"));
     await w.append(token(" b"));
     assert.deepEqual(told.map((t) => t.kind), ["start", "token", "token"]);
     assert.ok(told.every((t) => Number.isFinite(t.ms) && t.ms >= 0));
-    const stale = new EventLogWriter(broker2, rid, undefined, { onPublished: (ms, e) => told.push({ ms, kind: e.kind }) });
+    const stale = broker2.logs.writer(rid, undefined, { onPublished: (ms, e) => told.push({ ms, kind: e.kind }) });
     await rejectsFenced(stale.append(token(" c")));
     assert.equal(told.length, 3);
   });
 
   test("readStored with after skips earlier events", async () => {
     const rid = newRid();
-    const w = new EventLogWriter(broker, rid);
+    const w = broker.logs.writer(rid);
     for (let i = 1; i <= 10; i++) await w.append(token(`t${i}`));
     const got: number[] = [];
-    await readStored(broker.js, broker.jsm, rid, 7, (e) => got.push(e.frame.seq));
+    await broker.logs.read(rid, 7, (e) => got.push(e.frame.seq));
     assert.deepEqual(got, [8, 9, 10]);
   });
 
   test("logPosition of an unknown rid is the empty position", async () => {
-    const pos = await logPosition(broker.jsm, newRid());
+    const pos = await broker.logs.position(newRid());
     assert.deepEqual(pos, { seq: 0, streamSeq: 0, last: null });
   });
 
   test("a second writer starting from the empty position after the first wrote is fenced", async () => {
     const rid = newRid();
-    const first = new EventLogWriter(broker, rid);
+    const first = broker.logs.writer(rid);
     await first.append(token("mine"));
     await first.append(token("mine too"));
-    const second = new EventLogWriter(broker2, rid, { seq: 0, streamSeq: 0 });
+    const second = broker2.logs.writer(rid, { seq: 0, streamSeq: 0 });
     await rejectsFenced(second.append(token("intruder")));
     assert.equal(second.seq, 0);
     // It stays fenced on later attempts, and the log is untouched.
@@ -114,20 +114,20 @@ describe("EventLogWriter", () => {
 
   test("a writer whose position is behind the log (not a duplicate msg id) is fenced", async () => {
     const rid = newRid();
-    const w = new EventLogWriter(broker, rid);
+    const w = broker.logs.writer(rid);
     for (let i = 0; i < 3; i++) await w.append(token(`x${i}`));
-    const stale = new EventLogWriter(broker2, rid, { seq: 10, streamSeq: 1 });
+    const stale = broker2.logs.writer(rid, { seq: 10, streamSeq: 1 });
     await rejectsFenced(stale.append(token("late")));
     assert.equal((await readAll(rid)).length, 3);
   });
 
   test("a writer built from logPosition() continues at the right seq, and fences the old one", async () => {
     const rid = newRid();
-    const old = new EventLogWriter(broker, rid);
+    const old = broker.logs.writer(rid);
     for (let i = 1; i <= 5; i++) await old.append(token(`old${i}`));
-    const pos = await logPosition(broker2.jsm, rid);
+    const pos = await broker2.logs.position(rid);
     assert.equal(pos.seq, 5);
-    const next = new EventLogWriter(broker2, rid, pos);
+    const next = broker2.logs.writer(rid, pos);
     assert.equal(next.seq, 5);
     assert.equal(await next.append(token("new6")), 6);
     assert.equal(await next.append(token("new7")), 7);
@@ -140,8 +140,8 @@ describe("EventLogWriter", () => {
   test("two writers racing on a fresh rid: exactly one wins each seq", async () => {
     for (let round = 0; round < 5; round++) {
       const rid = newRid();
-      const a = new EventLogWriter(broker, rid);
-      const b = new EventLogWriter(broker2, rid);
+      const a = broker.logs.writer(rid);
+      const b = broker2.logs.writer(rid);
       const pa = Array.from({ length: 10 }, (_, i) => a.append(token(`A${i + 1}`)));
       const pb = Array.from({ length: 10 }, (_, i) => b.append(token(`B${i + 1}`)));
       const [ra, rb] = await Promise.all([Promise.allSettled(pa), Promise.allSettled(pb)]);
@@ -169,9 +169,9 @@ describe("EventLogWriter", () => {
     // backs off, new writer B (taken over from logPosition) writes seq 2. A's retry carries the
     // same msg id <rid>:2, so JetStream answers "duplicate" -- for B's event, not A's.
     const rid = newRid();
-    const realA = new EventLogWriter(broker, rid);
+    const realA = broker.logs.writer(rid);
     await realA.append(token("A1"));
-    const posAfter1 = await logPosition(broker.jsm, rid);
+    const posAfter1 = await broker.logs.position(rid);
 
     let takeover: Promise<number> | undefined;
     let b: EventLogWriter | undefined;
@@ -179,15 +179,16 @@ describe("EventLogWriter", () => {
     const flaky = {
       publish: async (...args: Parameters<EventPublisher["publish"]>) => {
         if (calls++ === 0) {
-          b = new EventLogWriter(broker2, rid, posAfter1);
+          b = broker2.logs.writer(rid, posAfter1);
           takeover = b.append(token("B2"));
           await takeover;
-          throw Object.assign(new Error("TIMEOUT"), { name: "TimeoutError", code: "TIMEOUT" });
+          throw new PublishError("timeout", "timeout waiting for the JetStream publish ack");
         }
-        return broker.events.publish(...args);
+        return handlesOf(broker).events.publish(...args);
       },
     } as unknown as EventPublisher;
-    const a = new EventLogWriter({ events: flaky, jsm: broker.jsm }, rid, posAfter1);
+    const stored = async (seq: number) => (await handlesOf(broker).jsm.streams.getMessage(EVENTS_STREAM, { seq }))?.data ?? null;
+    const a = new EventLogWriter({ events: flaky, stored }, rid, posAfter1);
     const outcome = await a.append(token("A2")).then(
       (seq) => `A was told it wrote seq ${seq}`,
       (err: unknown) => (err instanceof FencedError ? "fenced" : `other error ${String(err)}`),

@@ -1,0 +1,149 @@
+import { JetStreamApiCodes, type Consumer, type ConsumerInfo, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { REQUESTS_STREAM, WORKERS_CONSUMER, requestSubject, workRequestSchema, type WorkRequest } from "@unbroken/protocol";
+import type { Log } from "./log.js";
+import { workersConsumerConfig } from "./layout.js";
+import { isConsumerNotFound } from "./nats-errors.js";
+
+const NS = 1_000_000;
+/** How long past its expiry a pull may go on before it is ended and the worker pulls again. */
+const PULL_MARGIN_MS = 2_000;
+
+/**
+ * One request in a worker's hands: the message stays un-acked (and invisible to other
+ * workers) while `working()` keeps extending it; if that stops for the ack wait
+ * (TAKEOVER_TIMEOUT), JetStream delivers it again, to any worker.
+ */
+export interface WorkDelivery {
+  readonly request: WorkRequest;
+  /** 1 for a first delivery; more means the request was handed on (a silent or draining worker). */
+  readonly deliveryCount: number;
+  /** Extends the ack wait: this worker still runs it. */
+  working(): void;
+  /** Done: the response's log is complete (or there was nothing to do). */
+  ack(): void;
+  /** Give it back, to be delivered again after `delayMs` (at once without it). */
+  nak(delayMs?: number): void;
+}
+
+class Delivery implements WorkDelivery {
+  constructor(
+    private readonly msg: JsMsg,
+    readonly request: WorkRequest,
+  ) {}
+  get deliveryCount(): number {
+    return this.msg.info.deliveryCount;
+  }
+  working(): void {
+    this.msg.working();
+  }
+  ack(): void {
+    this.msg.ack();
+  }
+  nak(delayMs?: number): void {
+    this.msg.nak(delayMs);
+  }
+}
+
+/** Puts a request on the work queue; its msg id makes a repeated enqueue of the same rid a no-op. */
+export async function enqueue(js: JetStreamClient, request: WorkRequest): Promise<void> {
+  await js.publish(requestSubject(request.rid), JSON.stringify(request), { msgID: `req:${request.rid}` });
+}
+
+/**
+ * The workers' side of the queue: the durable consumer they share, pulled in batches no
+ * larger than a worker's free slots, so a request stays visible to other workers until some
+ * worker can run it.
+ */
+export class WorkQueue {
+  private consumer: Consumer | undefined;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    /** The ack wait (TAKEOVER_TIMEOUT): how long a silent worker keeps a request. */
+    private readonly ackWaitMs: number,
+    private readonly log: Log,
+  ) {}
+
+  /** Creates the consumer, or brings it to this worker's ack wait. */
+  async open(): Promise<void> {
+    const info = await this.infoOrCreate();
+    if (info && info.config.ack_wait !== this.ackWaitMs * NS) {
+      await this.jsm.consumers.update(REQUESTS_STREAM, WORKERS_CONSUMER, { ack_wait: this.ackWaitMs * NS });
+      this.log.info({ ack_wait_ms: this.ackWaitMs }, "updated workers consumer");
+    }
+    // Pulls name the consumer; one created again later (repair) is the same to this handle.
+    this.consumer = await this.js.consumers.get(REQUESTS_STREAM, WORKERS_CONSUMER);
+  }
+
+  /**
+   * One pull of at most `max` requests, waiting up to `expiresMs` on the server; `take` gets each
+   * valid request (a malformed one is dropped from the queue and logged). Resolves when the pull
+   * is over; rejects when it failed (NATS unreachable, the consumer gone).
+   */
+  async pull(max: number, expiresMs: number, take: (d: WorkDelivery) => void): Promise<void> {
+    if (!this.consumer) throw new Error("the work queue is not open");
+    const batch = await this.consumer.fetch({ max_messages: max, expires: expiresMs });
+    // A pull can outlive a reconnect without ever ending (the server that held it is gone;
+    // a cluster test saw one hang for a minute until a "leadership change" status came), and
+    // requests would wait behind it. Past its expiry and a margin, it is ended here.
+    const guard = setTimeout(() => batch.stop(), expiresMs + PULL_MARGIN_MS);
+    try {
+      for await (const m of batch) {
+        const parsed = workRequestSchema.safeParse(safeJson(m));
+        if (!parsed.success) {
+          this.log.warn({ subject: m.subject }, "malformed work request dropped");
+          m.term();
+          continue;
+        }
+        take(new Delivery(m, parsed.data));
+      }
+    } finally {
+      clearTimeout(guard);
+    }
+  }
+
+  /**
+   * What a worker does when its pulls keep failing. On nats-server 2.9 a cluster that lost and
+   * regained nodes can be left with the work-queue consumer missing from some nodes, or led by a
+   * node that answers pulls with nothing: requests then wait until QUEUE_TIMEOUT although every
+   * node is back (seen in the cluster test, for minutes). A consumer the server does not know is
+   * created again (the work-queue stream still holds every request not acked); one that has a
+   * leader is asked to elect another. Both are harmless when the pulls failed for another
+   * reason (NATS unreachable: the calls fail and are logged). Says what it did.
+   */
+  async repair(): Promise<string> {
+    const info = await this.infoOrCreate();
+    if (!info) return "created again";
+    const leader = info.cluster?.leader;
+    if (!leader) return "no leader to step down";
+    const subject = `$JS.API.CONSUMER.LEADER.STEPDOWN.${REQUESTS_STREAM}.${WORKERS_CONSUMER}`;
+    const reply = (await this.nc.request(subject, "", { timeout: 5_000 })).json<{ success?: boolean; error?: { code?: number; err_code?: number; description?: string } }>();
+    if (reply.success) return `leader ${leader} stepped down`;
+    // Seen on 2.9.10: one node still reports the consumer while its leader no longer knows it.
+    if (reply.error?.err_code !== JetStreamApiCodes.ConsumerNotFound) return `step down refused: ${reply.error?.description}`;
+    await this.jsm.consumers.add(REQUESTS_STREAM, workersConsumerConfig(this.ackWaitMs));
+    return "created again (its leader did not know it)";
+  }
+
+  /** The consumer's info, or undefined when the server did not know it and it was created. */
+  private async infoOrCreate(): Promise<ConsumerInfo | undefined> {
+    try {
+      return await this.jsm.consumers.info(REQUESTS_STREAM, WORKERS_CONSUMER);
+    } catch (err) {
+      if (!isConsumerNotFound(err)) throw err;
+      await this.jsm.consumers.add(REQUESTS_STREAM, workersConsumerConfig(this.ackWaitMs));
+      return undefined;
+    }
+  }
+}
+
+function safeJson(m: JsMsg): unknown {
+  try {
+    return m.json();
+  } catch {
+    return undefined;
+  }
+}
