@@ -1,4 +1,4 @@
-import type { GenerationBody, Usage } from "@unbroken/protocol";
+import type { EndErrorCode, GenerationBody, Usage } from "@unbroken/protocol";
 
 /** What a generator produces, in order; the runner writes each to the log as it comes. */
 export type GenerationOutput =
@@ -19,7 +19,15 @@ export interface ResumeState {
   tokens: string[];
   /** Every `steer` event in the log, in order; `at` is the number of token events before it. */
   steers: Array<{ at: number; text: string }>;
+  /**
+   * Tokens the log holds (an event may carry several): the resumed session's usage starts
+   * here. Absent: one per token event.
+   */
+  generated?: number;
 }
+
+/** Tokens already generated in a resumed log. */
+export const resumedTokens = (resume: ResumeState | undefined): number => (resume ? (resume.generated ?? resume.tokens.length) : 0);
 
 export interface GenerationJob {
   rid: string;
@@ -59,12 +67,11 @@ export interface TokenGenerator {
 
 /**
  * A generation that failed for a reason a client should see: the response ends with
- * `reason: "error"` and `error: {code, message}`. Codes are stable strings such as
- * `model_unavailable`, `upstream_unauthorized`, `upstream_rate_limited`.
+ * `reason: "error"` and `error: {code, message}`; the codes are END_ERROR_CODES (protocol).
  */
 export class GeneratorError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, cause?: unknown) {
+  readonly code: EndErrorCode;
+  constructor(code: EndErrorCode, message: string, cause?: unknown) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = "GeneratorError";
     this.code = code;

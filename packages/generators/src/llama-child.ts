@@ -116,7 +116,10 @@ function schedule(): void {
 
 function onMessage(raw: unknown): void {
   const parsed = toChildSchema.safeParse(raw);
-  if (!parsed.success) return log("warn", `malformed message from the worker ignored: ${parsed.error.message}`);
+  if (!parsed.success) {
+log("warn", `malformed message from the worker ignored: ${parsed.error.message}`);
+return;
+}
   const msg = parsed.data;
   switch (msg.type) {
     case "init":
@@ -125,11 +128,13 @@ function onMessage(raw: unknown): void {
     case "start": {
       if (!model) {
         const usage = { prompt_tokens: 0, completion_tokens: 0 };
-        return send({ type: "failed", id: msg.id, message: "the model is not loaded", usage });
+send({ type: "failed", id: msg.id, message: "the model is not loaded", usage });
+return;
       }
       const cap = msg.params.max_tokens === undefined ? limit : msg.params.max_tokens;
       queue.push(new ChildGeneration(msg.id, msg, model, cap, send));
-      return schedule();
+schedule();
+return;
     }
     case "steer":
     case "cancel":

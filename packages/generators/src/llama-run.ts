@@ -138,7 +138,7 @@ export class ChildGeneration {
     // Every sampled token counts, also one held back as the start of a stop trigger or of
     // a multi-byte character and then dropped, so max_tokens gives exactly max_tokens.
     const count = (): number => (this.completionTokens = base + meter.getState().usedOutputTokens);
-    let res;
+    let res: Awaited<ReturnType<ChildGeneration["respond"]>>;
     try {
       res = await this.respond(slot, call, remaining, count);
     } catch (err) {

@@ -4,7 +4,7 @@
 // process runs it.
 
 import type { Usage } from "@unbroken/protocol";
-import { GeneratorError, type GenerationJob, type GenerationOutput, type GenerationSession } from "./generator.js";
+import { GeneratorError, resumedTokens, type GenerationJob, type GenerationOutput, type GenerationSession } from "./generator.js";
 import type { FromChild, ToChild } from "./llama-messages.js";
 
 /** How long a cancelled session waits for the model process's final usage. */
@@ -39,7 +39,7 @@ export class LlamaSession implements GenerationSession {
     private readonly host: SessionHost,
   ) {
     // Until the model process reports usage, a resumed response has the logged tokens.
-    this.used.completion_tokens = job.resume?.tokens.length ?? 0;
+    this.used.completion_tokens = resumedTokens(job.resume);
     if (job.signal.aborted) this.end();
     else job.signal.addEventListener("abort", this.onAbort, { once: true });
   }
@@ -55,8 +55,8 @@ export class LlamaSession implements GenerationSession {
     try {
       this.host.send(this.startMessage());
     } catch (err) {
-      // Only a request the protocol would have refused gets here.
-      return this.fail(new GeneratorError("invalid_request", `the model cannot take this request: ${String(err)}`));
+this.fail(new GeneratorError("invalid_request", `the model cannot take this request: ${String(err)}`));
+return;
     }
     for (const text of this.early.splice(0)) this.sendSteer(text);
   }
@@ -110,15 +110,24 @@ export class LlamaSession implements GenerationSession {
         if (!aborted) this.push({ type: "steer", text: msg.text });
         return;
       case "end":
-        if (msg.reason === "cancelled") return this.end(true);
+        if (msg.reason === "cancelled") {
+this.end(true);
+return;
+}
         // A steer sent before this end was seen: the model process continues the turn.
         if (this.unacknowledged > 0 || aborted) return;
         this.finished = true;
         this.host.send({ type: "release", id: this.id });
         this.push({ type: "done", reason: msg.reason, usage: msg.usage });
-        return this.end(true);
+        {
+this.end(true);
+return;
+}
       case "failed":
-        return this.fail(new GeneratorError("generation_failed", `the model failed to generate: ${msg.message}`));
+        {
+this.fail(new GeneratorError("generation_failed", `the model failed to generate: ${msg.message}`));
+return;
+}
     }
   }
 
@@ -155,7 +164,10 @@ export class LlamaSession implements GenerationSession {
   private abort(): void {
     if (this.ended) return;
     this.outputs.length = 0; // stop at once: nothing generated after this is yielded
-    if (!this.started) return this.end();
+    if (!this.started) {
+this.end();
+return;
+}
     this.host.send({ type: "cancel", id: this.id });
     // The model process answers with its final usage within a token or so; a process busy
     // evaluating a long prompt may take longer, and the iteration does not wait for it.

@@ -35,6 +35,7 @@
  *   is picked up by the first request after the window.
  */
 
+import type { EndErrorCode } from "@unbroken/protocol";
 import { basename } from "node:path";
 import type { Logger } from "pino";
 import { GeneratorError, type GenerationJob, type GenerationSession, type TokenGenerator } from "./generator.js";
@@ -181,12 +182,16 @@ export class LlamaGenerator implements TokenGenerator {
           s.begin();
         }
         this.waiting.clear();
-        return this.settled();
+this.settled();
+return;
       }
       case "load_failed":
         this.proc = undefined;
         this.retire(proc);
-        return this.failed(`could not load the model ${this.opts.modelPath}: ${msg.message}`);
+        {
+this.failed(`could not load the model ${this.opts.modelPath}: ${msg.message}`);
+return;
+}
       case "log":
         this.log[msg.level]({ from: "llama.cpp" }, msg.message);
         return;
@@ -199,7 +204,8 @@ export class LlamaGenerator implements TokenGenerator {
     if (proc !== this.proc) return;
     this.proc = undefined;
     if (this.state === "loading") {
-      return this.failed(`the model process ${describeEnd(end)} while loading ${this.opts.modelPath}`);
+this.failed(`the model process ${describeEnd(end)} while loading ${this.opts.modelPath}`);
+return;
     }
     const why = `the model process ${describeEnd(end)}`;
     this.log.error({ code: end.code, signal: end.signal, running: this.running.size }, "llama model process died");
@@ -226,7 +232,7 @@ export class LlamaGenerator implements TokenGenerator {
     settle?.();
   }
 
-  private failAll(code: string, message: string): void {
+  private failAll(code: EndErrorCode, message: string): void {
     for (const s of [...this.waiting, ...this.running.values()]) s.fail(new GeneratorError(code, message));
     this.waiting.clear();
     this.running.clear();

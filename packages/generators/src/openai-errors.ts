@@ -1,3 +1,4 @@
+import type { EndErrorCode } from "@unbroken/protocol";
 import { GeneratorError } from "./generator.js";
 
 /**
@@ -8,7 +9,7 @@ import { GeneratorError } from "./generator.js";
 export class UpstreamError extends GeneratorError {
   readonly retryable: boolean;
   readonly retryAfterMs: number | undefined;
-  constructor(code: string, message: string, opts: { retryable?: boolean; retryAfterMs?: number; cause?: unknown } = {}) {
+  constructor(code: EndErrorCode, message: string, opts: { retryable?: boolean; retryAfterMs?: number; cause?: unknown } = {}) {
     super(code, message, opts.cause);
     this.name = "UpstreamError";
     this.retryable = opts.retryable ?? false;
@@ -103,10 +104,10 @@ function errorDetail(body: unknown): string {
   }
   if (typeof value === "object" && value !== null) {
     const o = value as Record<string, unknown>;
-    const err = o["error"];
+    const err = o.error;
     if (typeof err === "string") return clip(err);
-    if (typeof err === "object" && err !== null && typeof (err as Record<string, unknown>)["message"] === "string") {
-      return clip((err as Record<string, string>)["message"] ?? "");
+    if (typeof err === "object" && err !== null && typeof (err as Record<string, unknown>).message === "string") {
+      return clip((err as Record<string, string>).message ?? "");
     }
     for (const key of ["message", "detail"]) if (typeof o[key] === "string") return clip(o[key] as string);
   }

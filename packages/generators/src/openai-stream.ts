@@ -1,7 +1,7 @@
 import type { ChatMessage, GenerationParams, Usage } from "@unbroken/protocol";
 import { createParser, type EventSourceMessage, type ParseError } from "eventsource-parser";
 import {
-  UpstreamError,
+  type UpstreamError,
   badResponse,
   connectError,
   httpError,
@@ -95,7 +95,7 @@ export async function* streamChat(req: ChatRequest): AsyncGenerator<ChatEvent, v
   };
   try {
     const headers: Record<string, string> = { "content-type": "application/json", accept: "text/event-stream" };
-    if (req.apiKey) headers["authorization"] = `Bearer ${req.apiKey}`;
+    if (req.apiKey) headers.authorization = `Bearer ${req.apiKey}`;
     const res = await guard(
       req.fetch(req.url, { method: "POST", headers, body: JSON.stringify(req.body), signal: ac.signal }),
       (err) => connectError(req.url, err),
@@ -164,21 +164,21 @@ function* interpret(e: EventSourceMessage): Generator<ChatEvent> {
     throw badResponse(`the upstream sent a chunk that is not an object: ${JSON.stringify(e.data.slice(0, 120))}`);
   }
   const o = chunk as Record<string, unknown>;
-  if (e.event === "error" || (o["error"] !== undefined && o["error"] !== null)) throw streamedError(o);
-  const choices = o["choices"];
+  if (e.event === "error" || (o.error !== undefined && o.error !== null)) throw streamedError(o);
+  const choices = o.choices;
   if (choices !== undefined && choices !== null && !Array.isArray(choices)) {
     throw badResponse("the upstream sent a chunk whose choices is not an array");
   }
   const choice = (choices as unknown[] | undefined)?.[0] as Record<string, unknown> | undefined;
-  const delta = choice?.["delta"] as Record<string, unknown> | undefined;
-  const content = delta?.["content"];
+  const delta = choice?.delta as Record<string, unknown> | undefined;
+  const content = delta?.content;
   if (typeof content === "string" && content.length > 0) yield { kind: "text", text: content };
-  const reason = choice?.["finish_reason"];
+  const reason = choice?.finish_reason;
   if (typeof reason === "string") yield { kind: "finish", reason };
-  const usage = o["usage"] as Record<string, unknown> | null | undefined;
+  const usage = o.usage as Record<string, unknown> | null | undefined;
   if (usage && typeof usage === "object") {
-    const prompt = count(usage["prompt_tokens"]);
-    const completion = count(usage["completion_tokens"]);
+    const prompt = count(usage.prompt_tokens);
+    const completion = count(usage.completion_tokens);
     if (prompt !== undefined && completion !== undefined) {
       yield { kind: "usage", usage: { prompt_tokens: prompt, completion_tokens: completion } };
     }

@@ -2,6 +2,7 @@ import type { Usage } from "@unbroken/protocol";
 import type { Logger } from "pino";
 import {
   GeneratorError,
+  resumedTokens,
   type GenerationJob,
   type GenerationOutput,
   type GenerationSession,
@@ -123,7 +124,7 @@ class OpenAISession implements GenerationSession {
     this.limit = job.body.params?.max_tokens;
     // The earlier worker's text counts one completion token per chunk, as unreported usage
     // does; its prompt tokens are unknown here.
-    if (resume) this.spent.completion_tokens = resume.tokens.length;
+    this.spent.completion_tokens = resumedTokens(resume);
   }
 
   steer(text: string): boolean {

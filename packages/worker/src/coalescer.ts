@@ -24,6 +24,8 @@ const MAX_BACKLOG = 65_536;
  */
 export class TokenCoalescer {
   private pending: string[] = [];
+  /** How many generated tokens each pending text holds. */
+  private counts: number[] = [];
   private pendingBytes = 0;
   /** performance.now() of the oldest pending token. */
   private since = 0;
@@ -42,11 +44,12 @@ export class TokenCoalescer {
    * Takes a token. Returns a promise only when the caller must wait before the next one:
    * a write failed (it rejects), or too much text waits behind a slow write.
    */
-  add(text: string): Promise<void> | undefined {
+  add(text: string, tokens = 1): Promise<void> | undefined {
     if (this.failure) return Promise.reject(this.failure.err);
     if (text.length === 0) return undefined;
     if (this.pending.length === 0) this.since = performance.now();
     this.pending.push(text);
+    this.counts.push(tokens);
     this.pendingBytes += text.length;
     this.pump();
     if (this.pendingBytes > MAX_BACKLOG && this.inFlight) return this.settled();
@@ -67,6 +70,7 @@ export class TokenCoalescer {
   stop(): void {
     this.clearTimer();
     this.pending = [];
+    this.counts = [];
     this.pendingBytes = 0;
   }
 
@@ -95,16 +99,21 @@ export class TokenCoalescer {
     this.clearTimer();
     this.first = false;
     let text: string;
+    let n: number;
     if (this.policy.maxDelayMs > 0) {
       text = this.pending.length === 1 ? (this.pending[0] as string) : this.pending.join("");
+      n = this.counts.reduce((a, b) => a + b, 0);
       this.pending = [];
+      this.counts = [];
       this.pendingBytes = 0;
     } else {
       text = this.pending.shift() as string;
+      n = this.counts.shift() as number;
       this.pendingBytes -= text.length;
       this.since = performance.now();
     }
-    this.inFlight = this.write({ kind: "token", text }).then(
+    // `n` only when the event holds other than one token: usage counts tokens, not events.
+    this.inFlight = this.write(n === 1 ? { kind: "token", text } : { kind: "token", text, n }).then(
       () => {
         this.inFlight = undefined;
         this.pump();

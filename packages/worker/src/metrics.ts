@@ -1,6 +1,7 @@
 import type { EndEvent, ResponseEvent } from "@unbroken/protocol";
-import { createServer } from "node:http";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 // Seconds. Time to first token spans a scripted run (about a millisecond) to a model loading;
@@ -204,7 +205,7 @@ export interface MetricsServer {
  * The worker has no HTTP server of its own: this one answers `GET /metrics` and 404 to
  * anything else. It fails to start (naming METRICS_PORT) rather than run unobserved.
  */
-export async function serveMetrics(registry: Registry, port: number, host: string): Promise<MetricsServer> {
+export async function serveMetrics(registry: Registry, port: number, host: string, log?: Logger): Promise<MetricsServer> {
   const server = createServer((req, res) => {
     if ((req.url ?? "").split("?")[0] !== "/metrics" || (req.method !== "GET" && req.method !== "HEAD")) {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found; metrics are at GET /metrics\n");
@@ -215,10 +216,16 @@ export async function serveMetrics(registry: Registry, port: number, host: strin
       (err: unknown) => res.writeHead(500, { "content-type": "text/plain" }).end(`metrics failed: ${String(err)}\n`),
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", (err) => reject(new Error(`METRICS_PORT: cannot listen on ${host}:${port}: ${err.message} (METRICS_PORT=0 takes any free port, off none)`)));
-    server.listen(port, host, () => resolve());
-  });
+  try {
+    await listen(server, port, host);
+  } catch (err) {
+    // A taken port (a second worker on this host) never stops a worker: metrics go to any free port.
+    if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE" || port === 0) {
+      throw new Error(`METRICS_PORT: cannot listen on ${host}:${port}: ${(err as Error).message} (METRICS_PORT=0 takes any free port, off none)`);
+    }
+    await listen(server, 0, host);
+    log?.warn({ wanted: port, metricsPort: (server.address() as AddressInfo).port }, "METRICS_PORT is taken (another worker on this host?); serving metrics on a free port instead");
+  }
   return {
     port: (server.address() as AddressInfo).port,
     close: () =>
@@ -228,4 +235,15 @@ export async function serveMetrics(registry: Registry, port: number, host: strin
         server.closeAllConnections();
       }),
   };
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once("error", onError);
+    server.listen(port, host, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
 }

@@ -1,9 +1,8 @@
-import type { JsMsg } from "@nats-io/jetstream";
-import type { Broker } from "@unbroken/store";
+import type { Broker, WorkDelivery } from "@unbroken/store";
 
 /**
  * Keeps a response's request message in this worker's hands, and notices when it is not
- * any more. Every tick (WORKER_TIMEOUT / 3) it reads the response record: a higher epoch
+ * any more. Every tick (TAKEOVER_TIMEOUT / 3) it reads the response record: a higher epoch
  * than the one this worker claimed means another worker took the response over (this one
  * was silent past the ack wait: stopped, stalled, cut off), so `onLost` stops the run
  * before it writes or answers anything more. Otherwise it extends the ack wait.
@@ -21,7 +20,7 @@ export class Ownership {
   constructor(
     private readonly broker: Broker,
     private readonly rid: string,
-    private readonly msg: JsMsg,
+    private readonly msg: WorkDelivery,
     private readonly intervalMs: number,
     private readonly onLost: (epoch: number) => void,
   ) {}

@@ -1,5 +1,5 @@
-import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
-import { controlRequestSchema, controlSubject, type ControlReply } from "@unbroken/protocol";
+import type { ControlReply } from "@unbroken/protocol";
+import type { ControlCall, ControlChannel, ControlListener } from "@unbroken/store";
 import type { Logger } from "pino";
 
 /** What the run behind a control subject does with cancel and steer. */
@@ -38,7 +38,7 @@ const STEER_REPLY_MAX_MS = 1_500;
 
 interface SteerWaiter {
   text: string;
-  m: Msg;
+  call: ControlCall;
   timer: NodeJS.Timeout;
 }
 
@@ -47,14 +47,14 @@ interface SteerWaiter {
  * status, cancel and steer requests, and their replies.
  */
 export class RunControl {
-  private sub: Subscription | undefined;
+  private sub: ControlListener | undefined;
   private readonly early: string[] = [];
   private readonly steers: SteerWaiter[] = [];
-  private readonly cancels: Msg[] = [];
+  private readonly cancels: ControlCall[] = [];
   private parting: Parting | undefined;
 
   constructor(
-    private readonly nc: NatsConnection,
+    private readonly channel: ControlChannel,
     private readonly rid: string,
     private readonly target: ControlTarget,
     private readonly log: Logger,
@@ -62,21 +62,15 @@ export class RunControl {
 
   /** Tells a worker still running the response with a lower epoch to stop (see `fence`). */
   fence(epoch: number): void {
-    this.nc.publish(controlSubject(this.rid), JSON.stringify({ op: "fence", epoch }));
+    this.channel.fence(this.rid, epoch);
   }
 
-  /** Subscribes; resolves once the server has the subscription. */
   /**
-   * Subscribes before the record says running. No flush: the server handles one
-   * connection's messages in order, so the subscription is in place before the claim that
-   * tells edges where to send cancel and steer (and an edge that still finds nobody retries).
+   * Listens before the record says running: the subscription is in place before the claim
+   * that tells edges where to send cancel and steer (and an edge that still finds nobody retries).
    */
   listen(): void {
-    this.sub = this.nc.subscribe(controlSubject(this.rid), {
-      callback: (err, m) => {
-        if (!err) this.onRequest(m);
-      },
-    });
+    this.sub = this.channel.listen(this.rid, (call) => this.onRequest(call));
   }
 
   /** Steers that came before the run began writing: it logs and applies them first. */
@@ -91,7 +85,7 @@ export class RunControl {
     if (!w) return;
     this.steers.splice(i, 1);
     clearTimeout(w.timer);
-    this.reply(w.m, { ok: true });
+    w.call.respond({ ok: true });
   }
 
   /**
@@ -106,47 +100,52 @@ export class RunControl {
   part(how: Parting): void {
     this.answer(how);
     const sub = this.sub;
-    if (how === "ended") setTimeout(() => sub?.unsubscribe(), CONTROL_LINGER_MS).unref();
-    else sub?.unsubscribe();
+    if (how === "ended") setTimeout(() => sub?.close(), CONTROL_LINGER_MS).unref();
+    else sub?.close();
   }
 
   private answer(how: Parting): void {
     this.parting = how;
     for (const w of this.steers.splice(0)) {
       clearTimeout(w.timer);
-      if (how !== "lost") this.reply(w.m, how === "ended" ? FINISHED : RETRY);
+      if (how !== "lost") w.call.respond(how === "ended" ? FINISHED : RETRY);
     }
     // A cancel is answered only once the log has its end: by this run, or by the next owner.
-    for (const m of this.cancels.splice(0)) if (how === "ended") this.reply(m, { ok: true });
+    for (const call of this.cancels.splice(0)) if (how === "ended") call.respond({ ok: true });
   }
 
-  private onRequest(m: Msg): void {
+  private onRequest(call: ControlCall): void {
     if (this.parting === "lost" || this.parting === "released") return;
-    let req;
-    try {
-      req = controlRequestSchema.parse(m.json());
-    } catch {
-      this.log.warn("malformed control message ignored");
-      return;
-    }
-    if (req.op === "status") return this.reply(m, { ok: true });
-    if (req.op === "fence") return this.target.fenced(req.epoch);
+    const req = call.request;
+    if (req.op === "status") {
+call.respond({ ok: true });
+return;
+}
+    if (req.op === "fence") {
+this.target.fenced(req.epoch);
+return;
+}
     if (req.op === "cancel") {
-      if (this.parting === "ended") return this.reply(m, { ok: true });
+      if (this.parting === "ended") {
+call.respond({ ok: true });
+return;
+}
       this.log.info({ started: this.target.started() }, "cancel received");
-      this.cancels.push(m);
+      this.cancels.push(call);
       this.target.cancel();
       return;
     }
-    if (this.parting === "ended") return this.reply(m, FINISHED);
+    if (this.parting === "ended") {
+call.respond(FINISHED);
+return;
+}
     if (!this.target.started()) this.early.push(req.text);
-    else if (!this.target.steer(req.text)) return this.reply(m, FINISHED);
+    else if (!this.target.steer(req.text)) {
+call.respond(FINISHED);
+return;
+}
     else this.log.info("steer taken");
     const timer = setTimeout(() => this.logged(req.text), STEER_REPLY_MAX_MS);
-    this.steers.push({ text: req.text, m, timer });
-  }
-
-  private reply(m: Msg, body: ControlReply): void {
-    if (m.reply) m.respond(JSON.stringify(body));
+    this.steers.push({ text: req.text, call, timer });
   }
 }

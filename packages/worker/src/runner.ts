@@ -1,9 +1,8 @@
-import type { JsMsg } from "@nats-io/jetstream";
 import type { EndEvent, ResponseEvent, ResponseRecord } from "@unbroken/protocol";
-import { EventLogWriter, FencedError, StoreError, endQueued, logPosition, type Broker, type StoredRecord } from "@unbroken/store";
+import { FencedError, StoreError, ends, isStale, type Broker, type EventLogWriter, type StoredRecord, type WorkDelivery } from "@unbroken/store";
 import type { Logger } from "pino";
 import { TokenCoalescer, type CoalescePolicy } from "./coalescer.js";
-import { GeneratorError, type GenerationOutput, type GenerationSession, type ResumeState, type TokenGenerator } from "./generator.js";
+import { GeneratorError, type GenerationOutput, type GenerationSession, type ResumeState, type TokenGenerator } from "@unbroken/generators";
 import type { RunMetrics, WorkerMetrics } from "./metrics.js";
 import { Ownership, STALLED, StallWatch } from "./ownership.js";
 import { RunControl, type ControlTarget, type Parting } from "./run-control.js";
@@ -15,7 +14,7 @@ export interface RunnerDeps {
   workerId: string;
   log: Logger;
   queueTimeoutMs: number;
-  workerTimeoutMs: number;
+  takeoverTimeoutMs: number;
   /** A generation that produces nothing for this long ends with `stalled`. */
   stallTimeoutMs: number;
   /** How tokens are gathered into events (see TokenCoalescer). */
@@ -59,14 +58,14 @@ export class ResponseRun {
 
   constructor(
     private readonly deps: RunnerDeps,
-    private readonly msg: JsMsg,
+    private readonly msg: WorkDelivery,
     readonly rid: string,
     /** The record as the request carried it (see WorkRequest); a first delivery starts from it. */
     private readonly carried?: StoredRecord,
   ) {
     this.log = deps.log.child({ rid });
     this.metrics = deps.metrics?.run();
-    this.control = new RunControl(deps.broker.nc, rid, this.controlTarget(), this.log);
+    this.control = new RunControl(deps.broker.control, rid, this.controlTarget(), this.log);
   }
 
   /**
@@ -79,8 +78,8 @@ export class ResponseRun {
   }
 
   async run(): Promise<void> {
-    const { broker, workerTimeoutMs } = this.deps;
-    const ownership = new Ownership(broker, this.rid, this.msg, Math.max(250, workerTimeoutMs / 3), (epoch) => this.loseTo(epoch));
+    const { broker, takeoverTimeoutMs } = this.deps;
+    const ownership = new Ownership(broker, this.rid, this.msg, Math.max(250, takeoverTimeoutMs / 3), (epoch) => this.loseTo(epoch));
     this.ownership = ownership;
     ownership.start();
     let outcome: Outcome = "void";
@@ -111,7 +110,7 @@ export class ResponseRun {
     const { broker } = this.deps;
     // A first delivery may trust the record it carries as far as the claim: that is a
     // compare-and-set on its revision, which reads the record again if it changed since.
-    const first = this.msg.info.deliveryCount === 1 ? this.carried : undefined;
+    const first = this.msg.deliveryCount === 1 ? this.carried : undefined;
     const stored = first ?? (await broker.records.get(this.rid));
     if (!stored) {
       this.log.warn("request for a response with no record; dropped");
@@ -122,16 +121,13 @@ export class ResponseRun {
     if (record.status === "running") {
       // Only a redelivery means the worker holding it went silent (or handed it over); a
       // first delivery of a running response is a duplicate (an edge healing a lost enqueue).
-      if (this.msg.info.deliveryCount > 1) return this.takeOver(record);
+      if (this.msg.deliveryCount > 1) return this.takeOver(record);
       this.log.debug("duplicate request for a running response; dropped");
       return "void";
     }
-    if (Date.parse(record.created_at) + this.deps.queueTimeoutMs < Date.now()) {
+    if (isStale(record, this.deps.queueTimeoutMs)) {
       this.log.warn("request waited past QUEUE_TIMEOUT; ending it");
-      await endQueued(broker, this.rid, {
-        reason: "error",
-        error: { code: "no_worker", message: "no worker began this response within QUEUE_TIMEOUT" },
-      });
+      await broker.lifecycle.endQueued(this.rid, ends.noWorker());
       return "ended";
     }
     // Listen before claiming: once the record says running, cancel and steer must find us.
@@ -168,7 +164,7 @@ export class ResponseRun {
     const found = await takeOverLog(this.deps.broker, this.rid, {
       marker: { kind: "handover", worker: this.deps.workerId, epoch: this.epoch, reason },
       start: this.startEvent(),
-      deadline: Date.now() + 2 * this.deps.workerTimeoutMs,
+      deadline: Date.now() + 2 * this.deps.takeoverTimeoutMs,
       onPublished: this.metrics?.published,
     });
     if (found.kind === "ended") {
@@ -206,9 +202,8 @@ export class ResponseRun {
     this.log.info({ steers: steers.length, epoch: this.epoch, resumed, seq: writer.seq }, resume ? "generation continued" : "generation started");
     const end = await this.stream(session, writer);
     if (!end) return this.release();
-    await this.write(writer, end);
-    this.control.endLogged();
-    await this.markEnded(end.reason);
+    if (this.lost) throw new FencedError(this.rid, writer.seq + 1);
+    await this.deps.broker.lifecycle.finish(writer, end, () => this.control.endLogged());
     this.log.info({ reason: end.reason, seq: writer.seq, usage: end.usage }, "generation ended");
     return "ended";
   }
@@ -233,14 +228,14 @@ export class ResponseRun {
         const out: GenerationOutput = r.value;
         if (out.type === "token") {
           this.metrics?.generated();
-          const wait = tokens.add(out.text);
+          const wait = tokens.add(out.text, out.tokens);
           if (wait) await wait;
           continue;
         }
         // What was generated before a steer or the end is logged before it.
         await tokens.flush();
         if (out.type === "steer") await this.write(writer, { kind: "steer", text: out.text });
-        else if (!this.abort.signal.aborted) return { kind: "end", reason: out.reason, usage: out.usage };
+        else if (!this.abort.signal.aborted) return ends.done(out.reason, out.usage);
       }
       if (!this.lost) await tokens.flush();
     } catch (err) {
@@ -260,19 +255,13 @@ export class ResponseRun {
     }
     if (this.lost) throw new FencedError(this.rid, writer.seq + 1);
     if (this.handingOver && !this.cancelled) return null;
-    return { kind: "end", reason: "cancelled", usage: session.usage() };
+    return ends.cancelled(session.usage());
   }
 
   private stall(session: GenerationSession): EndEvent {
     this.abort.abort();
-    const seconds = this.deps.stallTimeoutMs / 1000;
     this.log.error({ stallTimeoutMs: this.deps.stallTimeoutMs }, "generation stalled; ending it");
-    return {
-      kind: "end",
-      reason: "error",
-      error: { code: "stalled", message: `the generation produced nothing for ${seconds} s (STALL_TIMEOUT)` },
-      usage: session.usage(),
-    };
+    return ends.stalled(this.deps.stallTimeoutMs, session.usage());
   }
 
   /** Every write of the run: refused once it knows it lost the response, and steers answered once logged. */
@@ -313,27 +302,16 @@ export class ResponseRun {
   }
 
   private async endLost(message: string): Promise<void> {
-    const pos = await logPosition(this.deps.broker.jsm, this.rid);
-    if (pos.last?.frame.event.kind !== "end") {
-      this.log.warn({ seq: pos.seq }, message);
-      await new EventLogWriter(this.deps.broker, this.rid, pos, { onPublished: this.metrics?.published }).append({
-        kind: "end",
-        reason: "error",
-        error: { code: "worker_lost", message },
-        usage: { prompt_tokens: 0, completion_tokens: 0 },
-      });
-    }
-    await this.markEnded("error");
+    this.log.warn(message);
+    await this.deps.broker.lifecycle.endOrphan(this.rid, ends.workerLost(message));
   }
 
-  private async markEnded(reason: string): Promise<void> {
-    await this.deps.broker.records.mutate(this.rid, (r) =>
-      r.status === "ended" ? null : { ...r, status: "ended", reason },
-    );
+  private markEnded(reason: string): Promise<void> {
+    return this.deps.broker.lifecycle.markEnded(this.rid, reason);
   }
 
   private writer(from: { seq: number; streamSeq: number }): EventLogWriter {
-    return new EventLogWriter(this.deps.broker, this.rid, from, { epoch: this.epoch, onPublished: this.metrics?.published });
+    return this.deps.broker.logs.writer(this.rid, from, { epoch: this.epoch, onPublished: this.metrics?.published });
   }
 
   private startEvent(): ResponseEvent & { kind: "start" } {
@@ -359,5 +337,5 @@ export class ResponseRun {
 function errorEnd(err: unknown, usage: EndEvent["usage"], log: Logger): EndEvent {
   log.error({ err: String(err) }, "generator failed");
   const code = err instanceof GeneratorError ? err.code : "generator_error";
-  return { kind: "end", reason: "error", error: { code, message: err instanceof Error ? err.message : String(err) }, usage };
+  return ends.error({ code, message: err instanceof Error ? err.message : String(err) }, usage);
 }

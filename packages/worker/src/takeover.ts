@@ -1,6 +1,6 @@
-import type { HandoverEvent, StartEvent } from "@unbroken/protocol";
-import { EventLogWriter, FencedError, readStored, type Broker, type StoredEvent, type WriterOptions } from "@unbroken/store";
-import type { ResumeState } from "./generator.js";
+import { tokensIn, type HandoverEvent, type StartEvent } from "@unbroken/protocol";
+import { FencedError, type Broker, type EventLogWriter, type StoredEvent, type WriterOptions } from "@unbroken/store";
+import type { ResumeState } from "@unbroken/generators";
 
 /** What a worker that took a response over finds in its log, once it holds the next write. */
 export type TakenLog =
@@ -15,13 +15,16 @@ export type TakenLog =
 export function resumeStateOf(events: readonly StoredEvent[]): ResumeState {
   const tokens: string[] = [];
   const steers: ResumeState["steers"] = [];
+  let generated = 0;
   for (const { frame } of events) {
-    const text = frame.event["text"];
+    const text = frame.event.text;
     if (typeof text !== "string") continue;
-    if (frame.event.kind === "token") tokens.push(text);
-    else if (frame.event.kind === "steer") steers.push({ at: tokens.length, text });
+    if (frame.event.kind === "token") {
+      tokens.push(text);
+      generated += tokensIn(frame.event);
+    } else if (frame.event.kind === "steer") steers.push({ at: tokens.length, text });
   }
-  return { tokens, steers };
+  return { tokens, steers, generated };
 }
 
 export interface TakeOverOptions {
@@ -46,12 +49,11 @@ export interface TakeOverOptions {
 export async function takeOverLog(broker: Broker, rid: string, opts: TakeOverOptions): Promise<TakenLog> {
   const { marker, start, deadline } = opts;
   for (let attempt = 0; ; attempt++) {
-    const events: StoredEvent[] = [];
-    await readStored(broker.js, broker.jsm, rid, 0, (e) => events.push(e));
+    const events = await broker.logs.readAll(rid);
     const last = events.at(-1);
-    if (last?.frame.event.kind === "end") return { kind: "ended", reason: String(last.frame.event["reason"]) };
+    if (last?.frame.event.kind === "end") return { kind: "ended", reason: String(last.frame.event.reason) };
     const from = last ? { seq: last.frame.seq, streamSeq: last.streamSeq } : { seq: 0, streamSeq: 0 };
-    const writer = new EventLogWriter(broker, rid, from, { epoch: marker.epoch, onPublished: opts.onPublished });
+    const writer = broker.logs.writer(rid, from, { epoch: marker.epoch, onPublished: opts.onPublished });
     try {
       if (!last) {
         await writer.append(start);

@@ -113,3 +113,37 @@ test("a failed write fails the next add and the flush, and nothing more is writt
   await assert.rejects(c.flush(), /fenced/);
   assert.deepEqual(l.events, ["a"]);
 });
+
+test("an event that holds other than one token says how many (`n`): usage counts tokens, not events", async () => {
+  const written: ResponseEvent[] = [];
+  let release: (() => void) | undefined;
+  const write = (e: ResponseEvent): Promise<void> => {
+    written.push(e);
+    return new Promise<void>((r) => (release = r));
+  };
+  const c = new TokenCoalescer(write, policy(50, false));
+  c.add("A");
+  c.add(" b c", 2);
+  c.add(" d");
+  release?.();
+  await new Promise((r) => setImmediate(r));
+  const done = c.flush();
+  release?.();
+  await done;
+  assert.deepEqual(written, [
+    { kind: "token", text: "A" },
+    { kind: "token", text: " b c d", n: 3 },
+  ]);
+});
+
+test("one event per token (COALESCE_MS 0) keeps each output's own count", async () => {
+  const written: ResponseEvent[] = [];
+  const c = new TokenCoalescer(async (e) => void written.push(e), policy(0, false));
+  c.add("one");
+  c.add(" two three", 2);
+  await c.flush();
+  assert.deepEqual(written, [
+    { kind: "token", text: "one" },
+    { kind: "token", text: " two three", n: 2 },
+  ]);
+});

@@ -1,38 +1,41 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { REQUESTS_STREAM, WORKERS_CONSUMER, newRid, requestSubject } from "@unbroken/protocol";
-import { Broker, silentLog } from "@unbroken/store";
-import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
+import { Broker, silentLog, type WorkDelivery } from "@unbroken/store";
+import { NatsTools, startNatsServer, type NatsServerHandle } from "@unbroken/testing";
 import { pino } from "pino";
-import { Intake, repairWorkersConsumer, workersConsumer } from "../src/intake.js";
+import { Intake } from "../src/intake.js";
 
-// The request intake against a real nats-server: pulls only for free slots, and a workers
+// The request intake against a real nats-server: it pulls only for free slots, and a workers
 // consumer that the server lost is created again by the worker whose pulls fail.
 
 let server: NatsServerHandle;
 let broker: Broker;
+let tools: NatsTools;
 const log = pino({ level: "silent" });
-const opts = { concurrency: 2, workerTimeoutMs: 5_000, repairAfterMs: 300 };
+const ACK_WAIT_MS = 5_000;
 
 before(async () => {
   server = await startNatsServer();
   broker = await Broker.connect({ url: server.url, name: "intake-test", retentionMs: 3_600_000, log: silentLog });
+  tools = await NatsTools.connect(server.url);
 });
 after(async () => {
+  await tools?.close();
   await broker?.close();
   await server?.stop();
 });
 
-
 /** Takes requests as a worker would (acked at once), and waits for a given rid to be taken. */
-function taken(): { rids: string[]; take: (rid: string) => void; next: (rid: string, ms: number) => Promise<void> } {
+function taken(): { rids: string[]; take: (d: WorkDelivery) => void; next: (rid: string, ms: number) => Promise<void> } {
   const rids: string[] = [];
   let waiter: { rid: string; resolve: () => void } | undefined;
   return {
     rids,
-    take: (rid) => {
-      rids.push(rid);
-      if (waiter?.rid === rid) waiter.resolve();
+    take: (d) => {
+      d.ack();
+      rids.push(d.request.rid);
+      if (waiter?.rid === d.request.rid) waiter.resolve();
     },
     next: (rid, ms) =>
       new Promise((resolve, reject) => {
@@ -43,34 +46,49 @@ function taken(): { rids: string[]; take: (rid: string) => void; next: (rid: str
   };
 }
 
+const enqueue = (rid: string) => tools.publish(requestSubject(rid), JSON.stringify({ rid }));
+
 test("a workers consumer the server lost is created again, and requests flow again", async () => {
   const got = taken();
-  const intake = new Intake(await workersConsumer(broker, opts, log), opts, () => 0, (r, m) => {
-    m.ack();
-    got.take(r.rid);
-  }, log, () => repairWorkersConsumer(broker, opts));
+  const intake = new Intake(await broker.workQueue(ACK_WAIT_MS), { concurrency: 2, repairAfterMs: 300 }, () => 0, got.take, log);
   intake.start();
   try {
     const first = newRid();
-    await broker.js.publish(requestSubject(first), JSON.stringify({ rid: first }));
+    await enqueue(first);
     await got.next(first, 15_000);
 
-    await broker.jsm.consumers.delete(REQUESTS_STREAM, WORKERS_CONSUMER);
+    await tools.deleteConsumer(REQUESTS_STREAM, WORKERS_CONSUMER);
     const second = newRid();
-    await broker.js.publish(requestSubject(second), JSON.stringify({ rid: second }));
+    await enqueue(second);
     await got.next(second, 30_000);
     assert.deepEqual(got.rids, [first, second]);
-    const info = await broker.jsm.consumers.info(REQUESTS_STREAM, WORKERS_CONSUMER);
-    assert.equal(info.config.ack_wait, opts.workerTimeoutMs * 1_000_000, "created again with the worker's ack wait");
+    const info = await tools.consumerInfo(REQUESTS_STREAM, WORKERS_CONSUMER);
+    assert.equal(info.config.ack_wait, ACK_WAIT_MS * 1_000_000, "created again with the worker's ack wait");
   } finally {
     await intake.stop();
   }
 });
 
-test("a consumer on a single server has no leader to step down: the repair leaves it alone", async () => {
-  await workersConsumer(broker, opts, log);
-  const before = await broker.jsm.consumers.info(REQUESTS_STREAM, WORKERS_CONSUMER);
-  assert.equal(await repairWorkersConsumer(broker, opts), "no leader to step down");
-  const after = await broker.jsm.consumers.info(REQUESTS_STREAM, WORKERS_CONSUMER);
-  assert.equal(after.created, before.created);
+test("with no free slot nothing is pulled: the request stays in the queue for another worker", async () => {
+  const busy = taken();
+  let active = 1;
+  const intake = new Intake(await broker.workQueue(ACK_WAIT_MS), { concurrency: 1 }, () => active, busy.take, log);
+  intake.start();
+  const other = taken();
+  const rid = newRid();
+  try {
+    await enqueue(rid);
+    // A second intake with a free slot is the proof the request was there to take all along.
+    const second = new Intake(await broker.workQueue(ACK_WAIT_MS), { concurrency: 1 }, () => 0, other.take, log);
+    second.start();
+    try {
+      await other.next(rid, 15_000);
+    } finally {
+      await second.stop();
+    }
+    assert.deepEqual(busy.rids, [], "the full intake took nothing");
+  } finally {
+    active = 0;
+    await intake.stop();
+  }
 });

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, test } from "node:test";
-import { controlSubject, newRid, requestSubject, type ResponseRecord } from "@unbroken/protocol";
-import { Broker, createLogger, lastEvent, readStored, silentLog, type StoredEvent } from "@unbroken/store";
-import { scrapeMetrics, startNatsServer, type NatsServerHandle, type Scrape } from "@unbroken/testing";
+import { controlSubject, newRid, type ResponseRecord } from "@unbroken/protocol";
+import { Broker, silentLog, type StoredEvent } from "@unbroken/store";
+import { NatsTools, scrapeMetrics, startNatsServer, type NatsServerHandle, type Scrape } from "@unbroken/testing";
+import { pino } from "pino";
 import { workerConfigFromEnv } from "../src/config.js";
 import { startWorker, type Worker } from "../src/worker.js";
 
@@ -11,13 +12,16 @@ import { startWorker, type Worker } from "../src/worker.js";
 
 let nats: NatsServerHandle;
 let broker: Broker;
+let tools: NatsTools;
 const workers: Worker[] = [];
 
 before(async () => {
   nats = await startNatsServer();
   broker = await Broker.connect({ url: nats.url, name: "test-edge", retentionMs: 3_600_000, log: silentLog });
+  tools = await NatsTools.connect(nats.url);
 });
 after(async () => {
+  await tools?.close();
   await broker?.close();
   await nats?.stop();
 });
@@ -27,7 +31,7 @@ afterEach(async () => {
 
 async function worker(env: Record<string, string> = {}): Promise<Worker> {
   const config = workerConfigFromEnv({ NATS_URL: nats.url, LOG_LEVEL: "silent", SCRIPTED_TPS: "200", METRICS_PORT: "0", ...env });
-  const w = await startWorker(config, createLogger("silent", "worker"));
+  const w = await startWorker(config, pino({ level: "silent" }));
   workers.push(w);
   return w;
 }
@@ -59,7 +63,7 @@ async function submit(prompt: string, maxTokens: number): Promise<string> {
     epoch: 0,
   };
   assert.notEqual(await broker.records.create(record), null);
-  await broker.js.publish(requestSubject(rid), JSON.stringify({ rid }), { msgID: `req:${rid}` });
+  await broker.enqueue({ rid });
   return rid;
 }
 
@@ -74,16 +78,13 @@ async function until<T>(f: () => Promise<T | undefined>, what: string): Promise<
 }
 
 async function readLog(rid: string): Promise<StoredEvent[]> {
-  const out: StoredEvent[] = [];
-  await readStored(broker.js, broker.jsm, rid, 0, (e) => out.push(e));
-  return out;
+  return broker.logs.readAll(rid);
 }
 
-const ended = (rid: string) => until(async () => ((await lastEvent(broker.jsm, rid))?.frame.event.kind === "end" ? true : undefined), `the end of ${rid}`);
+const ended = (rid: string) => until(async () => ((await broker.logs.last(rid))?.frame.event.kind === "end" ? true : undefined), `the end of ${rid}`);
 
 async function control(rid: string, req: object): Promise<unknown> {
-  const msg = await broker.nc.request(controlSubject(rid), JSON.stringify(req), { timeout: 10_000 });
-  return msg.json();
+  return tools.request(controlSubject(rid), JSON.stringify(req));
 }
 
 describe("worker metrics", () => {
@@ -128,11 +129,18 @@ describe("worker metrics", () => {
     assert.equal(m.get("unbroken_worker_nats_publish_seconds_count"), log.length);
   });
 
-  test("only GET /metrics is served; a taken METRICS_PORT stops the next worker, naming it", async () => {
+  test("only GET /metrics is served; a taken METRICS_PORT never stops a worker: it warns and serves on a free port", async () => {
     const w = await worker();
     assert.equal((await fetch(`http://127.0.0.1:${w.metricsPort}/`)).status, 404);
     assert.equal((await fetch(`http://127.0.0.1:${w.metricsPort}/metrics`, { method: "POST" })).status, 404);
-    await assert.rejects(worker({ METRICS_PORT: String(w.metricsPort) }), /METRICS_PORT/);
+    const lines: string[] = [];
+    const config = workerConfigFromEnv({ NATS_URL: nats.url, LOG_LEVEL: "warn", METRICS_PORT: String(w.metricsPort) });
+    const second = await startWorker(config, pino({ level: "warn" }, { write: (line: string) => void lines.push(line) }));
+    workers.push(second);
+    assert.ok(second.metricsPort !== undefined && second.metricsPort !== w.metricsPort, `another port: ${second.metricsPort}`);
+    assert.equal((await fetch(`http://127.0.0.1:${second.metricsPort}/metrics`)).status, 200);
+    const warning = lines.map((l) => JSON.parse(l) as { msg: string; wanted?: number }).find((l) => /METRICS_PORT is taken/.test(l.msg));
+    assert.equal(warning?.wanted, w.metricsPort, "the warning names the port it wanted");
   });
 
   test("METRICS_PORT=off: no metrics server", async () => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { newRid, type HandoverEvent, type ResponseEvent } from "@unbroken/protocol";
-import { Broker, EventLogWriter, FencedError, readStored, silentLog, type StoredEvent } from "@unbroken/store";
+import { Broker, FencedError, silentLog, type StoredEvent } from "@unbroken/store";
 import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
 import { takeOverLog } from "../src/takeover.js";
 
@@ -28,21 +28,19 @@ const marker = (epoch: number): HandoverEvent => ({ kind: "handover", worker: "w
 const opts = (epoch: number) => ({ marker: marker(epoch), start: START as ResponseEvent & { kind: "start" }, deadline: Date.now() + 10_000 });
 
 async function readAll(rid: string): Promise<StoredEvent[]> {
-  const out: StoredEvent[] = [];
-  await readStored(broker.js, broker.jsm, rid, 0, (e) => out.push(e));
-  return out;
+  return broker.logs.readAll(rid);
 }
 
 test("the marker follows the last event; the resume state is the log's tokens and steers", async () => {
   const rid = newRid();
-  const old = new EventLogWriter(broker, rid, undefined, { epoch: 1 });
+  const old = broker.logs.writer(rid, undefined, { epoch: 1 });
   for (const e of [START, { kind: "steer", text: "be brief" }, { kind: "token", text: "One" }, { kind: "token", text: " two" }, { kind: "steer", text: "go on" }] as ResponseEvent[]) {
     await old.append(e);
   }
   const taken = await takeOverLog(broker2, rid, opts(2));
   assert.equal(taken.kind, "resumed");
   if (taken.kind !== "resumed") return;
-  assert.deepEqual(taken.resume, { tokens: ["One", " two"], steers: [{ at: 0, text: "be brief" }, { at: 2, text: "go on" }] });
+  assert.deepEqual(taken.resume, { tokens: ["One", " two"], steers: [{ at: 0, text: "be brief" }, { at: 2, text: "go on" }], generated: 2 });
   assert.equal(taken.writer.seq, 6);
   assert.equal(await taken.writer.append({ kind: "token", text: " three" }), 7);
   await assert.rejects(old.append({ kind: "token", text: " zombie" }), FencedError);
@@ -52,7 +50,7 @@ test("the marker follows the last event; the resume state is the log's tokens an
 
 test("an ended log is left alone; an empty one gets `start`", async () => {
   const ended = newRid();
-  const w = new EventLogWriter(broker, ended);
+  const w = broker.logs.writer(ended);
   await w.append(START);
   await w.append({ kind: "end", reason: "cancelled", usage: { prompt_tokens: 0, completion_tokens: 0 } });
   assert.deepEqual(await takeOverLog(broker2, ended, opts(2)), { kind: "ended", reason: "cancelled" });
@@ -67,7 +65,7 @@ test("an ended log is left alone; an empty one gets `start`", async () => {
 test("while the old worker still writes, the marker lands after its last stored token and fences it", async () => {
   for (let round = 0; round < 5; round++) {
     const rid = newRid();
-    const old = new EventLogWriter(broker, rid, undefined, { epoch: 1 });
+    const old = broker.logs.writer(rid, undefined, { epoch: 1 });
     await old.append(START);
     const written: string[] = [];
     // The old worker writes a token every few ms (a fast model) until it is fenced, or until
