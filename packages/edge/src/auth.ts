@@ -35,7 +35,7 @@ export function authenticator(auth: EdgeConfig["auth"], capabilityMaxTtlMs = 24 
     } catch (err) {
       throw unauthorized("invalid or expired token", err);
     }
-    if (payload["rid"] !== undefined || payload["scope"] !== undefined) return capability(payload, capabilityMaxTtlMs);
+    if (payload.rid !== undefined || payload.scope !== undefined) return capability(payload, capabilityMaxTtlMs);
     if (typeof payload.sub !== "string" || payload.sub.length === 0) throw unauthorized("the token has no subject");
     return { kind: "owner", owner: payload.sub };
   };

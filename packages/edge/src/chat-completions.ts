@@ -119,7 +119,8 @@ class WholeReply implements Reply {
     if (ev.kind !== "end") return;
     const end = e.frame.event as unknown as EndEvent;
     if (end.reason === "error") {
-      return sendOpenAIError(this.res, new ProtocolError("internal", `generation failed: ${end.error?.code ?? "error"}: ${end.error?.message ?? ""}`));
+sendOpenAIError(this.res, new ProtocolError("internal", `generation failed: ${end.error?.code ?? "error"}: ${end.error?.message ?? ""}`));
+return;
     }
     const body = JSON.stringify({
       id: this.rid,
@@ -161,9 +162,13 @@ class StreamReply implements Reply {
     const ev = e.frame.event as { kind: string; text?: string; model?: string };
     if (ev.kind === "start") {
       this.model = ev.model ?? this.model;
-      return this.chunk({ role: "assistant", content: "" }, null);
+this.chunk({ role: "assistant", content: "" }, null);
+return;
     }
-    if (ev.kind === "token") return this.chunk({ content: ev.text ?? "" }, null);
+    if (ev.kind === "token") {
+this.chunk({ content: ev.text ?? "" }, null);
+return;
+}
     if (ev.kind !== "end") return;
     const end = e.frame.event as unknown as EndEvent;
     if (end.reason === "error") {

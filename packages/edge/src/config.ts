@@ -1,64 +1,68 @@
-import { LIMITS, LOG_LEVELS, envDuration, envInt, parseEnv } from "@unbroken/protocol";
+import { LIMITS, type LOG_LEVELS, deprecatedAlias, durationSchema, envDuration, envInt, envPort, envRate, envVar, parseEnv } from "@unbroken/protocol";
+import { sharedEnv } from "@unbroken/store";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 
-export const edgeEnvSchema = z
-  .object({
-    NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
-    LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
-    PORT: envInt(8787).refine((n) => n <= 65535, "must be a port number (0 = any free port)"),
-    HOST: z.string().min(1).default("127.0.0.1"),
-    AUTH: z.enum(["none", "jwt"]).default("none"),
-    JWT_SECRET: z.string().optional(),
-    MAX_FRAME_BYTES: envInt(65_536, 64),
-    MAX_BODY_BYTES: envInt(65_536, 64),
-    WEB_ROOT: z.string().optional(),
-    HEARTBEAT: envDuration("15s"),
-    HELLO_TIMEOUT: envDuration("10s"),
-    RETENTION: envDuration("24h"),
-    REPLICAS: envInt(1, 1).refine((n) => n <= 5, "must be 1 to 5 (JetStream replicas)"),
-    QUEUE_TIMEOUT: envDuration("60s"),
-    WORKER_TIMEOUT: envDuration("30s"),
-    DRAIN_TIMEOUT: envDuration("10s"),
-    // Limits (README "Configuration", docs/protocol.md "Limits").
-    MAX_SOCKET_BUFFER: envInt(1_048_576, 1024),
-    MAX_PROMPT_BYTES: envInt(32_768, 1),
-    MAX_TOKENS_CEILING: envInt(LIMITS.maxTokens, 1).refine((n) => n <= LIMITS.maxTokens, `must be at most ${LIMITS.maxTokens}`),
-    MAX_GENERATIONS_PER_SOCKET: envInt(16, 1),
-    MAX_GENERATIONS_PER_OWNER: envInt(2048, 1),
-    MAX_SUBSCRIPTIONS_PER_SOCKET: envInt(256, 1),
-    STEER_RATE: envRate(5),
-    STEER_BURST: envInt(10, 1),
-    CONNECTION_RATE: envRate(100, true),
-    CONNECTION_BURST: envInt(20_000, 1),
-    TRUST_PROXY: z.enum(["true", "false", "1", "0"], "must be true or false").default("false"),
-    CAPABILITY_MAX_TTL: envDuration("24h"),
-  })
-  .refine((e) => e.AUTH !== "jwt" || (e.JWT_SECRET !== undefined && e.JWT_SECRET.length > 0), {
-    message: "AUTH=jwt needs JWT_SECRET (the HS256 secret that signs client tokens)",
-    path: ["JWT_SECRET"],
-  });
+/** The edge's own variables (besides sharedEnv). */
+export const edgeOwnEnv = {
+  PORT: envVar(
+    envPort(8787),
+    "listening port; `0` = any free port (the chosen one is logged as `port` in `listening`). Unset and 8787 taken (a second edge on this host): any free port, with a warning; a port that is set is never changed",
+  ),
+  HOST: envVar(z.string().min(1).default("127.0.0.1"), "listening address"),
+  AUTH: envVar(z.enum(["none", "jwt"]).default("none"), "`none` (anyone who knows a rid may read it) or `jwt` (HS256 tokens, `sub` = owner)"),
+  JWT_SECRET: envVar(z.string().optional(), "the HS256 secret of client tokens; required with `AUTH=jwt`"),
+  MAX_FRAME_BYTES: envVar(envInt(65_536, 64), "larger client frames close the socket with 1009"),
+  MAX_BODY_BYTES: envVar(envInt(65_536, 64), "larger HTTP request bodies get 413 `too_large`"),
+  WEB_ROOT: envVar(z.string().optional(), "directory served at `/` (the demo page); `none` serves nothing", { default: "packages/web/dist when built" }),
+  HEARTBEAT: envVar(envDuration("15s"), "WebSocket ping interval (`heartbeat_ms` in `welcome`); two unanswered pings close the socket with 1011", { default: "15s" }),
+  HELLO_TIMEOUT: envVar(envDuration("10s"), "a socket without `hello` by then gets `unauthorized` and close 4401", { default: "10s" }),
+  ORPHAN_TIMEOUT: envVar(
+    durationSchema.optional(),
+    "a subscribed response silent this long has its worker checked, and is ended with `worker_lost` when none answers; keep it above the workers' TAKEOVER_TIMEOUT, so it only ends what no worker took over",
+    { default: "30s" },
+  ),
+  MAX_SOCKET_BUFFER: envVar(
+    envInt(1_048_576, 1024),
+    "bytes waiting to be sent to one socket (or SSE stream) before it is closed as a slow consumer (4008; an SSE stream is cut); the client resumes from its last seq",
+  ),
+  MAX_PROMPT_BYTES: envVar(envInt(32_768, 1), "UTF-8 bytes of a prompt (or all message contents): larger gets `too_large` (HTTP 413)"),
+  MAX_TOKENS_CEILING: envVar(
+    envInt(LIMITS.maxTokens, 1).refine((n) => n <= LIMITS.maxTokens, `must be at most ${LIMITS.maxTokens}`),
+    "largest `max_tokens` a request may ask (more: `bad_request`); below 32768 it is also the `max_tokens` of requests that ask none",
+  ),
+  MAX_GENERATIONS_PER_SOCKET: envVar(envInt(16, 1), "generations started on one socket and not ended; more: `rate_limited`"),
+  MAX_GENERATIONS_PER_OWNER: envVar(
+    envInt(2048, 1),
+    "generations of one owner not ended, counted by each edge for itself (with `AUTH=none` all clients are one owner); more: `rate_limited` (HTTP 429)",
+  ),
+  MAX_SUBSCRIPTIONS_PER_SOCKET: envVar(envInt(256, 1), "subscriptions on one socket (a `generate` opens one too); more: `rate_limited`"),
+  STEER_RATE: envVar(envRate(5), "steers per second per response (decimals allowed); more: `rate_limited` (HTTP 429)"),
+  STEER_BURST: envVar(envInt(10, 1), "steers one response may take at once, within STEER_RATE"),
+  CONNECTION_RATE: envVar(envRate(100, true), "new WebSocket connections and `/v1` HTTP requests per second per client address (`0` = no limit); more: HTTP 429"),
+  CONNECTION_BURST: envVar(
+    envInt(20_000, 1),
+    "connections one address may open at once, within CONNECTION_RATE (large, so a NAT or the benchmark's 10,000 sockets pass; lower it on a public edge)",
+  ),
+  TRUST_PROXY: envVar(
+    z.enum(["true", "false", "1", "0"], "must be true or false").default("false"),
+    "`true` behind a load balancer: the client address is the last `X-Forwarded-For` entry",
+  ),
+  CAPABILITY_MAX_TTL: envVar(envDuration("24h"), "the longest a response-scoped token may live (`exp` − `iat`, and `exp` − now)", { default: "24h" }),
+};
 
-/** A rate per second (decimals allowed, e.g. 0.5); with `zeroIsOff`, 0 turns the limit off. */
-function envRate(def: number, zeroIsOff = false) {
-  return z
-    .string()
-    .default(String(def))
-    .transform((s, ctx) => {
-      const n = Number(s.trim());
-      if (!/^\d+(\.\d+)?$/.test(s.trim()) || !Number.isFinite(n) || (n === 0 && !zeroIsOff)) {
-        ctx.addIssue({ code: "custom", message: `must be a number of events per second${zeroIsOff ? " (0 = no limit)" : " > 0"}, got ${JSON.stringify(s)}` });
-        return z.NEVER;
-      }
-      return n;
-    });
-}
+export const edgeEnvSchema = z.object({ ...sharedEnv, ...edgeOwnEnv }).refine((e) => e.AUTH !== "jwt" || (e.JWT_SECRET !== undefined && e.JWT_SECRET.length > 0), {
+  message: "AUTH=jwt needs JWT_SECRET (the HS256 secret that signs client tokens)",
+  path: ["JWT_SECRET"],
+});
 
 export interface EdgeConfig {
   natsUrl: string;
   logLevel: (typeof LOG_LEVELS)[number];
   port: number;
+  /** PORT was not set: when 8787 is taken the edge listens on any free port instead. */
+  portIsDefault: boolean;
   host: string;
   auth: { mode: "none" } | { mode: "jwt"; secret: string };
   maxFrameBytes: number;
@@ -71,13 +75,16 @@ export interface EdgeConfig {
   /** Replicas of the streams and the bucket this edge creates (3 on a 3-node cluster). */
   replicas: number;
   queueTimeoutMs: number;
-  workerTimeoutMs: number;
+  /** ORPHAN_TIMEOUT: a subscribed response silent this long has its worker checked. */
+  orphanTimeoutMs: number;
   drainTimeoutMs: number;
   limits: EdgeLimits;
   /** Take the client address from the last `X-Forwarded-For` entry (behind a load balancer). */
   trustProxy: boolean;
   /** The longest lifetime (`exp` − `iat`, and `exp` − now) a response-scoped token may have. */
   capabilityMaxTtlMs: number;
+  /** Said once the edge has a logger (deprecated names in use). */
+  warnings: string[];
 }
 
 /** Per-socket, per-owner and per-address limits; each breach gets a clear error code. */
@@ -103,10 +110,12 @@ export interface EdgeLimits {
 
 export function edgeConfigFromEnv(env: Record<string, string | undefined>): EdgeConfig {
   const e = parseEnv(edgeEnvSchema, env, "edge");
+  const warnings: string[] = [];
   return {
     natsUrl: e.NATS_URL,
     logLevel: e.LOG_LEVEL,
     port: e.PORT,
+    portIsDefault: env.PORT === undefined || env.PORT === "",
     host: e.HOST,
     auth: e.AUTH === "jwt" ? { mode: "jwt", secret: e.JWT_SECRET as string } : { mode: "none" },
     maxFrameBytes: e.MAX_FRAME_BYTES,
@@ -117,8 +126,8 @@ export function edgeConfigFromEnv(env: Record<string, string | undefined>): Edge
     retentionMs: e.RETENTION,
     replicas: e.REPLICAS,
     queueTimeoutMs: e.QUEUE_TIMEOUT,
-    workerTimeoutMs: e.WORKER_TIMEOUT,
-    drainTimeoutMs: e.DRAIN_TIMEOUT,
+    orphanTimeoutMs: deprecatedAlias(e.ORPHAN_TIMEOUT, e.WORKER_TIMEOUT, "WORKER_TIMEOUT", "ORPHAN_TIMEOUT", warnings) ?? 30_000,
+    drainTimeoutMs: e.DRAIN_TIMEOUT ?? 10_000,
     limits: {
       maxSocketBuffer: e.MAX_SOCKET_BUFFER,
       maxPromptBytes: e.MAX_PROMPT_BYTES,
@@ -133,6 +142,7 @@ export function edgeConfigFromEnv(env: Record<string, string | undefined>): Edge
     },
     trustProxy: e.TRUST_PROXY === "true" || e.TRUST_PROXY === "1",
     capabilityMaxTtlMs: e.CAPABILITY_MAX_TTL,
+    warnings,
   };
 }
 

@@ -82,10 +82,16 @@ export class ActiveGenerations {
     for (const [key, limit] of keys) if (!this.has(key, rid) && this.count(key) >= limit) return key;
     for (const [key] of keys) {
       let slots = this.byKey.get(key);
-      if (!slots) this.byKey.set(key, (slots = new Map()));
+      if (!slots) {
+        slots = new Map();
+        this.byKey.set(key, slots);
+      }
       if (!slots.has(rid)) slots.set(rid, { confirmed: false, since: Date.now() });
       let ks = this.keysOf.get(rid);
-      if (!ks) this.keysOf.set(rid, (ks = new Set()));
+      if (!ks) {
+        ks = new Set();
+        this.keysOf.set(rid, ks);
+      }
       ks.add(key);
     }
     return undefined;

@@ -1,34 +1,11 @@
-import {
-  LIMITS,
-  ProtocolError,
-  controlReplySchema,
-  controlSubject,
-  newRid,
-  requestSubject,
-  type ControlReply,
-  type ControlRequest,
-  type EndEvent,
-  type GenerateFrame,
-  type ResponseRecord,
-  type WorkRequest,
-} from "@unbroken/protocol";
-import {
-  EventLogWriter,
-  FencedError,
-  endQueued,
-  lastEvent,
-  logPosition,
-  readStored,
-  toProtocolError,
-  type Broker,
-} from "@unbroken/store";
+import { LIMITS, ProtocolError, newRid, type ControlRequest, type GenerateFrame, type ResponseRecord } from "@unbroken/protocol";
+import { ends, goneError, toProtocolError, type Broker, type ControlOutcome } from "@unbroken/store";
 import type { Logger } from "pino";
 import { generatingOwner, type Principal, type Scope } from "./auth.js";
 import type { EdgeLimits } from "./config.js";
 import { KnownOwners } from "./known-owners.js";
 import { ActiveGenerations, TokenBuckets, checkRequest, rateLimited } from "./limits.js";
 import type { EdgeMetrics } from "./metrics.js";
-import { goneError, type Retention } from "./retention.js";
 
 export interface ResponseServiceOptions {
   /** Auth on: a missing rid answers like another owner's (forbidden), never not_found. */
@@ -37,8 +14,6 @@ export interface ResponseServiceOptions {
   /** How long to wait for the worker to settle a cancel or take a steer. */
   controlTimeoutMs?: number;
   limits: EdgeLimits;
-  /** Tells expired responses (gone) from unknown ones; without it both are not_found. */
-  retention?: Retention;
   /** Counts generates, cancels and steers, whichever way they came (socket, REST, chat completions). */
   metrics?: EdgeMetrics;
 }
@@ -50,12 +25,6 @@ export interface GenerateSource {
 
 const HIDDEN = "no response with this rid is accessible to you";
 
-type OrphanEnd = Pick<EndEvent, "reason" | "error">;
-const CANCELLED: OrphanEnd = { reason: "cancelled" };
-const WORKER_LOST: OrphanEnd = {
-  reason: "error",
-  error: { code: "worker_lost", message: "the worker generating this response stopped answering" },
-};
 const MAX_QUEUED_STEERS = 32;
 
 /**
@@ -147,8 +116,8 @@ export class ResponseService {
       const revision = await this.broker.records.create(record);
       if (revision === null) return await this.existing(owner, rid);
       // Not awaited: the rid's owner entry only serves a later `gone`, never this generate.
-      void this.opts.retention?.remember(rid, owner);
-      await this.enqueue({ rid, record, revision });
+      void this.broker.owners.remember(rid, owner);
+      await this.broker.enqueue({ rid, record, revision });
       this.log.info({ rid, owner }, "response queued");
       return { rid, existing: false, record };
     } catch (err) {
@@ -164,13 +133,8 @@ export class ResponseService {
     }
     // Heals a first generate whose record landed but whose request did not: the request's
     // msg id makes this a no-op when it did land.
-    if (stored.record.status === "queued") await this.enqueue({ rid, ...stored });
+    if (stored.record.status === "queued") await this.broker.enqueue({ rid, ...stored });
     return { rid, existing: true, record: stored.record };
-  }
-
-  private async enqueue(request: WorkRequest): Promise<void> {
-    const { rid } = request;
-    await this.broker.js.publish(requestSubject(rid), JSON.stringify(request), { msgID: `req:${rid}` });
   }
 
   /**
@@ -191,8 +155,8 @@ export class ResponseService {
       const stored = await this.broker.records.get(rid);
       if (stored) this.owners.set(rid, stored.record.owner);
       if (stored && allowed(stored.record.owner)) return stored.record;
-      if (!stored && this.opts.retention) {
-        const former = await this.opts.retention.formerOwner(rid);
+      if (!stored) {
+        const former = await this.broker.owners.former(rid);
         if (former !== undefined && allowed(former)) throw goneError(rid);
       }
       if (this.opts.authOn || stored) throw new ProtocolError("forbidden", HIDDEN, { rid });
@@ -209,9 +173,9 @@ export class ResponseService {
    */
   async authorizeRead(principal: Principal, rid: string, after: number): Promise<ResponseRecord> {
     const record = await this.authorize(principal, rid, "read");
-    if (record.status !== "ended" || !this.opts.retention) return record;
+    if (record.status !== "ended") return record;
     try {
-      await this.opts.retention.assertReadable(record, after);
+      await this.broker.lifecycle.assertReadable(record, after);
     } catch (err) {
       if (err instanceof ProtocolError && err.code === "gone") throw err;
       this.log.debug({ rid, err: String(err) }, "could not check the log's first event");
@@ -220,15 +184,8 @@ export class ResponseService {
   }
 
   /** Ends rid with `no_worker` if it has waited in the queue past QUEUE_TIMEOUT. */
-  async expireIfStale(record: ResponseRecord): Promise<boolean> {
-    if (record.status !== "queued") return false;
-    if (Date.parse(record.created_at) + this.opts.queueTimeoutMs > Date.now()) return false;
-    const ended = await endQueued(this.broker, record.rid, {
-      reason: "error",
-      error: { code: "no_worker", message: "no worker began this response within QUEUE_TIMEOUT" },
-    });
-    if (ended) this.log.warn({ rid: record.rid }, "response ended: no worker within QUEUE_TIMEOUT");
-    return ended;
+  expireIfStale(record: ResponseRecord): Promise<boolean> {
+    return this.broker.lifecycle.expireIfStale(record, this.opts.queueTimeoutMs);
   }
 
   async cancel(principal: Principal, rid: string): Promise<void> {
@@ -255,16 +212,16 @@ export class ResponseService {
       for (let attempt = 0; attempt < 10; attempt++) {
         if (record.status === "ended") return;
         if (record.status === "queued") {
-          if (await endQueued(this.broker, rid, { reason: "cancelled" })) {
+          if (await this.broker.lifecycle.endQueued(rid, ends.cancelled())) {
             this.log.info({ rid }, "cancelled while queued");
             return;
           }
         } else {
           const reply = await this.control(rid, { op: "cancel" });
           if (reply === "no_worker" || reply === "no_reply") {
-            if (await this.hasEnded(rid)) return;
+            if (await this.broker.lifecycle.hasEnded(rid)) return;
             if (reply === "no_worker" && attempt >= 3) {
-              await this.endOrphan(rid, CANCELLED);
+              await this.broker.lifecycle.endOrphan(rid, ends.cancelled());
               return;
             }
           } else {
@@ -297,7 +254,7 @@ export class ResponseService {
         } else {
           const reply = await this.control(rid, { op: "steer", text });
           if (reply === "no_worker" || reply === "no_reply") {
-            if (await this.hasEnded(rid)) throw finished;
+            if (await this.broker.lifecycle.hasEnded(rid)) throw finished;
           } else if (reply.ok) {
             return;
           } else if (reply.code === "finished") {
@@ -325,69 +282,21 @@ export class ResponseService {
     return applied;
   }
 
-  /**
-   * Asks the worker running rid. `no_worker`: nobody listens. `no_reply`: the request went
-   * unanswered, which happens when the worker finished and stopped listening while it was
-   * in flight; the caller looks at the log to tell that from a slow worker.
-   */
-  private async control(rid: string, req: ControlRequest): Promise<ControlReply | "no_worker" | "no_reply"> {
-    try {
-      const msg = await this.broker.nc.request(controlSubject(rid), JSON.stringify(req), {
-        timeout: this.opts.controlTimeoutMs ?? 3_000,
-      });
-      return controlReplySchema.parse(msg.json());
-    } catch (err) {
-      const e = err as Error;
-      if (/no responders/i.test(e.message) || e.name === "NoRespondersError") return "no_worker";
-      if (this.broker.connected && (/timeout/i.test(e.message) || e.name === "TimeoutError")) return "no_reply";
-      throw err;
-    }
-  }
-
-  private async hasEnded(rid: string): Promise<boolean> {
-    const last = await lastEvent(this.broker.jsm, rid);
-    return last?.kind === "end";
+  /** Asks the worker running rid (see ControlChannel.request). */
+  private control(rid: string, req: ControlRequest): Promise<ControlOutcome> {
+    return this.broker.control.request(rid, req, this.controlTimeoutMs);
   }
 
   /**
-   * A subscriber saw no event for WORKER_TIMEOUT: if the record says running and no worker
-   * answers for it, the worker is gone and nobody else will end the log, so this edge does.
-   * Returns true when the response has ended (by this call or before), so its `end` is in the log.
+   * A subscriber saw no event for ORPHAN_TIMEOUT: end the response `worker_lost` when no worker
+   * answers for it. True when it has ended (by this call or before).
    */
-  async endIfAbandoned(rid: string): Promise<boolean> {
-    const stored = await this.broker.records.get(rid);
-    if (stored?.record.status === "ended") return true;
-    if (stored?.record.status !== "running") return false;
-    if ((await this.control(rid, { op: "status" })) !== "no_worker") return false;
-    await this.endOrphan(rid, WORKER_LOST);
-    return true;
+  endIfAbandoned(rid: string): Promise<boolean> {
+    return this.broker.lifecycle.endIfAbandoned(rid, this.controlTimeoutMs);
   }
 
-  /**
-   * The record says running but no worker answers: its worker is gone. The fenced writer
-   * lets us close the log; should that worker come back, its next write is refused.
-   */
-  private async endOrphan(rid: string, end: OrphanEnd): Promise<boolean> {
-    const pos = await logPosition(this.broker.jsm, rid);
-    if (pos.last?.kind === "end") return false;
-    try {
-      await new EventLogWriter(this.broker, rid, pos).append({ kind: "end", ...end, usage: await this.usageSoFar(rid) });
-    } catch (err) {
-      if (!(err instanceof FencedError)) throw err;
-      return this.endOrphan(rid, end);
-    }
-    await this.broker.records.mutate(rid, (r) => (r.status === "ended" ? null : { ...r, status: "ended", reason: end.reason }));
-    this.log.warn({ rid, reason: end.reason }, "ended a response whose worker no longer answers");
-    return true;
-  }
-
-  /** Tokens already in the log: what the lost worker generated before it went. */
-  private async usageSoFar(rid: string): Promise<{ prompt_tokens: number; completion_tokens: number }> {
-    let completion = 0;
-    await readStored(this.broker.js, this.broker.jsm, rid, 0, (e) => {
-      if (e.kind === "token") completion++;
-    });
-    return { prompt_tokens: 0, completion_tokens: completion };
+  private get controlTimeoutMs(): number {
+    return this.opts.controlTimeoutMs ?? 3_000;
   }
 }
 

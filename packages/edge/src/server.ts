@@ -12,7 +12,6 @@ import { httpHandler, principalFromRequest } from "./http.js";
 import { TokenBuckets, clientAddress } from "./limits.js";
 import { EdgeMetrics, type Transport } from "./metrics.js";
 import { ResponseService } from "./responses.js";
-import { Retention } from "./retention.js";
 import { Session, type SessionDeps } from "./session.js";
 
 export const WS_PATH = "/v1/ws";
@@ -33,18 +32,12 @@ export interface Edge {
 }
 
 export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> {
+  for (const warning of config.warnings) log.warn(warning);
   const metrics = new EdgeMetrics();
   const broker = await Broker.connect({ url: config.natsUrl, name: "unbroken-edge", retentionMs: config.retentionMs, replicas: config.replicas, log });
-  let retention: Retention;
-  try {
-    retention = await Retention.open(broker, config.retentionMs, log);
-  } catch (err) {
-    await broker.close();
-    throw err;
-  }
   const responses = new ResponseService(
     broker,
-    { authOn: config.auth.mode !== "none", queueTimeoutMs: config.queueTimeoutMs, limits: config.limits, retention, metrics },
+    { authOn: config.auth.mode !== "none", queueTimeoutMs: config.queueTimeoutMs, limits: config.limits, metrics },
     log,
   );
   // Generations whose end no subscription here saw (an HTTP generate, an unsubscribed socket).
@@ -67,7 +60,7 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> 
     heartbeatMs: config.heartbeatMs,
     helloTimeoutMs: config.helloTimeoutMs,
     queueTimeoutMs: config.queueTimeoutMs,
-    workerTimeoutMs: config.workerTimeoutMs,
+    orphanTimeoutMs: config.orphanTimeoutMs,
     metrics,
     log,
   };
@@ -114,7 +107,7 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> 
   });
 
   try {
-    await listen(server, config.port, config.host);
+    await listenOrFallBack(server, config, log);
   } catch (err) {
     heartbeat.stop();
     await broker.close();
@@ -149,6 +142,20 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> 
     metrics,
     close: () => (closing ??= close()),
   };
+}
+
+/**
+ * PORT when it was set (an address a load balancer points at is never silently changed); the
+ * default 8787 when free, else any free port (a second edge on this host), with a warning.
+ */
+async function listenOrFallBack(server: Server, config: EdgeConfig, log: Logger): Promise<void> {
+  try {
+    await listen(server, config.port, config.host);
+  } catch (err) {
+    if (!config.portIsDefault || (err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
+    await listen(server, 0, config.host);
+    log.warn({ wanted: config.port, port: (server.address() as AddressInfo).port }, "the default PORT is taken (another edge on this host?); listening on a free port instead");
+  }
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

@@ -9,14 +9,13 @@ import {
   type GenerateFrame,
   type ServerFrame,
 } from "@unbroken/protocol";
-import { toProtocolError } from "@unbroken/store";
+import { goneError, toProtocolError } from "@unbroken/store";
 import type { Logger } from "pino";
 import type { RawData, WebSocket } from "ws";
 import { describePrincipal, type Authenticate, type Principal } from "./auth.js";
 import type { EdgeLimits } from "./config.js";
 import { drained, rateLimited } from "./limits.js";
 import { dropReasonOf, type DropReason, type Transport } from "./metrics.js";
-import { goneError } from "./retention.js";
 import type { ResponseService } from "./responses.js";
 import { Subscription, type SubscriptionDeps } from "./subscription.js";
 
@@ -102,16 +101,26 @@ export class Session {
   private onMessage(data: RawData, isBinary: boolean): void {
     this.deps.metrics.frameReceived();
     if (this.phase === "closed") return;
-    if (isBinary) return this.send({ type: "error", code: "bad_request", message: "binary frames are not accepted" });
+    if (isBinary) {
+      this.send({ type: "error", code: "bad_request", message: "binary frames are not accepted" });
+      return;
+    }
     const parsed = parseClientFrame(rawText(data));
-    if (!parsed.ok) return this.send(parsed.error);
+    if (!parsed.ok) {
+      this.send(parsed.error);
+      return;
+    }
     const frame = parsed.frame;
-    if (frame.type === "ping") return this.send(withId({ type: "pong" }, frame.id));
+    if (frame.type === "ping") {
+      this.send(withId({ type: "pong" }, frame.id));
+      return;
+    }
     if (frame.type === "hello") return void this.hello(frame.token, frame.id);
     // A client may send commands right behind its hello: they wait for the verdict.
     if (this.phase === "authenticating") {
       if (this.early.length >= MAX_EARLY_FRAMES) {
-        return this.send(withId({ type: "error", code: "rate_limited", message: "too many frames before welcome" }, frame.id));
+          this.send(withId({ type: "error", code: "rate_limited", message: "too many frames before welcome" }, frame.id));
+          return;
       }
       return void this.early.push(frame);
     }
@@ -121,13 +130,15 @@ export class Session {
   private dispatch(frame: ClientFrame): void {
     if (frame.type === "ping" || frame.type === "hello") return;
     if (this.phase !== "ready") {
-      return this.send(withId({ type: "error", code: "unauthorized", message: "say hello first" }, frame.id));
+        this.send(withId({ type: "error", code: "unauthorized", message: "say hello first" }, frame.id));
+        return;
     }
     if (frame.type === "unsubscribe") {
-      return this.onRid(frame.rid, async () => {
-        this.closeSub(frame.rid);
-        this.send(withId({ type: "ok", rid: frame.rid }, frame.id));
-      });
+        this.onRid(frame.rid, async () => {
+          this.closeSub(frame.rid);
+          this.send(withId({ type: "ok", rid: frame.rid }, frame.id));
+        });
+        return;
     }
     this.onRid(frame.rid ?? "", () => this.command(frame));
   }
@@ -263,7 +274,10 @@ export class Session {
 
   private sendRaw(text: string): void {
     if (this.ws.readyState !== this.ws.OPEN) return;
-    if (this.ws.bufferedAmount > this.deps.limits.maxSocketBuffer) return this.slowConsumer();
+    if (this.ws.bufferedAmount > this.deps.limits.maxSocketBuffer) {
+      this.slowConsumer();
+      return;
+    }
     this.ws.send(text);
     this.deps.metrics.frameSent();
   }

@@ -30,7 +30,7 @@ export async function serveStatic(root: string, urlPath: string, req: IncomingMe
   if (rel.endsWith("/")) rel += "index.html";
   const file = path.resolve(root, `.${path.posix.normalize(rel)}`);
   if (file !== root && !file.startsWith(root + path.sep)) return false;
-  let info;
+  let info: Awaited<ReturnType<typeof stat>>;
   try {
     info = await stat(file);
   } catch {

@@ -1,5 +1,5 @@
 import type { ResponseRecord } from "@unbroken/protocol";
-import { LogFollower, type Broker, type StoredEvent } from "@unbroken/store";
+import type { Broker, LogFollower, StoredEvent } from "@unbroken/store";
 import type { Logger } from "pino";
 import type { EdgeMetrics, Transport } from "./metrics.js";
 import type { ResponseService } from "./responses.js";
@@ -23,7 +23,7 @@ export interface SubscriptionDeps {
   responses: ResponseService;
   queueTimeoutMs: number;
   /** A running response silent this long gets its worker checked on. */
-  workerTimeoutMs: number;
+  orphanTimeoutMs: number;
   metrics: EdgeMetrics;
   log: Logger;
 }
@@ -59,7 +59,7 @@ export class Subscription {
     const { metrics } = deps;
     this.startedAt = performance.now();
     metrics.streamOpened(rid, this.hooks.transport, this.after);
-    this.follower = new LogFollower(deps.broker, {
+    this.follower = deps.broker.logs.follow({
       rid,
       after: this.after,
       ended: record.status === "ended",
@@ -89,7 +89,7 @@ export class Subscription {
     });
     this.follower.start();
     if (record.status === "queued") this.armQueueTimer(record);
-    this.armWatch(this.deps.workerTimeoutMs);
+    this.armWatch(this.deps.orphanTimeoutMs);
   }
 
   get lastSeq(): number {
@@ -107,14 +107,14 @@ export class Subscription {
 
   /**
    * Every response ends, also when its worker dies and no other worker takes it over:
-   * after WORKER_TIMEOUT without an event, ask whether any worker still runs it, and if
+   * after ORPHAN_TIMEOUT without an event, ask whether any worker still runs it, and if
    * none answers, end it. Re-armed from the last event, so a steady stream costs nothing.
    */
   private armWatch(delayMs: number): void {
     this.watchTimer = setTimeout(() => {
       if (this.closed) return;
       const silent = Date.now() - this.lastEventAt;
-      if (silent < this.deps.workerTimeoutMs) return this.armWatch(this.deps.workerTimeoutMs - silent);
+      if (silent < this.deps.orphanTimeoutMs) return this.armWatch(this.deps.orphanTimeoutMs - silent);
       this.deps.responses
         .endIfAbandoned(this.rid)
         // Ended, yet this reader has not seen the end: read the log again (and if its events
@@ -122,7 +122,7 @@ export class Subscription {
         .then((ended) => ended && this.follower?.logEnded())
         .catch((err) => this.deps.log.warn({ rid: this.rid, err: String(err) }, "worker check failed"))
         .finally(() => {
-          if (!this.closed) this.armWatch(this.deps.workerTimeoutMs);
+          if (!this.closed) this.armWatch(this.deps.orphanTimeoutMs);
         });
     }, delayMs);
   }

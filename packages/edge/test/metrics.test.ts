@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, beforeEach, afterEach, describe, test } from "node:test";
 import type { ResponseEvent } from "@unbroken/protocol";
-import { Broker, EventLogWriter, createLogger, silentLog } from "@unbroken/store";
+import { Broker, silentLog } from "@unbroken/store";
+import { pino } from "pino";
 import { scrapeMetrics, startNatsServer, type NatsServerHandle, type Scrape } from "@unbroken/testing";
 import WebSocket from "ws";
 import { edgeConfigFromEnv } from "../src/config.js";
@@ -25,7 +26,7 @@ after(async () => {
 });
 beforeEach(async () => {
   const config = edgeConfigFromEnv({ NATS_URL: nats.url, PORT: "0", LOG_LEVEL: "silent", WEB_ROOT: "none" });
-  edge = await startEdge(config, createLogger("silent", "edge"));
+  edge = await startEdge(config, pino({ level: "silent" }));
 });
 afterEach(async () => {
   await edge?.close();
@@ -122,7 +123,7 @@ describe("edge metrics", () => {
     const c = await Client.connect(edge.url);
     const rid = await generate(c);
     assert.equal((await scrape()).get("unbroken_edge_streams", { transport: "ws" }), 1);
-    const w = new EventLogWriter(writerBroker, rid);
+    const w = writerBroker.logs.writer(rid);
     for (const e of [START, token(1), token(2), token(3), END]) await w.append(e);
     await c.untilEvents(rid, 5);
 
@@ -163,7 +164,7 @@ describe("edge metrics", () => {
   test("a dropped socket and its resume: a network drop, one resume, the missed events replayed", async () => {
     const a = await Client.connect(edge.url);
     const rid = await generate(a);
-    const w = new EventLogWriter(writerBroker, rid);
+    const w = writerBroker.logs.writer(rid);
     for (const e of [START, token(1), token(2), token(3)]) await w.append(e);
     await a.untilEvents(rid, 4);
     a.ws.terminate(); // no close frame: what a lost network looks like to the edge
@@ -195,7 +196,7 @@ describe("edge metrics", () => {
   test("a socket that stops answering pings is a heartbeat drop, whatever close code it ends with", async () => {
     await edge.close();
     const config = edgeConfigFromEnv({ NATS_URL: nats.url, PORT: "0", LOG_LEVEL: "silent", WEB_ROOT: "none", HEARTBEAT: "100ms" });
-    edge = await startEdge(config, createLogger("silent", "edge"));
+    edge = await startEdge(config, pino({ level: "silent" }));
     const c = await Client.connect(edge.url);
     // Not reading: the pings are never seen, so never answered.
     (c.ws as unknown as { _socket: { pause(): void } })._socket.pause();
@@ -224,7 +225,7 @@ describe("edge metrics", () => {
   test("an SSE reader resuming with Last-Event-ID counts as an sse resume and stream", async () => {
     const c = await Client.connect(edge.url);
     const rid = await generate(c);
-    const w = new EventLogWriter(writerBroker, rid);
+    const w = writerBroker.logs.writer(rid);
     for (const e of [START, token(1), token(2), END]) await w.append(e);
     await c.untilEvents(rid, 4);
     const res = await fetch(`http://127.0.0.1:${edge.port}/v1/responses/${rid}/events`, { headers: { "last-event-id": "2" } });
