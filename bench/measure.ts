@@ -40,7 +40,7 @@ function startProbe(rt: RunningTarget, load: LoadProcess): Probe {
       const cpuS: Record<string, number> = {};
       for (const role of Object.keys(pids)) cpuS[role] = (cpu1[role] ?? Number.NaN) - (cpu0[role] ?? Number.NaN);
       const serverCpuS = Object.keys(rt.pids).reduce((a, r) => a + (cpuS[r] ?? 0), 0);
-      const ours = serverCpuS + (cpuS["load"] ?? 0) + (self.user + self.system) / 1e6;
+      const ours = serverCpuS + (cpuS.load ?? 0) + (self.user + self.system) / 1e6;
       return {
         wallS: (performance.now() - t0) / 1000,
         cpuS,

@@ -8,7 +8,7 @@ import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
 import path from "node:path";
 
-const dir = process.env["BENCH_CPU_PROFILE_DIR"];
+const dir = process.env.BENCH_CPU_PROFILE_DIR;
 
 if (dir) {
   const session = new Session();

@@ -71,7 +71,7 @@ export function summarizeProfile(file: string, topN = 15): ProfileSummary {
 
 export function renderProfile(s: ProfileSummary): string {
   const lines = [`${path.basename(s.file)}: ${s.busyMs.toFixed(0)} ms sampled busy (idle excluded)`];
-  lines.push("  self time by package: " + s.byPackage.map((p) => `${p.pkg} ${p.pct.toFixed(1)}%`).join(", "));
+  lines.push(`  self time by package: ${s.byPackage.map((p) => `${p.pkg} ${p.pct.toFixed(1)}%`).join(", ")}`);
   lines.push("  top functions by self time:");
   for (const t of s.top) lines.push(`    ${t.pct.toFixed(1).padStart(5)}%  ${t.fn}  ${t.where}`);
   return lines.join("\n");

@@ -57,10 +57,22 @@ async function runOnce(params: Params, targets: Map<TargetName, Target>, ctx: Co
     log(wanted.has("W0") ? "W0 + W1" : "W1");
     await each("W1", (t) => runW01(t, ctx, wanted));
   }
-  if (wanted.has("W2")) (log("W2"), await each("W2", (t) => runW2(t, ctx)));
-  if (wanted.has("W3")) (log("W3"), await each("W3", (t) => runW3(t, ctx)));
-  if (wanted.has("W4")) (log("W4"), await each("W4", (t) => runW4(t, ctx)));
-  if (wanted.has("W5")) (log("W5"), await each("W5", (t) => runW5(t, ctx)));
+  if (wanted.has("W2")) {
+    log("W2");
+    await each("W2", (t) => runW2(t, ctx));
+  }
+  if (wanted.has("W3")) {
+    log("W3");
+    await each("W3", (t) => runW3(t, ctx));
+  }
+  if (wanted.has("W4")) {
+    log("W4");
+    await each("W4", (t) => runW4(t, ctx));
+  }
+  if (wanted.has("W5")) {
+    log("W5");
+    await each("W5", (t) => runW5(t, ctx));
+  }
   return records;
 }
 
@@ -82,7 +94,7 @@ async function main(): Promise<void> {
   }
   if (params === "help") return void process.stdout.write(USAGE);
   if (process.platform !== "linux") throw new Error("the bench reads /proc: it runs on Linux only");
-  for (const p of ["packages/edge/dist/src/main.js", "packages/worker/dist/src/main.js"]) {
+  for (const p of ["packages/cli/dist/src/edge.js", "packages/cli/dist/src/worker.js"]) {
     if (!existsSync(path.join(ROOT, p))) throw new Error(`${p} is missing: run npm run build (or npm run bench, which builds)`);
   }
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");

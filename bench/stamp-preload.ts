@@ -13,9 +13,9 @@
 // file append every 200 ms. The baselines run the same generator with the same preload.
 
 import { appendFileSync } from "node:fs";
-import { ScriptedGenerator, type GenerationJob, type GenerationSession } from "@unbroken/worker";
+import { ScriptedGenerator, type GenerationJob, type GenerationSession } from "@unbroken/generators";
 
-const file = process.env["BENCH_STAMP_FILE"];
+const file = process.env.BENCH_STAMP_FILE;
 
 interface Times {
   began: number;

@@ -19,7 +19,10 @@ export async function readStamps(file: string): Promise<Map<string, Stamp>> {
   if (!existsSync(file)) return out;
   const get = (rid: string): Stamp => {
     let s = out.get(rid);
-    if (!s) out.set(rid, (s = { began: Number.NaN, emitted: [] }));
+    if (!s) {
+      s = { began: Number.NaN, emitted: [] };
+      out.set(rid, s);
+    }
     return s;
   };
   for (const line of readFileSync(file, "utf8").split("\n")) {

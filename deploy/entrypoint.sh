@@ -3,6 +3,6 @@
 # environment, see README "Configuration"); anything else is run as a command.
 set -e
 case "$1" in
-  edge | worker) exec node "/app/packages/$1/dist/src/main.js" ;;
+  edge | worker) exec node "/app/packages/cli/dist/src/$1.js" ;;
   *) exec "$@" ;;
 esac

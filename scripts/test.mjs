@@ -56,7 +56,17 @@ const dirs = [path.join(root, 'test', 'dist')];
 for (const pkg of readdirSync(path.join(root, 'packages'), { withFileTypes: true })) {
   if (pkg.isDirectory()) dirs.push(path.join(root, 'packages', pkg.name, 'dist', 'test'));
 }
-const all = dirs.flatMap((d) => collect(d, [])).sort();
+// A compiled test whose source is gone (moved or deleted; tsc never removes outputs) must not
+// run: `<pkg>/dist/test/x.test.js` runs only while `<pkg>/test/x.test.ts` exists.
+const sourceOf = (file) => {
+  const parts = file.split(path.sep);
+  const at = parts.indexOf('dist');
+  return path.join(root, ...parts.slice(0, at), ...parts.slice(at + 1)).replace(/\.js$/, '.ts');
+};
+const all = dirs
+  .flatMap((d) => collect(d, []))
+  .filter((f) => existsSync(sourceOf(f)))
+  .sort();
 const files = filters.length ? all.filter((f) => filters.some((s) => f.includes(s))) : all;
 
 if (files.length === 0) {

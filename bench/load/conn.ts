@@ -89,8 +89,7 @@ export function postSse(base: string, body: object, h: Handlers, sent: (at: numb
     res.on("data", (chunk: string) => {
       const at = now();
       buf += chunk;
-      let cut: number;
-      while ((cut = buf.indexOf("\n\n")) >= 0) {
+      for (let cut = buf.indexOf("\n\n"); cut >= 0; cut = buf.indexOf("\n\n")) {
         const block = buf.slice(0, cut);
         buf = buf.slice(cut + 2);
         const d = block.indexOf("data: ");

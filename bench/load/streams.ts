@@ -43,7 +43,10 @@ export async function runStream(job: StreamJob, spec: StreamSpec, index: number,
   const tr = new Tracker(spec.maxTokens);
   const res: StreamResult = { rid: spec.rid, probe: spec.probe ?? false, sentAt: Number.NaN, connectMs: Number.NaN, recv: tr.recv, tokens: 0, events: 0, lost: 0, dup: 0 };
   const drops = job.kind === "resume" ? dropPoints(spec, job.drops, index) : [];
-  if (job.kind === "resume") (res.resumeMs = []), (res.resumeSubscribeMs = []);
+  if (job.kind === "resume") {
+    res.resumeMs = [];
+    res.resumeSubscribeMs = [];
+  }
   let conn: Conn | undefined;
   let offline = false;
   let resumeFrom: { at: number; subscribedAt: number; after: number } | undefined;
@@ -81,7 +84,10 @@ export async function runStream(job: StreamJob, spec: StreamSpec, index: number,
         }
         const ended = tr.event(f, at);
         if (ended) {
-          if (!cancel) return finish();
+          if (!cancel) {
+finish();
+return;
+}
           cancel.endAt = at;
           cancel.tokensAtEnd = tr.tokens;
           if (cancel.okAt !== undefined) finish();
@@ -148,7 +154,13 @@ export async function runStream(job: StreamJob, spec: StreamSpec, index: number,
         () =>
           new Promise<void>((connected) => {
             const began = now();
-            const hs: Handlers = { frame: onFrame, closed: (why) => (connected(), h.closed(why)) };
+            const hs: Handlers = {
+              frame: onFrame,
+              closed: (why) => {
+                connected();
+                h.closed(why);
+              },
+            };
             conn = postSse(job.url, body, hs, (at) => {
               res.sentAt = at;
               res.connectMs = at - began;
@@ -160,7 +172,10 @@ export async function runStream(job: StreamJob, spec: StreamSpec, index: number,
     }
     let began = 0;
     limiter
-      .run(() => ((began = now()), openWs(job.url, job.protocol === "unbroken", current())))
+      .run(() => {
+        began = now();
+        return openWs(job.url, job.protocol === "unbroken", current());
+      })
       .then(
         (c) => {
           if (done) return c.close();

@@ -3,9 +3,9 @@
 // exactly like the edge's event frames. No log, no persistence: the "seed-style" server.
 
 import type { GenerationBody } from "@unbroken/protocol";
-import { ScriptedGenerator } from "@unbroken/worker";
+import { ScriptedGenerator } from "@unbroken/generators";
 
-const tps = Number(process.env["SCRIPTED_TPS"] ?? "30");
+const tps = Number(process.env.SCRIPTED_TPS ?? "30");
 const generator = new ScriptedGenerator({ tokensPerSecond: tps });
 
 export interface GenerateRequest {

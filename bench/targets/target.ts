@@ -50,17 +50,23 @@ export function stampFile(): { file: string; remove: () => void } {
   const file = path.join(os.tmpdir(), `unbroken-bench-${process.pid}-${++stampFiles}.stamps`);
   const remove = (): void => rmSync(file, { force: true });
   const forget = atExit(remove);
-  return { file, remove: () => (forget(), remove()) };
+  return {
+    file,
+    remove: () => {
+      forget();
+      remove();
+    },
+  };
 }
 
 /** NODE_OPTIONS for our processes: the CPU profiler when asked, and the stamp preload for generators. */
 export function nodeEnv(opts: { stamps?: string; profileDir?: string }): Record<string, string> {
-  const flags = [process.env["NODE_OPTIONS"] ?? ""];
+  const flags = [process.env.NODE_OPTIONS ?? ""];
   if (opts.stamps) flags.push(`--import="${pathToFileURL(path.join(BENCH_DIST, "stamp-preload.js")).href}"`);
   if (opts.profileDir) flags.push(`--import="${pathToFileURL(path.join(BENCH_DIST, "profile-preload.js")).href}"`);
   const env: Record<string, string> = { NODE_OPTIONS: flags.join(" ").trim() };
-  if (opts.stamps) env["BENCH_STAMP_FILE"] = opts.stamps;
-  if (opts.profileDir) env["BENCH_CPU_PROFILE_DIR"] = opts.profileDir;
+  if (opts.stamps) env.BENCH_STAMP_FILE = opts.stamps;
+  if (opts.profileDir) env.BENCH_CPU_PROFILE_DIR = opts.profileDir;
   return env;
 }
 

@@ -6,8 +6,8 @@ import { spawnService, startNatsServer, type NatsServerHandle, type ServiceHandl
 import path from "node:path";
 import { ROOT, nodeEnv, stampFile, stampsOf, type RunningTarget, type StartOptions, type Target } from "./target.js";
 
-const EDGE = path.join(ROOT, "packages/edge/dist/src/main.js");
-const WORKER = path.join(ROOT, "packages/worker/dist/src/main.js");
+const EDGE = path.join(ROOT, "packages/cli/dist/src/edge.js");
+const WORKER = path.join(ROOT, "packages/cli/dist/src/worker.js");
 
 /** `workerEnv`: settings for the worker beyond the defaults (e.g. coalescing off). */
 export function unbrokenTarget(variant: { name: string; workerEnv: Record<string, string> } = { name: "unbroken", workerEnv: {} }): Target {

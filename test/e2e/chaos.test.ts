@@ -24,8 +24,8 @@ describe("chaos: edges, workers and a NATS node die under live traffic", () => {
       natsNodes: 3,
       edges: 2,
       workers: 2,
-      edgeEnv: { WORKER_TIMEOUT: "5s", DRAIN_TIMEOUT: "3s" },
-      workerEnv: { SCRIPTED_TPS: String(TPS), CONCURRENCY: "16", WORKER_TIMEOUT: "5s", DRAIN_TIMEOUT: "3s" },
+      edgeEnv: { ORPHAN_TIMEOUT: "5s", DRAIN_TIMEOUT: "3s" },
+      workerEnv: { SCRIPTED_TPS: String(TPS), CONCURRENCY: "16", TAKEOVER_TIMEOUT: "5s", DRAIN_TIMEOUT: "3s" },
     });
   });
   after(async () => {

@@ -53,7 +53,7 @@ describe("failover and stalls with model-backed generators", () => {
     LLAMA_THREADS: "1",
     LLAMA_GPU: "false",
     CONCURRENCY: "1",
-    WORKER_TIMEOUT: "2s",
+    TAKEOVER_TIMEOUT: "2s",
   });
 
   it("llama: killed mid-answer, another llama worker continues the partial answer", async () => {
@@ -66,7 +66,7 @@ describe("failover and stalls with model-backed generators", () => {
     const killedAt = Date.now();
     await runner.kill();
     const took = await msUntil(client, killedAt, (f) => f.type === "event" && f.rid === rid && (f.event as { kind: string }).kind === "handover");
-    timings.push(`llama, SIGKILL → handover event at the client: ${took} ms (WORKER_TIMEOUT 2 s)`);
+    timings.push(`llama, SIGKILL → handover event at the client: ${took} ms (TAKEOVER_TIMEOUT 2 s)`);
     const events = await client.untilEnd(rid, 120_000);
     const end = assertWhole(events);
     assert.ok(end.reason === "stop" || end.reason === "length", JSON.stringify(end));
@@ -83,7 +83,7 @@ describe("failover and stalls with model-backed generators", () => {
   });
 
   it("a worker whose model cannot load takes the response over and ends it with model_unavailable", async () => {
-    const env = { NATS_URL: nats.url, SCRIPTED_TPS: "40", WORKER_TIMEOUT: "2s", CONCURRENCY: "1" };
+    const env = { NATS_URL: nats.url, SCRIPTED_TPS: "40", TAKEOVER_TIMEOUT: "2s", CONCURRENCY: "1" };
     const a = await startWorker("sa", env);
     services.push(a);
     const client = await edge();

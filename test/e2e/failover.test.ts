@@ -18,10 +18,10 @@ import {
 // Worker failover with real processes: a worker killed, stopped (a zombie) or shut down
 // mid-answer, and another worker continues the answer from the log. With the scripted
 // generator the continued answer must equal an uninterrupted run of the same request.
-// WORKER_TIMEOUT (the queue's ack wait) is 2 s here to keep the tests short; the edge keeps
+// TAKEOVER_TIMEOUT (the queue's ack wait) is 2 s here to keep the tests short; the edge keeps
 // its default 30 s, so its own probe never ends a response a worker is about to continue.
 
-const WORKER_ENV = { SCRIPTED_TPS: "40", WORKER_TIMEOUT: "2s", CONCURRENCY: "2", LOG_LEVEL: "debug" };
+const WORKER_ENV = { SCRIPTED_TPS: "40", TAKEOVER_TIMEOUT: "2s", CONCURRENCY: "2", LOG_LEVEL: "debug" };
 const REQUEST = { prompt: "write 200 words about a river that never stops", params: { seed: 5 } };
 
 describe("worker failover", () => {
@@ -66,7 +66,7 @@ describe("worker failover", () => {
     const killedAt = Date.now();
     await runner.kill();
     const took = await msUntil(c!, killedAt, (f) => f.type === "event" && f.rid === rid && (f.event as { kind: string }).kind === "handover");
-    timings.push(`SIGKILL → handover event at the client: ${took} ms (WORKER_TIMEOUT 2 s)`);
+    timings.push(`SIGKILL → handover event at the client: ${took} ms (TAKEOVER_TIMEOUT 2 s)`);
     const events = await c!.untilEnd(rid, 60_000);
     const end = assertWhole(events);
     assert.equal(end.reason, "stop");
@@ -92,7 +92,7 @@ describe("worker failover", () => {
     let resumed = false;
     try {
       const took = await msUntil(c!, stoppedAt, (f) => f.type === "event" && f.rid === rid && (f.event as { kind: string }).kind === "handover");
-      timings.push(`SIGSTOP → handover event at the client: ${took} ms (WORKER_TIMEOUT 2 s)`);
+      timings.push(`SIGSTOP → handover event at the client: ${took} ms (TAKEOVER_TIMEOUT 2 s)`);
       const handoverSeq = c!.events(rid).at(-1)!.seq;
       await c!.next((f) => f.type === "event" && f.rid === rid && f.seq >= handoverSeq + 5);
     } finally {

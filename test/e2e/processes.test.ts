@@ -7,8 +7,8 @@ import { startNatsServer, spawnService, type NatsServerHandle, type ServiceHandl
 import { RawClient, range, seqs, textOf, tokenCount } from "../helpers/raw-client.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
-const EDGE = path.join(root, "packages/edge/dist/src/main.js");
-const WORKER = path.join(root, "packages/worker/dist/src/main.js");
+const EDGE = path.join(root, "packages/cli/dist/src/edge.js");
+const WORKER = path.join(root, "packages/cli/dist/src/worker.js");
 
 const edge = (env: Record<string, string>) => spawnService({ name: "edge", script: EDGE, env: { PORT: "0", ...env }, readyMsg: "listening" });
 const worker = (env: Record<string, string>) => spawnService({ name: "worker", script: WORKER, env: { METRICS_PORT: "0", ...env }, readyMsg: "ready" });
@@ -96,7 +96,7 @@ describe("edge and worker processes", () => {
   });
 
   it("continue a response whose worker was killed: another worker takes it over (see failover.test.ts)", async () => {
-    const env = { NATS_URL: nats.url, SCRIPTED_TPS: "20", WORKER_TIMEOUT: "1s", CONCURRENCY: "1" };
+    const env = { NATS_URL: nats.url, SCRIPTED_TPS: "20", TAKEOVER_TIMEOUT: "1s", CONCURRENCY: "1" };
     // Stop earlier tests' workers so the two below are the only ones.
     for (const s of services.filter((s) => s.name === "worker")) await s.stop();
     const [w1, w2] = [await worker(env), await worker(env)];
@@ -119,8 +119,8 @@ describe("edge and worker processes", () => {
 
   it("end a response whose only worker was killed: the watching edge closes it with worker_lost", async () => {
     for (const s of services.filter((s) => s.name === "worker")) await s.stop();
-    const w = await worker({ NATS_URL: nats.url, SCRIPTED_TPS: "20", WORKER_TIMEOUT: "1s" });
-    const e = await edge({ NATS_URL: nats.url, WORKER_TIMEOUT: "1s" });
+    const w = await worker({ NATS_URL: nats.url, SCRIPTED_TPS: "20", TAKEOVER_TIMEOUT: "1s" });
+    const e = await edge({ NATS_URL: nats.url, ORPHAN_TIMEOUT: "1s" });
     services.push(w, e);
     const c = await RawClient.connect(url(e));
     const { rid } = await c.request({ type: "generate", prompt: "write 300 words with nobody to take over" });

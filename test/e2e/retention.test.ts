@@ -4,8 +4,8 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { EVENTS_STREAM, eventSubject } from "@unbroken/protocol";
 import { Broker, silentLog } from "@unbroken/store";
+import { NatsTools } from "@unbroken/testing";
 import { RawClient, tokenCount, type Frame } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
 
@@ -62,18 +62,20 @@ describe("with RETENTION=2s", () => {
 describe("events expired under a record that is still there", () => {
   let stack: Stack;
   let broker: Broker;
+  let tools: NatsTools;
   before(async () => {
     stack = await Stack.start({ workerEnv: { SCRIPTED_TPS: "0" } });
     broker = await Broker.connect({ url: stack.nats.url, name: "test", retentionMs: 24 * 3_600_000, log: silentLog });
+    tools = await NatsTools.connect(stack.nats.url);
   });
   after(async () => {
+    await tools?.close();
     await broker?.close();
     await stack?.stop();
   });
 
   /** What JetStream's max_age does to a log: its oldest events go (all but the last `keep`). */
-  const expire = (rid: string, keep?: number) =>
-    broker.jsm.streams.purge(EVENTS_STREAM, keep === undefined ? { filter: eventSubject(rid) } : { filter: eventSubject(rid), keep });
+  const expire = (rid: string, keep?: number) => tools.purgeEvents(rid, keep);
 
   /** A response that has ended: its `end` read, and its record updated after it. */
   async function ended(c: RawClient, tokens: number): Promise<{ rid: string; count: number }> {

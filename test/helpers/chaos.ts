@@ -1,7 +1,5 @@
 import type { EndEvent, ResponseHandle } from "@unbroken/client";
-import { EVENTS_STREAM } from "@unbroken/protocol";
-import { connectNats, readStored, silentLog } from "@unbroken/store";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { NatsTools } from "@unbroken/testing";
 
 /** What one reader (a generate handle or a subscriber) got of one response, as it got it. */
 export class Reader {
@@ -57,29 +55,26 @@ export interface StoredLog {
 
 /** Reads every stored event of each rid straight from the LLM_EVENTS stream. */
 export async function readLogs(natsUrl: string, rids: string[]): Promise<Map<string, StoredLog>> {
-  const nc = await connectNats(natsUrl, "chaos-audit", silentLog);
+  const tools = await NatsTools.connect(natsUrl);
   try {
-    const js = jetstream(nc, { timeout: 10_000 });
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.info(EVENTS_STREAM);
     const logs = new Map<string, StoredLog>();
     for (const rid of rids) {
       const log: StoredLog = { seqs: [], text: "", ends: 0, end: undefined, kinds: [] };
-      await readStored(js, jsm, rid, 0, (e) => {
-        const ev = e.frame.event as { kind: string; text?: string };
-        log.seqs.push(e.frame.seq);
+      for (const { frame } of await tools.events(rid)) {
+        const ev = frame.event as { kind: string; text?: string };
+        log.seqs.push(frame.seq);
         log.kinds.push(ev.kind);
         if (ev.kind === "token") log.text += ev.text ?? "";
         if (ev.kind === "end") {
           log.ends++;
           log.end = ev as EndEvent;
         }
-      });
+      }
       logs.set(rid, log);
     }
     return logs;
   } finally {
-    await nc.close();
+    await tools.close();
   }
 }
 

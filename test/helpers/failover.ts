@@ -1,18 +1,16 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { AckPolicy, DeliverPolicy } from "@nats-io/jetstream";
-import { EVENTS_STREAM, eventSubject, type EventFrame } from "@unbroken/protocol";
-import { Broker, silentLog } from "@unbroken/store";
-import { spawnService, type ServiceHandle } from "@unbroken/testing";
+import type { EventFrame } from "@unbroken/protocol";
+import { NatsTools, spawnService, type ServiceHandle } from "@unbroken/testing";
 import { RawClient, range, seqs, textOf } from "./raw-client.js";
 
 // Shared by the worker failover tests: real worker and edge processes, the log as the
 // client saw it, and the log as stored (with each event's msg id, which names the epoch).
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
-export const EDGE = path.join(root, "packages/edge/dist/src/main.js");
-export const WORKER = path.join(root, "packages/worker/dist/src/main.js");
+export const EDGE = path.join(root, "packages/cli/dist/src/edge.js");
+export const WORKER = path.join(root, "packages/cli/dist/src/worker.js");
 
 export const startEdge = (env: Record<string, string>): Promise<ServiceHandle> =>
   spawnService({ name: "edge", script: EDGE, env: { PORT: "0", ...env }, readyMsg: "listening" });
@@ -55,31 +53,11 @@ export async function reference(c: RawClient, frame: Record<string, unknown>): P
 
 /** Every stored event of rid with its msg id (`<rid>:<seq>:<epoch>` for worker writes). */
 export async function storedMsgIds(natsUrl: string, rid: string): Promise<Array<{ seq: number; msgId: string }>> {
-  const broker = await Broker.connect({ url: natsUrl, name: "failover-test", retentionMs: 3_600_000, log: silentLog });
+  const tools = await NatsTools.connect(natsUrl);
   try {
-    const ci = await broker.jsm.consumers.add(EVENTS_STREAM, {
-      filter_subject: eventSubject(rid),
-      ack_policy: AckPolicy.None,
-      deliver_policy: DeliverPolicy.All,
-      mem_storage: true,
-      inactive_threshold: 30_000_000_000,
-    });
-    const out: Array<{ seq: number; msgId: string }> = [];
-    const consumer = broker.js.consumers.getConsumerFromInfo(ci);
-    for (let left = ci.num_pending; left > 0; ) {
-      const batch = await consumer.fetch({ max_messages: Math.min(left, 256), expires: 5_000 });
-      let got = 0;
-      for await (const m of batch) {
-        got++;
-        out.push({ seq: (m.json() as { seq: number }).seq, msgId: m.headers?.get("Nats-Msg-Id") ?? "" });
-      }
-      if (got === 0) break;
-      left -= got;
-    }
-    await broker.jsm.consumers.delete(EVENTS_STREAM, ci.name).catch(() => undefined);
-    return out;
+    return (await tools.events(rid)).map(({ seq, msgId }) => ({ seq, msgId }));
   } finally {
-    await broker.close();
+    await tools.close();
   }
 }
 

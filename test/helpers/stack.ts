@@ -1,5 +1,5 @@
 import { edgeConfigFromEnv, startEdge, type Edge } from "@unbroken/edge";
-import { createLogger } from "@unbroken/store";
+import { createLogger } from "@unbroken/cli";
 import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
 import { startWorker, workerConfigFromEnv, type Worker } from "@unbroken/worker";
 

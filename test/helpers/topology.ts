@@ -13,8 +13,8 @@ import { RawClient } from "./raw-client.js";
 import type { EventFrame } from "@unbroken/protocol";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
-export const EDGE_MAIN = path.join(root, "packages/edge/dist/src/main.js");
-export const WORKER_MAIN = path.join(root, "packages/worker/dist/src/main.js");
+export const EDGE_MAIN = path.join(root, "packages/cli/dist/src/edge.js");
+export const WORKER_MAIN = path.join(root, "packages/cli/dist/src/worker.js");
 
 /** The NATS side of a topology: one server or a cluster, with nodes killable by index. */
 export interface Broker {
@@ -55,7 +55,7 @@ export interface Member {
 
 /**
  * The deployed shape, as local processes: nats-server node(s), edge and worker processes
- * (`node packages/*\/dist/src/main.js`, as in docker-compose.yml), and a balancer in front of
+ * (`node packages/cli/dist/src/edge.js` and `worker.js`, as in docker-compose.yml), and a balancer in front of
  * the edges. Everything it started is stopped by stop(), and by the testing package's exit
  * hook if the test dies first.
  */
@@ -117,7 +117,7 @@ export class Topology {
   }
 
   async addWorker(env: Record<string, string> = {}): Promise<Member> {
-    const full = { NATS_URL: this.nats.url, REPLICAS: this.replicas, METRICS_PORT: "0", ...this.opts.workerEnv, ...env };
+    const full = { NATS_URL: this.nats.url, REPLICAS: this.replicas, ...this.opts.workerEnv, ...env };
     const name = `worker${this.workerCount++}`;
     const handle = await spawnService({ name, script: WORKER_MAIN, env: { WORKER_ID: name, ...full }, readyMsg: "ready", timeoutMs: 30_000 });
     const member = { handle, env: { WORKER_ID: name, ...full } };

@@ -37,6 +37,7 @@ export interface ReceivedRequest {
   method: string;
   url: string;
   headers: IncomingHttpHeaders;
+  // biome-ignore lint/suspicious/noExplicitAny: whatever JSON the client sent; tests read the fields they expect
   body: any;
   /** Resolves when the client closed the connection before the server ended the response. */
   closedByClient: Promise<void>;

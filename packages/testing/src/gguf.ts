@@ -133,18 +133,54 @@ class ByteWriter {
 
 function writeScalar(w: ByteWriter, type: ScalarType, v: number | bigint | boolean | string): void {
   switch (type) {
-    case GgufType.UINT8: return w.u8(Number(v));
-    case GgufType.INT8: return w.i8(Number(v));
-    case GgufType.UINT16: return w.u16(Number(v));
-    case GgufType.INT16: return w.i16(Number(v));
-    case GgufType.UINT32: return w.u32(Number(v));
-    case GgufType.INT32: return w.i32(Number(v));
-    case GgufType.FLOAT32: return w.f32(Number(v));
-    case GgufType.BOOL: return w.u8(v ? 1 : 0);
-    case GgufType.STRING: return w.string(String(v));
-    case GgufType.UINT64: return w.u64(typeof v === 'bigint' ? v : Number(v));
-    case GgufType.INT64: return w.i64(typeof v === 'bigint' ? v : Number(v));
-    case GgufType.FLOAT64: return w.f64(Number(v));
+    case GgufType.UINT8: {
+w.u8(Number(v));
+return;
+}
+    case GgufType.INT8: {
+w.i8(Number(v));
+return;
+}
+    case GgufType.UINT16: {
+w.u16(Number(v));
+return;
+}
+    case GgufType.INT16: {
+w.i16(Number(v));
+return;
+}
+    case GgufType.UINT32: {
+w.u32(Number(v));
+return;
+}
+    case GgufType.INT32: {
+w.i32(Number(v));
+return;
+}
+    case GgufType.FLOAT32: {
+w.f32(Number(v));
+return;
+}
+    case GgufType.BOOL: {
+w.u8(v ? 1 : 0);
+return;
+}
+    case GgufType.STRING: {
+w.string(String(v));
+return;
+}
+    case GgufType.UINT64: {
+w.u64(typeof v === 'bigint' ? v : Number(v));
+return;
+}
+    case GgufType.INT64: {
+w.i64(typeof v === 'bigint' ? v : Number(v));
+return;
+}
+    case GgufType.FLOAT64: {
+w.f64(Number(v));
+return;
+}
   }
 }
 

@@ -22,9 +22,9 @@ export function findHaproxy(): string | undefined {
       return false;
     }
   };
-  const fromEnv = process.env['HAPROXY_BIN'];
+  const fromEnv = process.env.HAPROXY_BIN;
   if (fromEnv) return executable(fromEnv) ? fromEnv : undefined;
-  const dirs = (process.env['PATH'] ?? '').split(path.delimiter).filter(Boolean);
+  const dirs = (process.env.PATH ?? '').split(path.delimiter).filter(Boolean);
   return [...dirs.map((d) => path.join(d, 'haproxy')), '/usr/sbin/haproxy', '/usr/local/sbin/haproxy'].find(executable);
 }
 

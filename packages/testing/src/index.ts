@@ -7,3 +7,4 @@ export { startNatsCluster, freePort, type NatsClusterHandle, type NatsClusterNod
 export { startHaproxy, findHaproxy, HAPROXY_INSTALL_HINT, type HaproxyHandle, type HaproxyOptions } from './haproxy.js';
 export { parsePrometheus, scrapeMetrics, Scrape, type Sample } from "./prometheus.js";
 export { ConsumerCreations, type AdvisoryConnection } from "./consumer-creations.js";
+export { NatsTools, type StoredFrame } from './nats-tools.js';

@@ -51,9 +51,9 @@ function isExecutableFile(p: string): boolean {
 
 /** Locate nats-server: $NATS_SERVER_BIN, then PATH, then the usual install locations. */
 export function findNatsServer(): string | undefined {
-  const fromEnv = process.env['NATS_SERVER_BIN'];
+  const fromEnv = process.env.NATS_SERVER_BIN;
   if (fromEnv) return isExecutableFile(fromEnv) ? fromEnv : undefined;
-  const dirs = (process.env['PATH'] ?? '').split(path.delimiter).filter(Boolean);
+  const dirs = (process.env.PATH ?? '').split(path.delimiter).filter(Boolean);
   const candidates = [...dirs.map((d) => path.join(d, 'nats-server')), '/usr/sbin/nats-server', '/usr/local/bin/nats-server'];
   return candidates.find(isExecutableFile);
 }
@@ -61,7 +61,7 @@ export function findNatsServer(): string | undefined {
 export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServerHandle> {
   const bin = findNatsServer();
   if (!bin) {
-    const env = process.env['NATS_SERVER_BIN'];
+    const env = process.env.NATS_SERVER_BIN;
     throw new Error(
       env ? `NATS_SERVER_BIN=${env} is not an executable file` : `nats-server not found on PATH, /usr/sbin or /usr/local/bin: ${INSTALL_HINT}`,
     );

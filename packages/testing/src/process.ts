@@ -34,6 +34,7 @@ export interface ServiceHandle {
    * `svc.lines.length` to only consider lines logged after the call.
    * Rejects on timeout (default 10 s) or if the process exits first.
    */
+  // biome-ignore lint/suspicious/noExplicitAny: a log line is any JSON object; each test reads the fields it expects
   waitForLine(pred: (obj: any) => boolean, timeoutMs?: number, fromIndex?: number): Promise<any>;
   /** Send `signal` (default SIGTERM), SIGKILL after `timeoutMs` (default 10 s); resolves with the exit status. */
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<ExitInfo>;
@@ -48,7 +49,7 @@ interface Watcher {
   closed(): void;
 }
 
-const verbose = (): boolean => Boolean(process.env['UNBROKEN_TEST_LOGS']);
+const verbose = (): boolean => Boolean(process.env.UNBROKEN_TEST_LOGS);
 
 class Service implements ServiceHandle {
   readonly lines: string[] = [];
@@ -73,8 +74,10 @@ class Service implements ServiceHandle {
       unregister();
       for (const w of [...this.watchers]) w.closed();
     });
-    createInterface({ input: child.stdout!, crlfDelay: Infinity }).on('line', (line) => this.onLine(line));
-    child.stderr!.on('data', (c: Buffer) => {
+    // Spawned with stdio pipes (see spawnService), so both streams are there.
+    const { stdout, stderr } = child as ChildProcess & { stdout: NodeJS.ReadableStream; stderr: NodeJS.ReadableStream };
+    createInterface({ input: stdout, crlfDelay: Infinity }).on('line', (line) => this.onLine(line));
+    stderr.on('data', (c: Buffer) => {
       this.stderr.push(c);
       if (verbose()) process.stderr.write(`[${name}:stderr] ${c.toString()}`);
     });
@@ -112,6 +115,7 @@ class Service implements ServiceHandle {
     return `--- stderr ---\n${this.stderr}\n--- stdout (last 20 lines) ---\n${this.lines.slice(-20).join('\n')}`;
   }
 
+  // biome-ignore lint/suspicious/noExplicitAny: see ServiceHandle.waitForLine
   waitForLine(pred: (obj: any) => boolean, timeoutMs = 10_000, fromIndex = 0): Promise<any> {
     // A predicate that throws on an unexpected line shape just means "no match".
     const matches = (obj: unknown): boolean => {
