@@ -7,7 +7,7 @@
  * that never imports `UnbrokenChatTransport` drops this module.
  */
 import type { ChatTransport, UIMessage, UIMessageChunk } from "ai";
-import { LIMITS, isRid, type ChatMessage, type GenerationParams } from "@unbroken/protocol";
+import { isRid, type ChatMessage, type GenerationParams } from "@unbroken/protocol";
 import type { UnbrokenClient } from "./client.js";
 import { UnbrokenError, callSafely, isUnbrokenError } from "./errors.js";
 import type { ResponseEventFrame } from "./frames.js";

@@ -31,7 +31,7 @@ export function backoffOptions(given: BackoffOptions = {}): Required<BackoffOpti
  * capped at maxDelayMs, minus up to `jitter` of it at random.
  */
 export function backoffDelay(attempt: number, o: Required<BackoffOptions>, random: () => number = Math.random): number {
-  const base = Math.min(o.maxDelayMs, o.minDelayMs * Math.pow(o.factor, Math.max(0, attempt)));
+  const base = Math.min(o.maxDelayMs, o.minDelayMs * o.factor ** Math.max(0, attempt));
   return Math.max(0, Math.round(base * (1 - o.jitter * random())));
 }
 

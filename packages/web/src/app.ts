@@ -148,7 +148,10 @@ function openLink(): void {
   const rid = new URLSearchParams(location.hash.slice(1)).get("r");
   if (rid === null || !isRid(rid)) return;
   const known = views.get(rid);
-  if (known) return known.el.scrollIntoView({ block: "nearest" });
+  if (known) {
+known.el.scrollIntoView({ block: "nearest" });
+return;
+}
   const turn: AnswerTurn = { role: "assistant", rid, parts: [], seq: 0, accepted: true, shared: true };
   turns.push(turn);
   saveTurns(turns);
