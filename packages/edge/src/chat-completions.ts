@@ -2,7 +2,7 @@ import { LIMITS, ProtocolError, isRid, newRid, type EndEvent, type GenerateFrame
 import type { StoredEvent } from "@unbroken/store";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
-import type { HttpContext } from "./http.js";
+import type { HttpContext } from "./http-context.js";
 import { describeIssues, readJsonBody, statusOf } from "./http-util.js";
 import { Subscription } from "./subscription.js";
 

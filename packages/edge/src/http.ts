@@ -1,38 +1,14 @@
 import { ProtocolError } from "@unbroken/protocol";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Logger } from "pino";
 import type { Authenticate, Principal } from "./auth.js";
-import type { EdgeLimits } from "./config.js";
-import type { TokenBuckets } from "./limits.js";
-import { bearerToken, sendError, sendJson } from "./http-util.js";
-import type { EdgeMetrics, Transport } from "./metrics.js";
-import type { ResponseService } from "./responses.js";
 import { chatCompletions } from "./chat-completions.js";
+import type { HttpContext } from "./http-context.js";
+import { bearerToken, sendError, sendJson } from "./http-util.js";
 import { cancelResponse, createResponse, steerResponse } from "./rest.js";
 import { streamEvents } from "./sse.js";
 import { serveStatic } from "./static.js";
-import type { SubscriptionDeps } from "./subscription.js";
 
-/** What the HTTP handlers share; built once by the server. */
-export interface HttpContext {
-  ready(): boolean;
-  responses: ResponseService;
-  subscriptions: SubscriptionDeps;
-  /** Who a request acts as: from `Authorization: Bearer` when auth is on. */
-  principal(req: IncomingMessage): Promise<Principal>;
-  heartbeatMs: number;
-  limits: EdgeLimits;
-  /** New connections and /v1 requests per client address; undefined = unlimited. */
-  connections: TokenBuckets | undefined;
-  address(req: IncomingMessage): string;
-  /** Counts streams cut as slow consumers. */
-  onSlowConsumer?(transport: Transport): void;
-  metrics: EdgeMetrics;
-  maxBodyBytes: number;
-  /** Directory of the demo page, served at `/`; none when undefined. */
-  webRoot: string | undefined;
-  log: Logger;
-}
+export type { HttpContext } from "./http-context.js";
 
 export function principalFromRequest(authenticate: Authenticate): (req: IncomingMessage) => Promise<Principal> {
   return async (req) => authenticate(bearerToken(req));

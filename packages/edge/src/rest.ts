@@ -1,7 +1,7 @@
 import { LIMITS, ProtocolError, generateFrameSchema, ridSchema } from "@unbroken/protocol";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
-import type { HttpContext } from "./http.js";
+import type { HttpContext } from "./http-context.js";
 import { describeIssues, readJsonBody, sendJson } from "./http-util.js";
 
 const steerBodySchema = z.object({ text: z.string().min(1).max(LIMITS.steerText) });

@@ -1,6 +1,6 @@
 import { ProtocolError, ridSchema } from "@unbroken/protocol";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { HttpContext } from "./http.js";
+import type { HttpContext } from "./http-context.js";
 import { drained } from "./limits.js";
 import { Subscription } from "./subscription.js";
 
