@@ -52,7 +52,7 @@ function onPath(name) {
   return dirs.map((d) => path.join(d, name)).find(isExecutableFile);
 }
 
-// Same lookup order as findNatsServer() in packages/testing; duplicated because
+// Same lookup order as findNatsServer() in packages/cli and packages/testing; duplicated because
 // this script must work before anything is installed or built.
 function findNatsServer() {
   if (process.env.NATS_SERVER_BIN) return isExecutableFile(process.env.NATS_SERVER_BIN) ? process.env.NATS_SERVER_BIN : undefined;

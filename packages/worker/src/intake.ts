@@ -41,7 +41,12 @@ export class Intake {
     this.wake?.();
   }
 
-  /** Stops pulling (a draining worker takes nothing new); resolves once the last pull is over. */
+  /**
+   * Stops pulling (a draining worker takes nothing new). A request the pull in flight still
+   * brings is given back at once, for another worker: the pull is let run to its expiry (1 s)
+   * rather than cut, since the server could still deliver to a pull the client dropped, and
+   * that request would wait out the ack wait. Resolves once the last pull is over.
+   */
   async stop(): Promise<void> {
     this.stopping = true;
     this.wake?.();
@@ -56,7 +61,7 @@ export class Intake {
         continue;
       }
       try {
-        await this.queue.pull(free, PULL_EXPIRES_MS, (d) => this.dispatch(d));
+        await this.queue.pull(free, PULL_EXPIRES_MS, (d) => this.take(d));
         this.failingSince = 0;
       } catch (err) {
         if (this.stopping) break;
@@ -65,6 +70,14 @@ export class Intake {
         await new Promise((r) => setTimeout(r, 500));
       }
     }
+  }
+
+  private take(d: WorkDelivery): void {
+    if (this.stopping) {
+      d.nak();
+      return;
+    }
+    this.dispatch(d);
   }
 
   private async maybeRepair(): Promise<void> {

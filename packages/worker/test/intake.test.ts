@@ -92,3 +92,25 @@ test("with no free slot nothing is pulled: the request stays in the queue for an
     await intake.stop();
   }
 });
+
+test("a stopping intake gives back what its last pull brings: the request goes to another worker at once", async () => {
+  const stopping = taken();
+  const intake = new Intake(await broker.workQueue(ACK_WAIT_MS), { concurrency: 1 }, () => 0, stopping.take, log);
+  intake.start();
+  // Let its first pull reach the server, so the request below can land in a pull in flight.
+  await new Promise((r) => setTimeout(r, 200));
+  const stopped = intake.stop();
+  const rid = newRid();
+  await enqueue(rid);
+  await stopped;
+  const other = taken();
+  const next = new Intake(await broker.workQueue(ACK_WAIT_MS), { concurrency: 1 }, () => 0, other.take, log);
+  next.start();
+  try {
+    // Well within the ack wait: a request lost in a dropped pull would come back only after it.
+    await other.next(rid, ACK_WAIT_MS - 1_000);
+  } finally {
+    await next.stop();
+  }
+  assert.deepEqual(stopping.rids, [], "the stopping intake dispatched nothing");
+});
