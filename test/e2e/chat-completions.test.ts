@@ -45,7 +45,7 @@ describe("POST /v1/chat/completions", () => {
     let text = "";
     let id = "";
     let finish: string | null | undefined;
-    let usage;
+    let usage: { completion_tokens: number } | null | undefined;
     for await (const chunk of stream) {
       id = chunk.id;
       text += chunk.choices[0]?.delta.content ?? "";

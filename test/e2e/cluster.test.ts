@@ -41,7 +41,7 @@ describe("a 3-node JetStream cluster (REPLICAS=3)", () => {
 
   it("loses no event and stops no stream while any one node is killed and restarted", async () => {
     // Kill the events stream's leader first (the worst case), then the others.
-    const first = cluster.indexOf((await cluster.leaders()).streams["LLM_EVENTS"]);
+    const first = cluster.indexOf((await cluster.leaders()).streams.LLM_EVENTS);
     const order = [first, ...[0, 1, 2].filter((i) => i !== first)];
     const c = await RawClient.connect(top.edgeUrl(0));
     const rids: string[] = [];

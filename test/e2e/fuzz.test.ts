@@ -90,7 +90,7 @@ const sendable = fc.oneof(
 );
 
 function noPollution(): void {
-  assert.equal(({} as Record<string, unknown>)["polluted"], undefined, "Object.prototype was polluted");
+  assert.equal(({} as Record<string, unknown>).polluted, undefined, "Object.prototype was polluted");
   assert.deepEqual(Object.getOwnPropertyNames(Object.prototype).filter((k) => !OBJECT_PROTO.has(k)), []);
 }
 const OBJECT_PROTO = new Set(Object.getOwnPropertyNames(Object.prototype));

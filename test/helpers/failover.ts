@@ -3,7 +3,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { EventFrame } from "@unbroken/protocol";
 import { NatsTools, spawnService, type ServiceHandle } from "@unbroken/testing";
-import { RawClient, range, seqs, textOf } from "./raw-client.js";
+import { type RawClient, range, seqs, textOf } from "./raw-client.js";
 
 // Shared by the worker failover tests: real worker and edge processes, the log as the
 // client saw it, and the log as stored (with each event's msg id, which names the epoch).

@@ -2,7 +2,7 @@ import type { EventFrame } from "@unbroken/protocol";
 import WebSocket from "ws";
 
 /** Any frame the edge sends, loosely typed: tests look at what actually arrived. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: a frame as it arrived; each test reads the fields it expects
 export type Frame = Record<string, any>;
 
 /**

@@ -129,7 +129,7 @@ export class Topology {
   async restart(member: Member, readyMsg: "listening" | "ready"): Promise<void> {
     const script = readyMsg === "listening" ? EDGE_MAIN : WORKER_MAIN;
     // A restarted worker is a new worker (as a new container would be), under a new id.
-    const env = readyMsg === "ready" ? { ...member.env, WORKER_ID: `${member.env["WORKER_ID"]}-r${++this.restarts}` } : member.env;
+    const env = readyMsg === "ready" ? { ...member.env, WORKER_ID: `${member.env.WORKER_ID}-r${++this.restarts}` } : member.env;
     member.handle = await spawnService({ name: member.handle.name, script, env, readyMsg, timeoutMs: 30_000 });
   }
   private restarts = 0;

@@ -42,7 +42,7 @@ process.on("SIGTERM", () => void stop(0));
 
 try {
   started.push(await startComponent("worker", path.join(here, "worker.js"), env, "ready", echo, 30 * 60_000));
-  started.push(await startComponent("edge", path.join(here, "edge.js"), { PORT: "8787", ...env }, "listening", echo));
+  started.push(await startComponent("edge", path.join(here, "edge.js"), env, "listening", echo));
 } catch (err) {
   say(String((err as Error).message));
   await stop(1);

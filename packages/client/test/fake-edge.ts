@@ -27,7 +27,7 @@ export class Peer {
 }
 
 /** Return true when the frame was handled, so the default behaviour is skipped. */
-export type FrameHook = (frame: Frame, peer: Peer, edge: FakeEdge) => boolean | void;
+export type FrameHook = (frame: Frame, peer: Peer, edge: FakeEdge) => boolean | undefined;
 
 export class FakeEdge {
   readonly received: Received[] = [];
@@ -127,7 +127,10 @@ export class FakeEdge {
 
   #log(rid: string): Record<string, unknown>[] {
     let log = this.logs.get(rid);
-    if (!log) this.logs.set(rid, (log = []));
+    if (!log) {
+      log = [];
+      this.logs.set(rid, log);
+    }
     return log;
   }
 

@@ -85,7 +85,10 @@ describe("ActiveGenerations", () => {
   test("prune asks the store about confirmed slots only, and drops the ended ones", async () => {
     const live = new Set(["a"]);
     const asked: string[] = [];
-    const g = new ActiveGenerations(async (rid) => (asked.push(rid), live.has(rid)), log);
+    const g = new ActiveGenerations(async (rid) => {
+      asked.push(rid);
+      return live.has(rid);
+    }, log);
     for (const rid of ["a", "b", "c"]) g.tryAdd(rid, [["o:x", 10]]);
     g.confirm("a");
     g.confirm("b");

@@ -45,7 +45,7 @@ async function scrapeUntil(cond: (m: Scrape) => boolean, what: string): Promise<
   }
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: a frame as it arrived; each test reads the fields it expects
 type Frame = Record<string, any>;
 
 /** A bare socket client: every frame kept, awaited by predicate. */

@@ -16,7 +16,7 @@ test("streams tokens in order and reports the final usage chunk", async () => {
   const req = fake.requests[0]!;
   assert.equal(req.method, "POST");
   assert.equal(req.url, "/v1/chat/completions");
-  assert.equal(req.headers["authorization"], "Bearer sk-test");
+  assert.equal(req.headers.authorization, "Bearer sk-test");
   assert.equal(req.body.model, "fake-model");
   assert.equal(req.body.stream, true);
   assert.deepEqual(req.body.stream_options, { include_usage: true });
@@ -38,7 +38,7 @@ test("forwards params and messages; finish_reason length ends with length; no us
   assert.equal(r.text, "abc");
   assert.deepEqual(r.done, { type: "done", reason: "length", usage: { prompt_tokens: 0, completion_tokens: 3 } });
   const sent = fake.requests[0]!.body;
-  assert.equal(fake.requests[0]!.headers["authorization"], undefined, "no key, no header");
+  assert.equal(fake.requests[0]!.headers.authorization, undefined, "no key, no header");
   assert.deepEqual(sent.messages, body.messages);
   assert.equal(sent.max_tokens, 3);
   assert.equal(sent.temperature, 0.5);

@@ -3,7 +3,7 @@ import type { ControlChannel } from "./control.js";
 import { FencedError } from "./errors.js";
 import type { EventLogs } from "./event-log.js";
 import type { Log } from "./log.js";
-import type { EventLogWriter } from "./log-writer.js";
+import type { EventLogWriter, WriterOptions } from "./log-writer.js";
 import type { ResponseRecords } from "./records.js";
 
 /**
@@ -89,10 +89,11 @@ export class ResponseLifecycle {
   /**
    * Ends a response no worker has begun: its only event is `end` at seq 1. The write expects an
    * empty log, so it loses cleanly to a worker that wrote `start` first. False when one had.
+   * `opts` reach the writer (a worker's publish metrics).
    */
-  async endQueued(rid: string, end: EndEvent): Promise<boolean> {
+  async endQueued(rid: string, end: EndEvent, opts?: WriterOptions): Promise<boolean> {
     try {
-      await this.logs.writer(rid).append(end);
+      await this.logs.writer(rid, undefined, opts).append(end);
     } catch (err) {
       if (err instanceof FencedError) return false;
       throw err;
@@ -114,7 +115,7 @@ export class ResponseLifecycle {
    * with the tokens already generated as usage. Should that worker come back, its next write
    * is refused. False when the log had its `end` already (the record is brought to it).
    */
-  async endOrphan(rid: string, end: EndEvent): Promise<boolean> {
+  async endOrphan(rid: string, end: EndEvent, opts?: WriterOptions): Promise<boolean> {
     for (;;) {
       const pos = await this.logs.position(rid);
       if (pos.last?.kind === "end") {
@@ -123,7 +124,7 @@ export class ResponseLifecycle {
       }
       const usage = usageOf(await this.logs.readAll(rid));
       try {
-        await this.logs.writer(rid, pos).append({ ...end, usage });
+        await this.logs.writer(rid, pos, opts).append({ ...end, usage });
         break;
       } catch (err) {
         // Someone wrote meanwhile (the worker was slow, not gone): look again.

@@ -136,7 +136,7 @@ describe("expiry", () => {
   });
 
   test("usageOf counts tokens, not events", () => {
-    const e = (event: Record<string, unknown>) => ({ kind: String(event["kind"]), frame: { event: event as { kind: string } } });
+    const e = (event: Record<string, unknown>) => ({ kind: String(event.kind), frame: { event: event as { kind: string } } });
     assert.deepEqual(usageOf([e({ kind: "start" }), e({ kind: "token", text: "a" }), e({ kind: "token", text: "b c", n: 2 }), e({ kind: "steer", text: "x" })]), {
       prompt_tokens: 0,
       completion_tokens: 3,

@@ -7,8 +7,6 @@ import { ConsumerCreations, startNatsServer, type NatsServerHandle } from "@unbr
 import { Broker, handlesOf } from "../src/broker.js";
 import { LiveTails } from "../src/live-tails.js";
 import { silentLog } from "../src/log.js";
-import type { LogFollower } from "../src/log-follower.js";
-import type { EventLogWriter } from "../src/log-writer.js";
 import type { StoredEvent } from "../src/stored-event.js";
 
 let server: NatsServerHandle;

@@ -9,7 +9,6 @@ import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
 import { Broker, handlesOf } from "../src/broker.js";
 import { silentLog } from "../src/log.js";
 import type { LogFollower } from "../src/log-follower.js";
-import { firstEvent } from "../src/log-reader.js";
 import type { EventLogWriter } from "../src/log-writer.js";
 
 let server: NatsServerHandle;

@@ -56,7 +56,7 @@ function follow(broker: Broker, rid: string, afterSeq: number, more: Partial<Fol
       seqs.push(e.frame.seq);
       replayed.push(fromStore);
       kinds.push(e.frame.event.kind);
-      texts.push(String(e.frame.event["text"] ?? ""));
+      texts.push(String(e.frame.event.text ?? ""));
       if (e.frame.event.kind === "end") endSeen = true;
       for (const w of waiters.splice(0)) w();
     },

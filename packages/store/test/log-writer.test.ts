@@ -109,7 +109,7 @@ describe("EventLogWriter", () => {
     // It stays fenced on later attempts, and the log is untouched.
     await rejectsFenced(second.append(token("intruder again")));
     const stored = await readAll(rid);
-    assert.deepEqual(stored.map((s) => s.frame.event["text"]), ["mine", "mine too"]);
+    assert.deepEqual(stored.map((s) => s.frame.event.text), ["mine", "mine too"]);
   });
 
   test("a writer whose position is behind the log (not a duplicate msg id) is fenced", async () => {
@@ -134,7 +134,7 @@ describe("EventLogWriter", () => {
     await rejectsFenced(old.append(token("old6")));
     const stored = await readAll(rid);
     assert.deepEqual(stored.map((s) => s.frame.seq), [1, 2, 3, 4, 5, 6, 7]);
-    assert.deepEqual(stored.slice(5).map((s) => s.frame.event["text"]), ["new6", "new7"]);
+    assert.deepEqual(stored.slice(5).map((s) => s.frame.event.text), ["new6", "new7"]);
   });
 
   test("two writers racing on a fresh rid: exactly one wins each seq", async () => {
@@ -160,7 +160,7 @@ describe("EventLogWriter", () => {
       const seqs = stored.map((s) => s.frame.seq);
       assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => i + 1), "contiguous log");
       assert.equal(won.size, stored.length, "every stored event has exactly one writer that was told it won");
-      for (const s of stored) assert.equal(s.frame.event["text"], won.get(s.frame.seq), `seq ${s.frame.seq}`);
+      for (const s of stored) assert.equal(s.frame.event.text, won.get(s.frame.seq), `seq ${s.frame.seq}`);
     }
   });
 
@@ -199,7 +199,7 @@ describe("EventLogWriter", () => {
       (seq) => `A wrote seq ${seq}`,
       (err: unknown) => (err instanceof FencedError ? "fenced" : `other error ${String(err)}`),
     );
-    const texts = (await readAll(rid)).map((s) => `${s.frame.seq}:${s.frame.event["text"]}`);
+    const texts = (await readAll(rid)).map((s) => `${s.frame.seq}:${s.frame.event.text}`);
     assert.equal(outcome, "fenced", `A must not believe B's event at seq 2 is its own; then A3 -> ${next}; log ${texts.join(" ")}`);
     assert.equal(next, "fenced");
     assert.deepEqual(texts, ["1:A1", "2:B2"]);

@@ -42,15 +42,15 @@ test('two servers run side by side on random ports with JetStream', async () => 
     assert.notEqual(s.port, 4222);
     assert.equal(s.url, `nats://127.0.0.1:${s.port}`);
     const info = await readInfo(s.url);
-    assert.equal(info['jetstream'], true);
-    assert.equal(info['port'], s.port);
+    assert.equal(info.jetstream, true);
+    assert.equal(info.port, s.port);
   }
 });
 
 test('jetstream can be disabled', async () => {
   await using s = await startNatsServer({ jetstream: false });
   const info = await readInfo(s.url);
-  assert.notEqual(info['jetstream'], true);
+  assert.notEqual(info.jetstream, true);
 });
 
 test('restart after a hard kill keeps port and store dir', async () => {
@@ -62,7 +62,7 @@ test('restart after a hard kill keeps port and store dir', async () => {
   await s.restart();
   assert.equal(s.port, port);
   assert.notEqual(s.pid, pid);
-  assert.equal((await readInfo(s.url))['jetstream'], true);
+  assert.equal((await readInfo(s.url)).jetstream, true);
   // Restarting a running server bounces it, still on the same port.
   await s.restart();
   assert.equal(s.port, port);

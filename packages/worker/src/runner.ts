@@ -127,7 +127,7 @@ export class ResponseRun {
     }
     if (isStale(record, this.deps.queueTimeoutMs)) {
       this.log.warn("request waited past QUEUE_TIMEOUT; ending it");
-      await broker.lifecycle.endQueued(this.rid, ends.noWorker());
+      await broker.lifecycle.endQueued(this.rid, ends.noWorker(), { onPublished: this.metrics?.published });
       return "ended";
     }
     // Listen before claiming: once the record says running, cancel and steer must find us.
@@ -303,7 +303,7 @@ export class ResponseRun {
 
   private async endLost(message: string): Promise<void> {
     this.log.warn(message);
-    await this.deps.broker.lifecycle.endOrphan(this.rid, ends.workerLost(message));
+    await this.deps.broker.lifecycle.endOrphan(this.rid, ends.workerLost(message), { onPublished: this.metrics?.published });
   }
 
   private markEnded(reason: string): Promise<void> {

@@ -41,7 +41,13 @@ function taken(): { rids: string[]; take: (d: WorkDelivery) => void; next: (rid:
       new Promise((resolve, reject) => {
         if (rids.includes(rid)) return resolve();
         const timer = setTimeout(() => reject(new Error(`${rid} not taken within ${ms} ms`)), ms);
-        waiter = { rid, resolve: () => (clearTimeout(timer), resolve()) };
+        waiter = {
+          rid,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        };
       }),
   };
 }

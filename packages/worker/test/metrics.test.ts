@@ -121,7 +121,7 @@ describe("worker metrics", () => {
     const m = await scrapeUntil(w, (s) => s.get("unbroken_worker_generations_active") === 0, "the run finishing");
 
     const log = await readLog(rid);
-    assert.equal(log.at(-1)?.frame.event["reason"], "cancelled");
+    assert.equal(log.at(-1)?.frame.event.reason, "cancelled");
     assert.equal(m.get("unbroken_worker_steers_total"), 1);
     assert.equal(m.get("unbroken_worker_cancels_total"), 1);
     assert.equal(m.get("unbroken_worker_cancel_to_end_seconds_count"), 1);
