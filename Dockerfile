@@ -1,5 +1,5 @@
 # One image for both components: `docker run IMAGE edge` or `docker run IMAGE worker`
-# (see docker-compose.yml). Configured by environment variables (README "Configuration").
+# (see docker-compose.yml). Configured by environment variables (docs/configuration.md).
 FROM node:22-slim
 
 WORKDIR /app
@@ -7,7 +7,7 @@ WORKDIR /app
 # browser bundles) and so needs them.
 COPY . .
 # node-llama-cpp's prebuilt binaries come with the npm packages; nothing is downloaded at
-# install or run time (README "Generators"). Dev dependencies are pruned after the build.
+# install or run time (docs/generators.md, "llama"). Dev dependencies are pruned after the build.
 RUN npm ci --no-audit --no-fund \
   && npm prune --omit=dev --no-audit --no-fund \
   && npm cache clean --force

@@ -1,4 +1,4 @@
-// The tables printed after a run (Markdown, so they paste into the README as they are).
+// The tables printed after a run (Markdown, so they paste into docs/benchmarks.md as they are).
 
 import type { Summary } from "./stats.js";
 import type { RunRecord } from "./workloads.js";

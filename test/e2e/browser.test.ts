@@ -1,6 +1,6 @@
 // The demo page in real headless Chromium (Debian's package): streaming, Stop, Steer, and the
-// README's minimal <script type="module"> example. Network cuts, reload and a second tab are in
-// browser-resume.test.ts.
+// minimal <script type="module"> example of docs/client.md ("The client in a page of your own").
+// Network cuts, reload and a second tab are in browser-resume.test.ts.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { EventFrame } from "@unbroken/protocol";

@@ -9,7 +9,7 @@ async function readyz(port: number | undefined): Promise<number> {
 
 // One nats-server with file storage, an edge and a worker process, as `npm start` runs them.
 // The server is stopped (SIGTERM, then SIGKILL: a crash) and started again on the same port and
-// store while a response is being generated. Defined outcome (README "Guarantees"): edge and
+// store while a response is being generated. Defined outcome (docs/operations.md, "Guarantees"): edge and
 // worker reconnect by themselves; everything written before is replayable and complete; a
 // response in flight continues where it was, because the worker's fenced writer retries each
 // write (same msg id and expected sequence) for up to 60 s.

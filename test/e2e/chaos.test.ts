@@ -9,7 +9,7 @@ import { Topology } from "../helpers/topology.js";
 // Issue 5's chaos suite: tens of concurrent responses read by clients that drop and resume at
 // random across two edges, while an edge, a worker and a nats-server node are killed and
 // restarted. Then every reader is compared with the stored log. No assertion depends on how
-// long anything took; the figures are printed (README "Guarantees").
+// long anything took; the figures are printed (docs/operations.md, "Guarantees").
 const RESPONSES = 30;
 const CLIENTS = 10;
 const TPS = 30;

@@ -1,4 +1,4 @@
-// /metrics of edges and a worker together (README "Metrics"), with real traffic through the
+// /metrics of edges and a worker together (docs/operations.md, "Metrics"), with real traffic through the
 // whole pipeline: what each process counts of the same responses.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";

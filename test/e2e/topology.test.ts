@@ -29,7 +29,7 @@ describe("deployment files", () => {
     assert.ok(cmd, "neither `docker compose` nor `docker-compose` runs: install one (Debian/Ubuntu: apt-get install docker-compose)");
     const r = spawnSync(cmd[0]!, [...cmd.slice(1), "-f", path.join(root, "docker-compose.yml"), "config", "-q"], { cwd: root, encoding: "utf8" });
     assert.equal(r.status, 0, `${cmd.join(" ")} config -q failed:\n${r.stderr}${r.stdout}`);
-    // The shape the README promises, in the file itself.
+    // The shape docs/deploy.md ("Docker compose") promises, in the file itself.
     const text = readFileSync(path.join(root, "docker-compose.yml"), "utf8");
     for (const service of ["nats-1", "nats-2", "nats-3", "edge-1", "edge-2", "worker-1", "worker-2", "lb"]) {
       assert.match(text, new RegExp(`^  ${service}:`, "m"), `service ${service}`);

@@ -6,7 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 export type Transport = "ws" | "sse" | "chat";
 
 /**
- * Why a socket ended without a clean close (README, "Metrics"): this edge cut it as a slow
+ * Why a socket ended without a clean close (docs/operations.md, "Metrics"): this edge cut it as a slow
  * consumer (4008) or after two unanswered pings (1011); `ws` closed it for a protocol
  * violation (1002, 1007, 1009); it ended with no close frame at all (1006: network loss, a
  * killed client, a balancer cutting it); or the client closed it with some other code.
@@ -33,7 +33,7 @@ const DURATION_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 
 /**
  * The edge's Prometheus metrics, in a registry of its own (never prom-client's global one,
  * so several edges in one process, as in the tests, each count their own). Every metric is
- * listed in the README's "Metrics" section; the code calls the small methods below.
+ * listed in docs/operations.md, "Metrics"; the code calls the small methods below.
  */
 export class EdgeMetrics {
   readonly registry = new Registry();

@@ -91,7 +91,7 @@ export class Session {
 
   /**
    * Whether (and why) the socket ended without a clean close: what this edge closed it for,
-   * else what its close code says (README, "Metrics").
+   * else what its close code says (docs/operations.md, "Metrics").
    */
   private dropReason(code: number): DropReason | undefined {
     if (this.closing === "goaway" || this.closing === "refused") return undefined;

@@ -15,7 +15,7 @@ const DURATION_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 
 /**
  * The worker's Prometheus metrics, in a registry of its own (never prom-client's global one,
  * so several workers in one process, as in the tests, each count their own). Every metric is
- * listed in the README's "Metrics" section. Per-response timing lives in a `RunMetrics`
+ * listed in docs/operations.md, "Metrics". Per-response timing lives in a `RunMetrics`
  * per run (`run()`), which the runner calls at a few points and its log writer at each ack.
  */
 export class WorkerMetrics {

@@ -19,7 +19,7 @@ export interface RunnerDeps {
   stallTimeoutMs: number;
   /** How tokens are gathered into events (see TokenCoalescer). */
   coalesce: CoalescePolicy;
-  /** Prometheus metrics (README "Metrics"); optional, so runs work without them. */
+  /** Prometheus metrics (docs/operations.md, "Metrics"); optional, so runs work without them. */
   metrics?: WorkerMetrics;
 }
 
