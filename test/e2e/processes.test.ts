@@ -4,7 +4,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { startNatsServer, spawnService, type NatsServerHandle, type ServiceHandle } from "@unbroken/testing";
-import { RawClient, range, seqs, textOf, tokenCount } from "../helpers/raw-client.js";
+import { RawClient, range, seqs, textOf, tokenCount, type Frame } from "../helpers/raw-client.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const EDGE = path.join(root, "packages/cli/dist/src/edge.js");
@@ -132,6 +132,35 @@ describe("edge and worker processes", () => {
     assert.equal(end.kind === "end" && end.usage.completion_tokens, tokenCount(events));
     assert.deepEqual(seqs(events), range(1, events.length));
     c.close();
+  });
+
+  it("end it so too when its readers reconnect more often than ORPHAN_TIMEOUT: silence is the log's, not a reader's", async () => {
+    for (const s of services.filter((s) => s.name === "worker")) await s.stop();
+    const w = await worker({ NATS_URL: nats.url, SCRIPTED_TPS: "20", TAKEOVER_TIMEOUT: "1s" });
+    const e = await edge({ NATS_URL: nats.url, ORPHAN_TIMEOUT: "3s" });
+    services.push(w, e);
+    const c = await RawClient.connect(url(e));
+    const { rid } = await c.request({ type: "generate", prompt: "write 300 words for a flapping reader" });
+    await c.next((f) => f.type === "event" && f.rid === rid && f.seq >= 4);
+    c.close();
+    await w.kill();
+    // A reader that drops and comes back every second, each time from where it was: every new
+    // subscription used to restart the edge's silence clock, so the response never ended.
+    let after = 0;
+    let end: Frame | undefined;
+    const deadline = Date.now() + 30_000;
+    while (!end) {
+      assert.ok(Date.now() < deadline, "the response ends worker_lost within 30 s although its reader keeps reconnecting");
+      const r = await RawClient.connect(url(e));
+      await r.request({ type: "subscribe", rid, after });
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      for (const f of r.frames.filter((f) => f.type === "event" && f.rid === rid)) {
+        after = Math.max(after, f.seq);
+        if (f.event.kind === "end") end = f.event;
+      }
+      r.close();
+    }
+    assert.equal(end.error?.code, "worker_lost");
   });
 
   it("refuse to start on invalid configuration, saying why", async () => {

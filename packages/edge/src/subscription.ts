@@ -63,9 +63,11 @@ export class Subscription {
       rid,
       after: this.after,
       ended: record.status === "ended",
+      onStart: (last) => this.measureSilenceFrom(last),
       onEvent: (e, replayed) => {
         this.clearQueueTimer();
-        this.lastEventAt = Date.now();
+        // Silence is the log's, not this reader's: a replayed event is old news.
+        if (!replayed) this.lastEventAt = Date.now();
         this.send(e);
         metrics.eventSent(replayed);
         const kind = e.kind;
@@ -90,6 +92,18 @@ export class Subscription {
     this.follower.start();
     if (record.status === "queued") this.armQueueTimer(record);
     this.armWatch(this.deps.orphanTimeoutMs);
+  }
+
+  /**
+   * The response has been silent since its last stored event, not since this reader came: a
+   * reader that reconnects more often than ORPHAN_TIMEOUT must not keep a dead worker's
+   * response waiting for ever. The check is brought forward to that event's time + ORPHAN_TIMEOUT.
+   */
+  private measureSilenceFrom(last: StoredEvent | null): void {
+    if (this.closed || last === null || last.kind === "end" || last.storedAt === undefined) return;
+    this.lastEventAt = Math.min(this.lastEventAt, last.storedAt);
+    clearTimeout(this.watchTimer);
+    this.armWatch(Math.max(0, this.deps.orphanTimeoutMs - (Date.now() - this.lastEventAt)));
   }
 
   get lastSeq(): number {

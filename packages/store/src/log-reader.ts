@@ -12,7 +12,7 @@ export { StoredEvent, decodeEvent } from "./stored-event.js";
 export async function lastEvent(jsm: JetStreamManager, rid: string): Promise<StoredEvent | null> {
   const msg = await jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(rid) });
   if (!msg) return null;
-  return decodeEvent(msg.data, msg.seq);
+  return decodeEvent(msg.data, msg.seq, msg.time.getTime());
 }
 
 /**
@@ -25,7 +25,7 @@ export async function lastEvent(jsm: JetStreamManager, rid: string): Promise<Sto
 export async function lastEventDirect(jsm: JetStreamManager, rid: string): Promise<StoredEvent | null> {
   const msg = await jsm.direct.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(rid) });
   if (!msg) return null;
-  return decodeEvent(msg.data, msg.seq);
+  return decodeEvent(msg.data, msg.seq, msg.time.getTime());
 }
 
 /**

@@ -14,6 +14,8 @@ export class StoredEvent {
     readonly kind: string,
     readonly streamSeq: number,
     frame?: LooseEventFrame,
+    /** When JetStream stored it (ms since the epoch), where the read told (a direct or last get). */
+    readonly storedAt?: number,
   ) {
     this.parsed = frame;
   }
@@ -42,9 +44,9 @@ const decoder = new TextDecoder();
  * the path every event takes to every reader). Anything else goes through JSON.parse and a
  * check of what readers rely on (type, rid, seq, kind).
  */
-export function decodeEvent(data: Uint8Array, streamSeq = 0): StoredEvent | null {
+export function decodeEvent(data: Uint8Array, streamSeq = 0, storedAt?: number): StoredEvent | null {
   const raw = decoder.decode(data);
-  return scanEvent(raw, streamSeq) ?? parseEvent(raw, streamSeq);
+  return scanEvent(raw, streamSeq, storedAt) ?? parseEvent(raw, streamSeq, storedAt);
 }
 
 const HEAD = '{"type":"event","rid":"';
@@ -52,7 +54,7 @@ const SEQ = '","seq":';
 const EVENT_KIND = ',"event":{"kind":"';
 const KINDS = ["token", "start", "steer", "handover", "end"];
 
-function scanEvent(raw: string, streamSeq: number): StoredEvent | null {
+function scanEvent(raw: string, streamSeq: number, storedAt?: number): StoredEvent | null {
   if (!raw.startsWith(HEAD) || !raw.endsWith("}}")) return null;
   let i = HEAD.length;
   while (isRidChar(raw.charCodeAt(i))) i++;
@@ -66,17 +68,17 @@ function scanEvent(raw: string, streamSeq: number): StoredEvent | null {
   i += EVENT_KIND.length;
   const end = raw.indexOf('"', i);
   if (end <= i || raw.lastIndexOf("\\", end) >= i) return null;
-  return new StoredEvent(raw, seq, knownKind(raw, i, end) ?? raw.slice(i, end), streamSeq);
+  return new StoredEvent(raw, seq, knownKind(raw, i, end) ?? raw.slice(i, end), streamSeq, undefined, storedAt);
 }
 
-function parseEvent(raw: string, streamSeq: number): StoredEvent | null {
+function parseEvent(raw: string, streamSeq: number, storedAt?: number): StoredEvent | null {
   let value: unknown;
   try {
     value = JSON.parse(raw);
   } catch {
     return null;
   }
-  return isEventFrame(value) ? new StoredEvent(raw, value.seq, value.event.kind, streamSeq, value) : null;
+  return isEventFrame(value) ? new StoredEvent(raw, value.seq, value.event.kind, streamSeq, value, storedAt) : null;
 }
 
 /** The kind between `from` and `to` as one of the known kinds' strings (no new string per event). */
