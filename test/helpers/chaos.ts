@@ -53,6 +53,8 @@ export interface StoredLog {
   ends: number;
   end: EndEvent | undefined;
   kinds: string[];
+  /** The log's `handover` events: which worker took the response over, at which seq. */
+  handovers: Array<{ seq: number; worker: string; reason: string }>;
 }
 
 /** Reads every stored event of each rid straight from the LLM_EVENTS stream. */
@@ -64,12 +66,13 @@ export async function readLogs(natsUrl: string, rids: string[]): Promise<Map<str
     await jsm.streams.info(EVENTS_STREAM);
     const logs = new Map<string, StoredLog>();
     for (const rid of rids) {
-      const log: StoredLog = { seqs: [], text: "", ends: 0, end: undefined, kinds: [] };
+      const log: StoredLog = { seqs: [], text: "", ends: 0, end: undefined, kinds: [], handovers: [] };
       await readStored(js, jsm, rid, 0, (e) => {
-        const ev = e.frame.event as { kind: string; text?: string };
+        const ev = e.frame.event as { kind: string; text?: string; worker?: string; reason?: string };
         log.seqs.push(e.frame.seq);
         log.kinds.push(ev.kind);
         if (ev.kind === "token") log.text += ev.text ?? "";
+        if (ev.kind === "handover") log.handovers.push({ seq: e.frame.seq, worker: ev.worker ?? "", reason: ev.reason ?? "" });
         if (ev.kind === "end") {
           log.ends++;
           log.end = ev as EndEvent;
