@@ -51,6 +51,8 @@ export interface StoredLog {
   ends: number;
   end: EndEvent | undefined;
   kinds: string[];
+  /** The log's `handover` events: which worker took the response over, at which seq. */
+  handovers: Array<{ seq: number; worker: string; reason: string }>;
 }
 
 /** Reads every stored event of each rid straight from the LLM_EVENTS stream. */
@@ -59,12 +61,13 @@ export async function readLogs(natsUrl: string, rids: string[]): Promise<Map<str
   try {
     const logs = new Map<string, StoredLog>();
     for (const rid of rids) {
-      const log: StoredLog = { seqs: [], text: "", ends: 0, end: undefined, kinds: [] };
+      const log: StoredLog = { seqs: [], text: "", ends: 0, end: undefined, kinds: [], handovers: [] };
       for (const { frame } of await tools.events(rid)) {
-        const ev = frame.event as { kind: string; text?: string };
+        const ev = frame.event as { kind: string; text?: string; worker?: string; reason?: string };
         log.seqs.push(frame.seq);
         log.kinds.push(ev.kind);
         if (ev.kind === "token") log.text += ev.text ?? "";
+        if (ev.kind === "handover") log.handovers.push({ seq: frame.seq, worker: ev.worker ?? "", reason: ev.reason ?? "" });
         if (ev.kind === "end") {
           log.ends++;
           log.end = ev as EndEvent;
