@@ -1,5 +1,6 @@
 // SIGTERM drains (README "Running the parts separately", "Guarantees"; docs/protocol.md
 // "Draining"), with real edge and worker processes:
+// - a draining worker stops taking requests at once, while it finishes what it runs;
 // - a draining edge sends goaway and closes with 1001, and exits once DRAIN_TIMEOUT has passed
 //   even when a client never leaves; a compliant client resumes on the other edge with no gap.
 import assert from "node:assert/strict";
@@ -13,7 +14,9 @@ import { StubbornSocket } from "../helpers/stubborn-socket.js";
 import { Topology, replay, type Member } from "../helpers/topology.js";
 import { within } from "../helpers/within.js";
 
+const started = (rid: string) => (o: { msg?: string; rid?: string }) => o.msg === "generation started" && o.rid === rid;
 const logged = (m: Member, rid: string, msg: string) => m.handle.lines.some((l) => l.includes(rid) && l.includes(`"${msg}"`));
+const endOf = (events: EventFrame[]) => events.at(-1)?.event;
 
 describe("SIGTERM drains", () => {
   let top: Topology;
@@ -23,6 +26,54 @@ describe("SIGTERM drains", () => {
   });
   after(async () => {
     await top?.stop();
+  });
+
+  // TODO, with reason: this promise does not hold yet. Intake.stop() (packages/worker/src/intake.ts)
+  // sets its flag but neither ends the pull in flight (up to FETCH_EXPIRES_MS, 1 s) nor gives
+  // back what that pull still delivers, so a request made right after SIGTERM is begun by the
+  // draining worker (seen 3 of 3 runs; it passed 3 of 3 with the pull stopped and late messages
+  // nak'ed). Runs on every `npm test` and reports as TODO; drop `todo` once the worker is fixed.
+  const workerDrainTodo = "a draining worker still begins requests its last pull brings (Intake.stop)";
+  it("a draining worker takes no new request: one made after its SIGTERM waits and is begun by the next worker", { todo: workerDrainTodo }, async () => {
+    // CONCURRENCY 4: the worker has free slots, so it is pulling for requests when told to stop.
+    const a = await top.addWorker({ SCRIPTED_TPS: "30", CONCURRENCY: "4", DRAIN_TIMEOUT: "30s" });
+    const c = await RawClient.connect(top.edgeUrl(0));
+    try {
+      // Something to finish while draining: 60 tokens at 30 per second.
+      const first = await c.request({ type: "generate", prompt: "write 60 words while the worker drains", params: { max_tokens: 60 } });
+      await a.handle.waitForLine(started(first.rid), 30_000);
+      await c.next((f) => f.type === "event" && f.rid === first.rid && f.seq >= 2);
+
+      const mark = a.handle.lines.length;
+      const aExit = a.handle.stop("SIGTERM", 60_000);
+      await a.handle.waitForLine((o) => o.msg === "shutting down", 10_000, mark);
+      const late = await c.request({ type: "generate", prompt: "write 20 words after the SIGTERM", params: { max_tokens: 20 } });
+      assert.equal(late.type, "accepted", JSON.stringify(late));
+
+      // The bound: the draining worker has exited, so its log holds all it ever did.
+      const firstEvents = await c.untilEnd(first.rid, 60_000);
+      assert.equal((await aExit).code, 0);
+      assert.ok(logged(a, first.rid, "generation ended"), "the draining worker finished what it ran");
+      const firstEnd = endOf(firstEvents);
+      assert.equal(firstEnd?.kind === "end" && firstEnd.reason, "length");
+      assert.ok(!firstEvents.some((e) => (e.event.kind as string) === "handover"), "finished within DRAIN_TIMEOUT, not handed over");
+      const took = a.handle.lines.slice(mark).filter((l) => l.includes(late.rid) || l.includes('"shutting down"'));
+      assert.ok(!logged(a, late.rid, "generation started"), `the draining worker began the request made after its SIGTERM:\n${took.join("\n")}`);
+      assert.deepEqual(c.events(late.rid), [], "nothing of it was written while only the draining worker ran");
+
+      // It waited in the queue: a worker started now begins it, from seq 1, as a fresh response.
+      const b = await top.addWorker({ SCRIPTED_TPS: "0" });
+      const lateEvents = await c.untilEnd(late.rid, 60_000);
+      await b.handle.waitForLine(started(late.rid), 10_000);
+      assert.deepEqual(seqs(lateEvents), range(1, lateEvents.length));
+      assert.equal(lateEvents[0]?.event.kind, "start");
+      assert.ok(!lateEvents.some((e) => (e.event.kind as string) === "handover"), "begun by the new worker, not taken over");
+      const lateEnd = endOf(lateEvents);
+      assert.equal(lateEnd?.kind === "end" && lateEnd.reason, "length");
+      assert.equal((await b.handle.stop("SIGTERM", 30_000)).code, 0);
+    } finally {
+      c.close();
+    }
   });
 
   it("a draining edge says goaway, closes with 1001 and exits after DRAIN_TIMEOUT although a client never leaves; the client library resumes on the other edge with no gap", async () => {
