@@ -86,8 +86,9 @@ describe("SIGTERM drains", () => {
       answer.onEvent((e) => got.push(e as EventFrame));
       await answer.accepted;
       const rid = answer.rid;
-      const index = top.edges.findIndex((e) => logged(e, rid, "response queued"));
-      assert.ok(index >= 0, "an edge took the generate");
+      // The edge's log line may reach this process after the reply did: wait for it.
+      const queued = (o: { msg?: string; rid?: string }) => o.msg === "response queued" && o.rid === rid;
+      const index = await Promise.any(top.edges.map((e, i) => e.handle.waitForLine(queued, 10_000).then(() => i)));
       const draining = top.edges[index]!;
       const other = top.edges[1 - index]!;
       await within(
