@@ -22,6 +22,7 @@ import { WebSocket } from "ws";
 import { CuttableProxy } from "../helpers/proxy.js";
 import { RawClient, textOf } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
+import { collect, read, readInto } from "../helpers/streams.js";
 import { within } from "../helpers/within.js";
 
 const fastReconnect = { minDelayMs: 20, maxDelayMs: 200 };
@@ -40,41 +41,6 @@ const endReason = (log: EventFrame[]): string | undefined => {
 const deltas = (chunks: UIMessageChunk[]): string => chunks.map((c) => (c.type === "text-delta" ? c.delta : "")).join("");
 const types = (chunks: UIMessageChunk[]): string[] => chunks.map((c) => c.type);
 const messageText = (m: UIMessage | undefined): string => (m?.parts ?? []).map((p) => (p.type === "text" ? p.text : "")).join("");
-
-/** How long a stream read below may take in all before the test fails (a stalled stream fails, not hangs). */
-const READ_MS = 60_000;
-
-/**
- * Reads chunks into `chunks` until `stopWhen` holds (then the stream ending first is a failure),
- * or without `stopWhen` until the stream ends; fails naming `what` after READ_MS.
- */
-async function readInto(
-  reader: ReadableStreamDefaultReader<UIMessageChunk>,
-  chunks: UIMessageChunk[],
-  stopWhen?: (chunks: UIMessageChunk[]) => boolean,
-  what = "the stream's end",
-): Promise<UIMessageChunk[]> {
-  const deadline = Date.now() + READ_MS;
-  while (!stopWhen?.(chunks)) {
-    const { done, value } = await within(reader.read(), `${what} (${chunks.length} chunks so far)`, Math.max(1, deadline - Date.now()));
-    if (done) {
-      if (stopWhen) throw new Error(`${what}: the stream ended first, after ${chunks.length} chunks`);
-      return chunks;
-    }
-    chunks.push(value);
-  }
-  return chunks;
-}
-
-/** Reads chunks until the stream ends, or until `stopWhen` says so (the reader is then released, not cancelled). */
-async function read(stream: ReadableStream<UIMessageChunk>, stopWhen?: (chunks: UIMessageChunk[]) => boolean): Promise<UIMessageChunk[]> {
-  const reader = stream.getReader();
-  try {
-    return await readInto(reader, [], stopWhen);
-  } finally {
-    reader.releaseLock();
-  }
-}
 
 const deltaCount = (n: number) => (chunks: UIMessageChunk[]) => chunks.filter((c) => c.type === "text-delta").length >= n;
 
@@ -97,16 +63,6 @@ function mapStorage(): StorageLike & { map: Map<string, string> } {
     setItem: (k, v) => void map.set(k, v),
     removeItem: (k) => void map.delete(k),
   };
-}
-
-/** Array.fromAsync, which Node 20 lacks; fails after READ_MS rather than wait for ever. */
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  const all = (async () => {
-    for await (const item of items) out.push(item);
-    return out;
-  })();
-  return within(all, "the end of the UI message stream", READ_MS);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
