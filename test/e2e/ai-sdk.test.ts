@@ -22,6 +22,8 @@ import { WebSocket } from "ws";
 import { CuttableProxy } from "../helpers/proxy.js";
 import { RawClient, textOf } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
+import { collect, read, readInto } from "../helpers/streams.js";
+import { within } from "../helpers/within.js";
 
 const fastReconnect = { minDelayMs: 20, maxDelayMs: 200 };
 
@@ -39,25 +41,6 @@ const endReason = (log: EventFrame[]): string | undefined => {
 const deltas = (chunks: UIMessageChunk[]): string => chunks.map((c) => (c.type === "text-delta" ? c.delta : "")).join("");
 const types = (chunks: UIMessageChunk[]): string[] => chunks.map((c) => c.type);
 const messageText = (m: UIMessage | undefined): string => (m?.parts ?? []).map((p) => (p.type === "text" ? p.text : "")).join("");
-
-/** Reads chunks until the stream ends, or until `stopWhen` says so (the reader is then released, not cancelled). */
-async function read(
-  stream: ReadableStream<UIMessageChunk>,
-  stopWhen: (chunks: UIMessageChunk[]) => boolean = () => false,
-): Promise<UIMessageChunk[]> {
-  const reader = stream.getReader();
-  const chunks: UIMessageChunk[] = [];
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return chunks;
-      chunks.push(value);
-      if (stopWhen(chunks)) return chunks;
-    }
-  } finally {
-    reader.releaseLock();
-  }
-}
 
 const deltaCount = (n: number) => (chunks: UIMessageChunk[]) => chunks.filter((c) => c.type === "text-delta").length >= n;
 
@@ -80,13 +63,6 @@ function mapStorage(): StorageLike & { map: Map<string, string> } {
     setItem: (k, v) => void map.set(k, v),
     removeItem: (k) => void map.delete(k),
   };
-}
-
-/** Array.fromAsync, which Node 20 lacks. */
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of items) out.push(item);
-  return out;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -176,10 +152,9 @@ describe("AI SDK ChatTransport", () => {
     const rid = transport.activeRid("chat-stop")!;
     const reader = stream.getReader();
     const before: UIMessageChunk[] = [];
-    while (!deltaCount(5)(before)) before.push((await reader.read()).value!);
+    await readInto(reader, before, deltaCount(5), "5 deltas");
     abort.abort();
-    const rest: UIMessageChunk[] = [];
-    for (let r = await reader.read(); !r.done; r = await reader.read()) rest.push(r.value);
+    const rest = await readInto(reader, []);
     assert.deepEqual(rest.filter((c) => c.type === "text-delta"), []);
 
     const log = await logOf(stack.url, rid);
@@ -213,7 +188,7 @@ describe("AI SDK ChatTransport", () => {
     const transport = new UnbrokenChatTransport({ client: newClient() });
     const stream = await send(transport, "chat-leave", "write 60 words about leaving");
     const reader = stream.getReader();
-    for (let n = 0; n < 4; n++) await reader.read();
+    await readInto(reader, [], (c) => c.length >= 4, "4 chunks");
     await reader.cancel();
     const again = await transport.reconnectToStream({ chatId: "chat-leave" });
     assert.ok(again);
@@ -233,7 +208,7 @@ describe("AI SDK ChatTransport", () => {
     const seen: UIMessageChunk[] = [];
     const readDeltas = async (n: number) => {
       const target = seen.filter((c) => c.type === "text-delta").length + n;
-      while (!deltaCount(target)(seen)) seen.push((await reader.read()).value!);
+      await readInto(reader, seen, deltaCount(target), `${target} deltas`);
     };
     await readDeltas(8);
     proxy.cut(); // the client reconnects and resumes by itself: the stream does not notice
@@ -301,9 +276,9 @@ describe("AI SDK ChatTransport", () => {
     const messages = collect(readUIMessageStream({ stream: sdk, terminateOnError: true }));
     const reader = mine.getReader();
     const chunks: UIMessageChunk[] = [];
-    while (!deltaCount(8)(chunks)) chunks.push((await reader.read()).value!);
+    await readInto(reader, chunks, deltaCount(8), "8 deltas");
     await transport.steer("chat-steer", "talk about cats instead");
-    for (let r = await reader.read(); !r.done; r = await reader.read()) chunks.push(r.value);
+    await readInto(reader, chunks);
 
     const rid = (chunks[0] as { messageId: string }).messageId;
     const log = await logOf(stack.url, rid);
@@ -350,7 +325,8 @@ describe("AI SDK ChatTransport", () => {
     });
 
     it("stop() cancels the generation and keeps the text so far", async () => {
-      const chat = new NodeChat({ id: "c-stop", transport: new UnbrokenChatTransport({ client: newClient() }) });
+      const client = newClient();
+      const chat = new NodeChat({ id: "c-stop", transport: new UnbrokenChatTransport({ client }) });
       const sent = chat.sendMessage({ text: "write 300 words about brakes" });
       await until(() => messageText(chat.messages[1]).length > 20, "some text");
       await chat.stop();
@@ -360,7 +336,9 @@ describe("AI SDK ChatTransport", () => {
       assert.equal(endReason(log), "cancelled");
       const kept = messageText(chat.messages[1]);
       assert.ok(textOf(log).startsWith(kept));
-      await sleep(200);
+      // The bound: the same socket replays the ended answer to its end, so anything of it still
+      // on the way to this client has arrived by then.
+      await within(client.subscribe(chat.messages[1]!.id).done, "the replay's end");
       assert.equal(messageText(chat.messages[1]), kept, "no text after stop");
     });
 

@@ -144,4 +144,39 @@ describe("scoped tokens", () => {
     assert.equal(err.code, "unauthorized", JSON.stringify(err));
     c.close();
   });
+
+  it("subscriptions opened before exp run to their end; after exp the token opens nothing and commands nothing", async () => {
+    // 80 tokens at 20 per second: it is still streaming well after exp.
+    const shared = (await owner.request({ type: "generate", prompt: "write 80 words past the token's exp", params: { max_tokens: 80 } })).rid;
+    const exp = now() + 2;
+    const token = await capability(shared, "read steer", exp);
+    const viewer = await RawClient.connect(stack.url, token);
+    assert.equal((await viewer.request({ type: "subscribe", rid: shared })).type, "ok");
+    const sse = await fetch(`${http}/v1/responses/${shared}/events`, { headers: bearer(token) });
+    assert.equal(sse.status, 200);
+    const sseText = sse.text();
+
+    while (Date.now() < exp * 1000 + 100) await new Promise((r) => setTimeout(r, 100));
+    const refused = await viewer.request({ type: "steer", rid: shared, text: "too late" });
+    assert.equal(refused.code, "unauthorized", JSON.stringify(refused));
+    assert.match(refused.message, /expired/);
+    const refusedAt = viewer.frames.indexOf(refused);
+    assert.equal((await fetch(`${http}/v1/responses/${shared}/events`, { headers: bearer(token) })).status, 401);
+    const late = await RawClient.open(stack.url);
+    late.send({ type: "hello", token });
+    assert.equal((await late.next((f) => f.type === "welcome" || f.type === "error")).code, "unauthorized");
+    assert.equal((await within(late.closed, "close")).code, 4401);
+
+    // The socket's subscription carried on past exp, to the end, with no gap.
+    const events = await viewer.untilEnd(shared, 60_000);
+    assert.deepEqual(events.map((e) => e.seq), events.map((_, i) => i + 1));
+    const end = events.at(-1)!.event;
+    assert.equal(end.kind === "end" && end.reason, "length");
+    const afterExp = viewer.frames.slice(refusedAt + 1).filter((f) => f.type === "event" && f.rid === shared);
+    assert.ok(afterExp.some((f) => f.event.kind === "token"), "tokens kept coming after exp (precondition: it was still streaming)");
+    // So did the SSE stream: every event, through the end.
+    const ids = [...(await within(sseText, "the SSE stream's end", 60_000)).matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    assert.deepEqual(ids, events.map((e) => e.seq));
+    viewer.close();
+  });
 });

@@ -4,6 +4,7 @@ import OpenAI from "openai";
 import { textOf } from "../helpers/raw-client.js";
 import { readSse } from "../helpers/sse.js";
 import { Stack } from "../helpers/stack.js";
+import { eachWithin } from "../helpers/within.js";
 
 // The OpenAI-compatible endpoint, driven by the official openai client.
 describe("POST /v1/chat/completions", () => {
@@ -46,12 +47,16 @@ describe("POST /v1/chat/completions", () => {
     let id = "";
     let finish: string | null | undefined;
     let usage: { completion_tokens: number } | null | undefined;
-    for await (const chunk of stream) {
-      id = chunk.id;
-      text += chunk.choices[0]?.delta.content ?? "";
-      finish = chunk.choices[0]?.finish_reason ?? finish;
-      usage = chunk.usage ?? usage;
-    }
+    await eachWithin(
+      stream,
+      (chunk) => {
+        id = chunk.id;
+        text += chunk.choices[0]?.delta.content ?? "";
+        finish = chunk.choices[0]?.finish_reason ?? finish;
+        usage = chunk.usage ?? usage;
+      },
+      "the streamed completion's end",
+    );
     assert.equal(finish, "stop");
     assert.equal(usage?.completion_tokens, 50);
     assert.ok(text.length > 0);

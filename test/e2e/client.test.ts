@@ -5,6 +5,7 @@ import { WebSocket } from "ws";
 import { CuttableProxy } from "../helpers/proxy.js";
 import { RawClient, range, seqs, textOf } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
+import { eachWithin } from "../helpers/within.js";
 
 const fastReconnect = { minDelayMs: 20, maxDelayMs: 200 };
 
@@ -35,13 +36,17 @@ describe("client library over a flaky network", () => {
     await reference.request({ type: "subscribe", rid: r.rid });
     const seen: number[] = [];
     let cuts = 0;
-    for await (const ev of r) {
-      seen.push(ev.seq);
-      if (ev.seq % 40 === 0 && cuts < 4) {
-        cuts++;
-        proxy.cut();
-      }
-    }
+    await eachWithin(
+      r,
+      (ev) => {
+        seen.push(ev.seq);
+        if (ev.seq % 40 === 0 && cuts < 4) {
+          cuts++;
+          proxy.cut();
+        }
+      },
+      "the answer's end through the cuts",
+    );
     const uninterrupted = await reference.untilEnd(r.rid);
     assert.equal(cuts, 4);
     assert.deepEqual(seen, range(1, uninterrupted.length));
@@ -113,8 +118,8 @@ describe("client library over a flaky network", () => {
     await new Promise<void>((resolve) => r.onEvent((e) => e.seq >= 4 && resolve()));
     await r.steer("now about owls");
     await r.done;
-    const kinds = [];
-    for await (const ev of client.subscribe(r.rid)) kinds.push(ev.event.kind);
+    const kinds: string[] = [];
+    await eachWithin(client.subscribe(r.rid), (ev) => kinds.push(ev.event.kind), "the replay's end");
     assert.equal(kinds.filter((k) => k === "steer").length, 1);
     const again = client.subscribe(r.rid);
     await again.done;

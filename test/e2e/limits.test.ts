@@ -179,6 +179,36 @@ describe("connection rate per client address", () => {
     for (const c of open) c.close();
   });
 
+  it("the 429s carry retry-after, and once the bucket refills at CONNECTION_RATE a connection is accepted again", async () => {
+    // One token every 2 s, two at once: the four requests below go out well within 2 s.
+    const edge = await stack.addEdge({ AUTH: "none", CONNECTION_RATE: "0.5", CONNECTION_BURST: "2" });
+    const upgrade = () =>
+      new Promise<{ status: number; retryAfter?: string; ws?: WebSocket }>((resolve, reject) => {
+        const ws = new WebSocket(edge.url);
+        ws.on("unexpected-response", (_req, res) => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers["retry-after"] }));
+        ws.on("open", () => resolve({ status: 101, ws }));
+        ws.on("error", reject);
+      });
+    const open = [await upgrade(), await upgrade()];
+    assert.deepEqual(open.map((o) => o.status), [101, 101]);
+    const refused = await upgrade();
+    assert.deepEqual(refused, { status: 429, retryAfter: "1" });
+    const res = await fetch(`http://127.0.0.1:${edge.port}/v1/responses/${rid()}/events`);
+    assert.equal(res.status, 429);
+    assert.equal(res.headers.get("retry-after"), "1");
+    assert.equal(((await res.json()) as { code: string }).code, "rate_limited");
+    // Refused attempts take no token: polling waits for the refill without delaying it.
+    const deadline = Date.now() + 30_000;
+    let again = await upgrade();
+    while (again.status === 429 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      again = await upgrade();
+    }
+    assert.equal(again.status, 101, "a connection is accepted again once a token has refilled");
+    assert.equal((await upgrade()).status, 429, "and only one: the bucket is empty again");
+    for (const o of [...open, again]) o.ws?.close();
+  });
+
   it("with TRUST_PROXY the address is the last X-Forwarded-For entry", async () => {
     const edge = await stack.addEdge({ AUTH: "none", CONNECTION_RATE: "0.001", CONNECTION_BURST: "1", TRUST_PROXY: "true" });
     const get = (xff: string) => fetch(`http://127.0.0.1:${edge.port}/v1/responses/${rid()}/events`, { headers: { "x-forwarded-for": xff } });

@@ -167,4 +167,39 @@ describe("slow consumers", () => {
     assert.equal(m.get("unbroken_edge_slow_consumer_disconnects_total", { transport: "sse" }), 1);
     assert.equal(m.get("unbroken_edge_connection_drops_total", { reason: "slow_consumer" }), 2);
   });
+
+  it("a slow reader catching up long finished answers is waited for, not cut: every event once, no 4008", async () => {
+    const edge = stack.edges[0]!;
+    const before = edge.slowConsumers;
+    const proxy = await PausableProxy.start(edge.port);
+    const c = await RawClient.connect(proxy.url());
+    try {
+      // About 3 MB/s: the edge reads the stored log far faster, so its sends pile up past
+      // MAX_SOCKET_BUFFER unless the replay waits for this reader.
+      const taken = proxy.trickle(16 * 1024, 5);
+      const cut = c.closed.then((cl) => {
+        throw new Error(`the socket was closed (${cl.code} ${cl.reason}) before every replay ended`);
+      });
+      cut.catch(() => undefined);
+      rids.forEach((rid, i) => c.send({ type: "subscribe", rid, id: `s${i}` }));
+      for (const [i, rid] of rids.entries()) {
+        const ok = await c.next((f) => f.id === `s${i}`, 120_000);
+        assert.equal(ok.type, "ok", JSON.stringify(ok));
+      }
+      for (const rid of rids) {
+        const events = await Promise.race([c.untilEnd(rid, 180_000), cut]);
+        const ref = reference.get(rid)!;
+        assert.deepEqual(seqs(events), range(1, ref.length), `${rid}: every seq exactly once, in order`);
+        assert.equal(textOf(events), textOf(ref));
+      }
+      const bytes = taken();
+      assert.ok(bytes > 16 * LIMIT, `precondition: the replay (${bytes} bytes) is many times MAX_SOCKET_BUFFER`);
+      // Still open after all of it, and never counted as a slow consumer.
+      assert.equal((await c.request({ type: "ping" }, 60_000)).type, "pong");
+      assert.equal(edge.slowConsumers, before);
+    } finally {
+      c.close();
+      await proxy.close();
+    }
+  });
 });

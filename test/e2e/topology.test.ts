@@ -9,6 +9,7 @@ import { freePort, HAPROXY_INSTALL_HINT, findHaproxy, startHaproxy, type Haproxy
 import { WebSocket } from "ws";
 import { RawClient, range, seqs, textOf, tokenCount } from "../helpers/raw-client.js";
 import { Topology, eventually, replay } from "../helpers/topology.js";
+import { eachWithin, within } from "../helpers/within.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const HAPROXY_CFG = path.join(root, "deploy/haproxy.cfg");
@@ -106,8 +107,12 @@ describe("the compose topology, as local processes behind HAProxy", () => {
     // Three seconds of tokens: a buffering proxy would hold them until the end.
     assert.match(first, /^id: 1$/m);
     assert.doesNotMatch(first, /"kind":"end"/);
-    let all = first;
-    for (let r = await reader.read(); !r.done; r = await reader.read()) all += new TextDecoder().decode(r.value);
+    const rest = (async () => {
+      let text = "";
+      for (let r = await reader.read(); !r.done; r = await reader.read()) text += new TextDecoder().decode(r.value);
+      return text;
+    })();
+    const all = first + (await within(rest, "the SSE stream's end through HAProxy", 60_000));
     assert.match(all, /"kind":"end"/);
   });
 
@@ -117,8 +122,8 @@ describe("the compose topology, as local processes behind HAProxy", () => {
       const answer = client.generate({ prompt: "write 150 words through a dying edge", params: { max_tokens: 150 } });
       const got: EventFrame[] = [];
       let killed: Promise<void> | undefined;
-      for await (const ev of answer) {
-        got.push(ev as EventFrame);
+      const each = (ev: EventFrame): void => {
+        got.push(ev);
         if (ev.seq === 20) {
           const rid = answer.rid;
           const index = top.edges.findIndex((e) => e.handle.lines.some((l) => l.includes(rid) && l.includes("response queued")));
@@ -130,7 +135,8 @@ describe("the compose topology, as local processes behind HAProxy", () => {
             await eventually(async () => assert.match(lb.output(), new RegExp(`edges/edge${index + 1} is UP`)), 30_000);
           })();
         }
-      }
+      };
+      await eachWithin(answer, (ev) => each(ev as EventFrame), "the answer's end across the killed edge", 120_000);
       await killed;
       const reference = await replay(url(), answer.rid);
       assert.deepEqual(seqs(got), range(1, reference.length));

@@ -10,6 +10,7 @@ import type { AddressInfo } from "node:net";
 export class PausableProxy {
   private readonly upstreams = new Set<Socket>();
   private readonly sockets = new Set<Socket>();
+  private trickling: ReturnType<typeof setInterval> | undefined;
   private readonly server: Server;
   port = 0;
 
@@ -49,10 +50,32 @@ export class PausableProxy {
   }
 
   resume(): void {
+    clearInterval(this.trickling);
     for (const u of this.upstreams) u.resume();
   }
 
+  /**
+   * A slow reader that keeps reading: on the connections open now, takes at most `bytes` from
+   * the edge every `everyMs`, so the edge's sends pile up on its side yet always move on.
+   * Returns how many bytes it has taken so far. `resume()` reads at full speed again.
+   */
+  trickle(bytes: number, everyMs: number): () => number {
+    let taken = 0;
+    const ups = [...this.upstreams];
+    for (const u of ups) {
+      u.pause();
+      u.on("data", (d: Buffer) => (taken += d.length));
+    }
+    clearInterval(this.trickling);
+    this.trickling = setInterval(() => {
+      // read() in paused mode hands the bytes to the "data" listener that relays them.
+      for (const u of ups) if (u.readableLength > 0) u.read(Math.min(bytes, u.readableLength));
+    }, everyMs);
+    return () => taken;
+  }
+
   async close(): Promise<void> {
+    clearInterval(this.trickling);
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((r) => this.server.close(() => r()));
   }

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { WebSocket } from "ws";
 import { UnbrokenError, type ConnectionStatus } from "../src/index.js";
-import { clientFor, collect, eventually, seqs, setup, sleep, START } from "./util.js";
+import { clientFor, collect, eventually, pastReconnectWindow, seqs, setup, START } from "./util.js";
 import { FakeEdge } from "./fake-edge.js";
 
 const code = (c: string) => (e: unknown): boolean => e instanceof UnbrokenError && e.code === c;
@@ -33,7 +33,7 @@ test("unauthorized on hello is fatal: handles fail with unauthorized, no reconne
   assert.equal(client.status.state, "closed");
   assert.match(client.status.lastError ?? "", /unauthorized/);
   assert.throws(() => client.generate({ prompt: "y" }), code("unauthorized"));
-  await sleep(100);
+  await pastReconnectWindow(edge);
   assert.equal(edge.peers.length, 1, "no reconnect");
   assert.deepEqual(statuses.map((s) => s.state), ["connecting", "closed"]);
 });
@@ -47,8 +47,8 @@ test("close code 4401 alone is fatal too", async (t) => {
   });
   const h = client.subscribe("some_rid_value");
   await assert.rejects(h.done, code("unauthorized"));
-  await sleep(100);
-  assert.equal(edge.peers.length, 1);
+  await pastReconnectWindow(edge);
+  assert.equal(edge.peers.length, 1, "no reconnect");
 });
 
 test("goaway: the client reconnects at once and resumes from its last seq", async (t) => {
@@ -143,7 +143,7 @@ test("onStatus may use the client variable from the first call on", async (t) =>
 test("close() right after construction opens no socket", async (t) => {
   const { edge, client } = await setup(t);
   await client.close();
-  await sleep(50);
+  await pastReconnectWindow(edge);
   assert.equal(edge.peers.length, 0);
   assert.equal(client.status.state, "closed");
 });

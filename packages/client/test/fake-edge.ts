@@ -42,7 +42,9 @@ export class FakeEdge {
 
   private constructor(wss: WebSocketServer) {
     this.#wss = wss;
-    wss.on("connection", (ws) => {
+    wss.on("connection", (ws, req) => {
+      // A probe (see probe()) is accepted and closed, and counted nowhere.
+      if (req.url?.endsWith("?probe")) return void ws.close();
       const peer = new Peer(ws, this.peers.length + 1);
       this.peers.push(peer);
       ws.on("message", (data) => this.#onMessage(peer, String(data)));
@@ -110,6 +112,18 @@ export class FakeEdge {
   subscribePeer(peer: Peer, rid: string, after: number): void {
     peer.subs.set(rid, Math.max(0, after - this.overlap));
     this.#sendUpTo(peer, rid);
+  }
+
+  /**
+   * Opens a socket and waits until this edge has accepted it: any connection started before
+   * then has been accepted too, and shows in `peers`. The probe itself is not a peer.
+   */
+  async probe(): Promise<void> {
+    const ws = new WebSocket(`${this.url}?probe`);
+    await new Promise<void>((resolve, reject) => {
+      ws.once("close", () => resolve());
+      ws.once("error", reject);
+    });
   }
 
   terminateAll(): void {

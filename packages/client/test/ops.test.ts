@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { UnbrokenError } from "../src/index.js";
-import { collect, eventually, seqs, setup, sleep, START } from "./util.js";
+import { collect, eventually, pastReconnectWindow, seqs, setup, START } from "./util.js";
 
 const code = (c: string) => (e: unknown): boolean => e instanceof UnbrokenError && e.code === c;
 
@@ -128,7 +128,7 @@ test("close() sends no cancel: live handles fail with closed, status is closed, 
   assert.deepEqual(states, ["connecting", "connected", "closed"]);
   assert.throws(() => client.generate({ prompt: "x" }), code("closed"));
   await assert.rejects(h.cancel(), code("closed"));
-  await sleep(50);
+  await pastReconnectWindow(edge);
   assert.equal(edge.peers.length, 1, "no reconnect after close");
 });
 

@@ -17,14 +17,28 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** The reconnect backoff of `clientFor`'s clients: tiny delays. */
+export const TEST_BACKOFF = { minDelayMs: 5, maxDelayMs: 40, factor: 2, jitter: 0.5 };
+
 /** A client for the fake edge: the `ws` WebSocket, tiny backoff delays. */
 export function clientFor(edge: FakeEdge, extra: Partial<UnbrokenClientOptions> = {}): UnbrokenClient {
   return new UnbrokenClient({
     url: edge.url,
     WebSocket,
-    reconnect: { minDelayMs: 5, maxDelayMs: 40, factor: 2, jitter: 0.5 },
+    reconnect: TEST_BACKOFF,
     ...extra,
   });
+}
+
+/**
+ * The bound for "no (re)connect happened": a `clientFor` client waits at most the backoff's cap
+ * (TEST_BACKOFF.maxDelayMs) before any reconnect, and opens its socket then; a probe opened after
+ * that cap and accepted by the edge means such a socket would have been accepted and counted in
+ * `edge.peers` by now.
+ */
+export async function pastReconnectWindow(edge: FakeEdge): Promise<void> {
+  await sleep(TEST_BACKOFF.maxDelayMs);
+  await edge.probe();
 }
 
 /** Iterates a handle to its end, collecting every frame. */

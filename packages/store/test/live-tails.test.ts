@@ -36,6 +36,15 @@ async function publish(rid: string, seqs: number[], kind?: string): Promise<void
 }
 
 const seqsOf = (events: StoredEvent[] | undefined) => events?.map((e) => e.seq);
+
+/** Polls `cond`; fails naming `what` after `ms`. */
+async function until(cond: () => boolean, what: string, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await sleep(5);
+  }
+}
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe("LiveTails", () => {
@@ -177,11 +186,13 @@ describe("LogFollower with a lingering tail", () => {
       const rid = newRid();
       const w = writer.logs.writer(rid);
       const first: number[] = [];
-      const f1 = reader.logs.follow({ rid, after: 0, onEvent: (e) => first.push(e.seq) });
+      let started = false;
+      const f1 = reader.logs.follow({ rid, after: 0, onEvent: (e) => first.push(e.seq), onStart: () => (started = true) });
       f1.start();
-      await sleep(50);
+      // It has looked at the (empty) log before anything is written: all of it comes live.
+      await until(() => started, "the first follower's start");
       for (let i = 1; i <= 10; i++) await w.append(token(i));
-      while (first.length < 10) await sleep(5);
+      await until(() => first.length === 10, "10 live events");
       f1.stop();
       // Written while nobody on the reader's side follows the response.
       for (let i = 11; i <= 20; i++) await w.append(token(i));
@@ -197,10 +208,10 @@ describe("LogFollower with a lingering tail", () => {
         },
       });
       f2.start();
-      while (second.length < 10) await sleep(5);
+      await until(() => second.length >= 10, "10 events from memory");
       for (let i = 21; i <= 24; i++) await w.append(token(i));
       await w.append({ kind: "end", reason: "stop", usage: { prompt_tokens: 0, completion_tokens: 24 } });
-      while (!ended) await sleep(5);
+      await until(() => ended, "the end");
       assert.deepEqual(second.map(([s]) => s), range(11, 25));
       assert.deepEqual(second.slice(0, 10).map(([, r]) => r), Array(10).fill(true), "11..20 replayed");
       assert.deepEqual(second.slice(10).map(([, r]) => r), Array(5).fill(false), "21..25 live");

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { EVENTS_STREAM, eventSubject, newRid, type ResponseEvent } from "@unbroken/protocol";
-import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
+import { ConsumerCreations, startNatsServer, type NatsServerHandle } from "@unbroken/testing";
 import { Broker, handlesOf } from "../src/broker.js";
 import { silentLog } from "../src/log.js";
 import type { LogFollower } from "../src/log-follower.js";
@@ -42,6 +42,8 @@ interface Watched {
   gone: Promise<void>;
   isGone: () => boolean;
   follower: LogFollower;
+  /** Resolves once the follower has looked at the log (onStart). */
+  started: Promise<void>;
 }
 
 function watch(rid: string, afterSeq: number, ended = false): Watched {
@@ -49,10 +51,13 @@ function watch(rid: string, afterSeq: number, ended = false): Watched {
   let goneSeen = false;
   let resolveGone!: () => void;
   const gone = new Promise<void>((r) => (resolveGone = r));
+  let resolveStarted!: () => void;
+  const started = new Promise<void>((r) => (resolveStarted = r));
   const follower = broker.logs.follow({
     rid,
     after: afterSeq,
     ended,
+    onStart: () => resolveStarted(),
     onEvent: (e) => seqs.push(e.frame.seq),
     onGone: () => {
       goneSeen = true;
@@ -60,7 +65,16 @@ function watch(rid: string, afterSeq: number, ended = false): Watched {
     },
   });
   follower.start();
-  return { seqs, gone, isGone: () => goneSeen, follower };
+  return { seqs, gone, isGone: () => goneSeen, follower, started };
+}
+
+/** Polls until `w` has `count` events or was told gone; fails after `ms`. */
+async function settled(w: Watched, count: number, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (w.seqs.length < count && !w.isGone()) {
+    if (Date.now() > deadline) throw new Error(`${count} events or gone: not within ${ms} ms (got ${JSON.stringify(w.seqs)})`);
+    await sleep(20);
+  }
 }
 
 function within<T>(p: Promise<T>, what: string, ms = 30_000): Promise<T> {
@@ -96,7 +110,7 @@ describe("LogFollower and expired events", () => {
     await expireHead(rid, 3);
     const w = watch(rid, 2);
     await writer.append(END);
-    while (w.seqs.length < 4 && !w.isGone()) await sleep(20);
+    await settled(w, 4);
     assert.deepEqual(w.seqs, [3, 4, 5, 6]);
     assert.equal(w.isGone(), false);
   });
@@ -112,11 +126,20 @@ describe("LogFollower and expired events", () => {
 
   test("an empty log that is not known to have ended (queued) is waited on, not gone", async () => {
     const rid = newRid();
-    const w = watch(rid, 0, false);
-    await sleep(300);
-    await writeLog(rid, 1, true);
-    while (w.seqs.length < 2 && !w.isGone()) await sleep(20);
-    assert.deepEqual(w.seqs, [1, 2]);
-    assert.equal(w.isGone(), false);
+    const consumers = new ConsumerCreations(handlesOf(broker).nc, EVENTS_STREAM, eventSubject("fence-gone"));
+    try {
+      const w = watch(rid, 0, false);
+      // The bound: it has looked at the empty log and started no read of it (a gone comes only
+      // from a read), so it is waiting on the live tail before anything is written.
+      await within(w.started, "the follower's look at the log");
+      assert.deepEqual(await consumers.settled(), [], "the empty log is not read");
+      assert.equal(w.isGone(), false);
+      await writeLog(rid, 1, true);
+      await settled(w, 2);
+      assert.deepEqual(w.seqs, [1, 2]);
+      assert.equal(w.isGone(), false);
+    } finally {
+      consumers.close();
+    }
   });
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { EVENTS_STREAM, eventSubject, newRid, type ResponseEvent } from "@unbroken/protocol";
+import { EVENTS_STREAM, eventSubject, liveSubject, newRid, type ResponseEvent } from "@unbroken/protocol";
 import { ConsumerCreations, startNatsServer, type NatsServerHandle } from "@unbroken/testing";
 import { Broker, handlesOf } from "../src/broker.js";
 import { silentLog } from "../src/log.js";
@@ -39,6 +39,8 @@ interface Followed {
   /** Resolves at the `end` event; rejects after `ms` with what was delivered so far. */
   ended(ms?: number): Promise<void>;
   waitFor(count: number, ms?: number): Promise<void>;
+  /** Resolves once the follower has looked at the log (onStart), with its last stored seq (0: none). */
+  started: Promise<number>;
 }
 
 function follow(broker: Broker, rid: string, afterSeq: number, more: Partial<FollowOptions> = {}): Followed {
@@ -48,10 +50,16 @@ function follow(broker: Broker, rid: string, afterSeq: number, more: Partial<Fol
   const replayed: boolean[] = [];
   let endSeen = false;
   const waiters: Array<() => void> = [];
+  let onStarted!: (seq: number) => void;
+  const started = new Promise<number>((r) => (onStarted = r));
   const follower = broker.logs.follow({
     ...more,
     rid,
     after: afterSeq,
+    onStart: (last) => {
+      more.onStart?.(last);
+      onStarted(last?.frame.seq ?? 0);
+    },
     onEvent: (e, fromStore) => {
       seqs.push(e.frame.seq);
       replayed.push(fromStore);
@@ -77,7 +85,38 @@ function follow(broker: Broker, rid: string, afterSeq: number, more: Partial<Fol
     replayed,
     ended: (ms = 60_000) => until(() => endSeen, ms, "end"),
     waitFor: (count, ms = 60_000) => until(() => seqs.length >= count, ms, `${count} events`),
+    started: within(started, "the follower's look at the log"),
   };
+}
+
+function within<T>(p: Promise<T>, what: string, ms = 30_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const t = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms)));
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/** Polls `cond`; fails naming `what` after `ms`. */
+async function until(cond: () => boolean, what: string, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await sleep(10);
+  }
+}
+
+/**
+ * The bound for "nothing more reached a follower": a plain subscription to rid's live subject on
+ * the follower's connection, made before `write` runs, has received the `count` events it wrote.
+ * A follower still listening was handed each of them in the same dispatch, before this one.
+ */
+async function witnessed(broker: Broker, rid: string, count: number, write: () => Promise<void>): Promise<void> {
+  const sub = handlesOf(broker).nc.subscribe(liveSubject(rid), { max: count });
+  await handlesOf(broker).nc.flush();
+  await write();
+  const all = (async () => {
+    for await (const _ of sub) void _;
+  })();
+  await within(all, `${count} live events on the witness subscription`);
 }
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -94,7 +133,7 @@ describe("LogFollower", () => {
   test("(a) started before any event: delivers seq 1..50 exactly once, in order", async () => {
     const rid = newRid();
     const f = follow(reader, rid, 0);
-    await sleep(50);
+    assert.equal(await f.started, 0, "it looked at the log before anything was written");
     assert.deepEqual(f.seqs, []);
     const w = writerBroker.logs.writer(rid);
     await writeTokens(w, 1, 49);
@@ -104,8 +143,8 @@ describe("LogFollower", () => {
     assert.deepEqual(f.texts.slice(0, 49), range(1, 49).map((i) => ` t${i}`));
     assert.equal(f.kinds.at(-1), "end");
     assert.equal(f.follower.lastDelivered, 50);
-    // Nothing more after end, even if something were written.
-    await sleep(200);
+    // Nothing more after end, even when something is written.
+    await witnessed(reader, rid, 1, async () => void (await w.append(token(51))));
     assert.equal(f.seqs.length, 50);
   });
 
@@ -165,8 +204,7 @@ describe("LogFollower", () => {
     await writeTokens(w, 1, 5);
     await f.waitFor(5);
     f.follower.stop();
-    await writeTokens(w, 6, 10);
-    await sleep(300);
+    await witnessed(reader, rid, 5, () => writeTokens(w, 6, 10));
     assert.deepEqual(f.seqs, range(1, 5));
   });
 
@@ -223,7 +261,8 @@ describe("LogFollower", () => {
       const w2 = writerBroker.logs.writer(old);
       await writeTokens(w2, 1, 5);
       const f2 = follow(reader, old, 5);
-      await sleep(100);
+      // Both have looked at the log before what they follow is written.
+      await Promise.all([f1.started, f2.started]);
       const w1 = writerBroker.logs.writer(fresh);
       await writeTokens(w1, 1, 19);
       await w1.append(END);
@@ -274,7 +313,7 @@ describe("LogFollower", () => {
     const starts: Array<number | null> = [];
     const f = follow(reader, rid, 0, { fromEnd: true, onStart: (last) => starts.push(last?.frame.seq ?? null) });
     const empty = follow(reader, newRid(), 0, { fromEnd: true, onStart: (last) => starts.push(last?.frame.seq ?? null) });
-    while (starts.length < 2) await sleep(10);
+    await until(() => starts.length === 2, "both followers' start");
     assert.deepEqual([...starts].sort(), [12, null].sort());
     await writeTokens(w, 13, 29);
     await w.append(END);
@@ -286,7 +325,7 @@ describe("LogFollower", () => {
     // Started on an ended log: it starts at the end, delivers nothing and stops.
     const late: Array<number | null> = [];
     const g = follow(reader, rid, 0, { fromEnd: true, onStart: (last) => late.push(last?.frame.seq ?? null) });
-    while (late.length < 1) await sleep(10);
+    await until(() => late.length === 1, "the late follower's start");
     assert.deepEqual(late, [30]);
     assert.deepEqual(g.seqs, []);
   });

@@ -83,7 +83,11 @@ test("while busy, the held tokens go when their delay is up", async () => {
   await l.complete();
   c.add("x");
   c.add("y");
-  while (l.events.length < 2) await new Promise((r) => setTimeout(r, 5));
+  const deadline = Date.now() + 10_000;
+  while (l.events.length < 2) {
+    assert.ok(Date.now() < deadline, `the held tokens were not written within 10 s: ${JSON.stringify(l.events)}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
   assert.deepEqual(l.events, ["w", "xy"]);
   await l.complete();
   c.stop();
