@@ -54,7 +54,11 @@ export const USAGE = `npm run bench -- [options]
   --out DIR               results directory (default bench/results)
 `;
 
-const list = (s: string): string[] => s.split(",").map((x) => x.trim()).filter(Boolean);
+const list = (s: string): string[] =>
+  s
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean);
 
 export function parse(argv: string[], defaultOut: string): Params | "help" {
   const { values: v } = parseArgs({

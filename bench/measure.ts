@@ -64,7 +64,10 @@ export async function withTarget<T>(target: Target, opts: StartOptions, fn: (rt:
 }
 
 /** One streaming job in a fresh load process. */
-export async function measureStreams(rt: RunningTarget, job: Exclude<Job, { kind: "idle" }>): Promise<{ result: StreamsResult; usage: Usage }> {
+export async function measureStreams(
+  rt: RunningTarget,
+  job: Exclude<Job, { kind: "idle" }>,
+): Promise<{ result: StreamsResult; usage: Usage }> {
   const load = await LoadProcess.start();
   try {
     const probe = startProbe(rt, load);

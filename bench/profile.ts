@@ -64,8 +64,14 @@ export function summarizeProfile(file: string, topN = 15): ProfileSummary {
   return {
     file,
     busyMs: busy / 1000,
-    top: [...fns.values()].sort((a, b) => b.us - a.us).slice(0, topN).map((e) => ({ fn: e.fn, where: e.where, ms: e.us / 1000, pct: pct(e.us) })),
-    byPackage: [...pkgs].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([pkg, us]) => ({ pkg, ms: us / 1000, pct: pct(us) })),
+    top: [...fns.values()]
+      .sort((a, b) => b.us - a.us)
+      .slice(0, topN)
+      .map((e) => ({ fn: e.fn, where: e.where, ms: e.us / 1000, pct: pct(e.us) })),
+    byPackage: [...pkgs]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 12)
+      .map(([pkg, us]) => ({ pkg, ms: us / 1000, pct: pct(us) })),
   };
 }
 

@@ -4,7 +4,8 @@ import type { Summary } from "./stats.js";
 import type { RunRecord } from "./workloads.js";
 
 const f = (n: number | undefined, d = 1): string => (n === undefined || !Number.isFinite(n) ? "–" : n.toFixed(d));
-const k = (n: number | undefined): string => (n === undefined || !Number.isFinite(n) ? "–" : n >= 10_000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0));
+const k = (n: number | undefined): string =>
+  n === undefined || !Number.isFinite(n) ? "–" : n >= 10_000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0);
 const ms = (s: Summary | undefined, keys: Array<keyof Summary> = ["p50", "p99", "max"]): string =>
   s && s.n > 0 ? keys.map((key) => f(s[key], s[key] < 10 ? 2 : 1)).join(" / ") : "–";
 const ratio = (a: number | undefined, b: number | undefined): string =>
@@ -39,7 +40,20 @@ export function renderTables(records: RunRecord[]): string {
     out.push(`W1 — ${label} (latency: generator's due time → client receipt, ms)`);
     out.push(
       table(
-        ["target", "delivered tok/s (offered)", "× SSE", "tok/event", "latency p50 / p99 / max", "generator late p99", "server CPU-s per 1M tok", "× SSE", "per process", "RSS KiB per stream (conn / all)", "load CPU-s/1M", "noise (cores)"],
+        [
+          "target",
+          "delivered tok/s (offered)",
+          "× SSE",
+          "tok/event",
+          "latency p50 / p99 / max",
+          "generator late p99",
+          "server CPU-s per 1M tok",
+          "× SSE",
+          "per process",
+          "RSS KiB per stream (conn / all)",
+          "load CPU-s/1M",
+          "noise (cores)",
+        ],
         rs.map((r) => {
           const m = r.stream;
           return [
@@ -66,7 +80,13 @@ export function renderTables(records: RunRecord[]): string {
     out.push(
       table(
         ["target", "idle p50 / p99", "beside W1 p50 / p99", "W1's own streams (start ramp) p50 / p99", "of which request path p50 / p99"],
-        w0.map((r) => [r.target, ms(r.ttftIdleMs, ["p50", "p99"]), ms(r.stream?.probeTtftAddedMs, ["p50", "p99"]), ms(r.stream?.ttftAddedMs, ["p50", "p99"]), ms(r.stream?.requestPathMs, ["p50", "p99"])]),
+        w0.map((r) => [
+          r.target,
+          ms(r.ttftIdleMs, ["p50", "p99"]),
+          ms(r.stream?.probeTtftAddedMs, ["p50", "p99"]),
+          ms(r.stream?.ttftAddedMs, ["p50", "p99"]),
+          ms(r.stream?.requestPathMs, ["p50", "p99"]),
+        ]),
       ),
     );
   }
@@ -87,15 +107,35 @@ export function renderTables(records: RunRecord[]): string {
         noise(r),
       ]);
     });
-    out.push(table(["load", "target", "delivered tok/s", "× raw ws", "server CPU-s per 1M tok", "× SSE", "per process", "noise (cores)"], rows));
+    out.push(
+      table(["load", "target", "delivered tok/s", "× raw ws", "server CPU-s per 1M tok", "× SSE", "per process", "noise (cores)"], rows),
+    );
   }
   const w3 = of("W3");
   if (w3.length) {
     out.push("W3 — resume storm (new socket opened → first missed event, ms)");
     out.push(
       table(
-        ["target", "load", "reconnects", "resume p50 / p99 / max", "of which subscribe → event p50 / p99", "lost", "duplicated", "unfinished"],
-        w3.map((r) => [r.target, r.label, String(r.resume?.reconnects ?? "–"), ms(r.resume?.resumeMs), ms(r.resume?.subscribeMs, ["p50", "p99"]), String(r.resume?.lost ?? "–"), String(r.resume?.dup ?? "–"), String(r.resume?.unfinished ?? "–")]),
+        [
+          "target",
+          "load",
+          "reconnects",
+          "resume p50 / p99 / max",
+          "of which subscribe → event p50 / p99",
+          "lost",
+          "duplicated",
+          "unfinished",
+        ],
+        w3.map((r) => [
+          r.target,
+          r.label,
+          String(r.resume?.reconnects ?? "–"),
+          ms(r.resume?.resumeMs),
+          ms(r.resume?.subscribeMs, ["p50", "p99"]),
+          String(r.resume?.lost ?? "–"),
+          String(r.resume?.dup ?? "–"),
+          String(r.resume?.unfinished ?? "–"),
+        ]),
       ),
     );
   }
@@ -107,7 +147,15 @@ export function renderTables(records: RunRecord[]): string {
         ["target", "load", "→ end p50 / p99 / max", "→ ok p50 / p99", "tokens after cancel p50 / max", "tokens after ok", "not cancelled"],
         w4.map((r) => {
           const c = r.cancel;
-          return [r.target, r.label, ms(c?.toEndMs), ms(c?.toOkMs, ["p50", "p99"]), ms(c?.tokensAfterCancel, ["p50", "max"]), String(c?.tokensAfterOk ?? "–"), String(c?.notCancelled ?? "–")];
+          return [
+            r.target,
+            r.label,
+            ms(c?.toEndMs),
+            ms(c?.toOkMs, ["p50", "p99"]),
+            ms(c?.tokensAfterCancel, ["p50", "max"]),
+            String(c?.tokensAfterOk ?? "–"),
+            String(c?.notCancelled ?? "–"),
+          ];
         }),
       ),
     );
@@ -118,7 +166,12 @@ export function renderTables(records: RunRecord[]): string {
     out.push(
       table(
         ["target", "sockets open", "KiB per socket (conn process)", "KiB per socket (all processes)"],
-        w5.map((r) => [r.target, `${r.idle?.opened ?? 0}${r.idle?.failed ? ` (${r.idle.failed} failed)` : ""}`, f(r.rssPerConnKiB?.conn), f(r.rssPerConnKiB?.all)]),
+        w5.map((r) => [
+          r.target,
+          `${r.idle?.opened ?? 0}${r.idle?.failed ? ` (${r.idle.failed} failed)` : ""}`,
+          f(r.rssPerConnKiB?.conn),
+          f(r.rssPerConnKiB?.all),
+        ]),
       ),
     );
   }

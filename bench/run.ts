@@ -79,7 +79,9 @@ async function runOnce(params: Params, targets: Map<TargetName, Target>, ctx: Co
 /** The median of each (workload, load, target) over the repeats. */
 function medians(reps: RunRecord[][]): RunRecord[] {
   const first = reps[0] ?? [];
-  return first.map((r) => medianOf(reps.map((rep) => rep.find((x) => x.workload === r.workload && x.label === r.label && x.target === r.target) ?? r)));
+  return first.map((r) =>
+    medianOf(reps.map((rep) => rep.find((x) => x.workload === r.workload && x.label === r.label && x.target === r.target) ?? r)),
+  );
 }
 
 async function main(): Promise<void> {
@@ -114,7 +116,9 @@ async function main(): Promise<void> {
   const busy0 = machineBusySeconds();
   await new Promise((r) => setTimeout(r, 1000));
   const idleBusy = machineBusySeconds() - busy0;
-  log(`${params.mode} mode; ${params.only.join(",")} on ${params.targets.join(",")}; machine busy before start: ${idleBusy.toFixed(2)} cores`);
+  log(
+    `${params.mode} mode; ${params.only.join(",")} on ${params.targets.join(",")}; machine busy before start: ${idleBusy.toFixed(2)} cores`,
+  );
   if (idleBusy > 0.25) log("warning: other processes are using the CPU; numbers from this run will be noisy");
 
   const ctx: Context = { params, tag: Date.now().toString(36).slice(-5), log, profiled: new Map(), ...(profileDir ? { profileDir } : {}) };
@@ -134,7 +138,10 @@ async function main(): Promise<void> {
   const json = path.join(params.outDir, `${stamp}.json`);
   const svg = path.join(params.outDir, `${stamp}.svg`);
   const m = meta(params);
-  writeFileSync(json, JSON.stringify({ ...m, idleBusyCores: idleBusy, seconds: (performance.now() - t0) / 1000, medians: table, repeats: reps }, null, 1));
+  writeFileSync(
+    json,
+    JSON.stringify({ ...m, idleBusyCores: idleBusy, seconds: (performance.now() - t0) / 1000, medians: table, repeats: reps }, null, 1),
+  );
   writeFileSync(svg, renderSvg(table, title));
   process.stdout.write(`\n${tables}\n\n`);
   if (profileDir && existsSync(profileDir)) {

@@ -24,7 +24,7 @@ const COLORS: Record<string, string> = {
   p50: "#76b7b2",
   p99: "#e15759",
   "tok/s": "#4e79a7",
-  "KiB": "#b07aa1",
+  KiB: "#b07aa1",
 };
 
 const esc = (s: string): string => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
@@ -53,7 +53,11 @@ function panels(records: RunRecord[]): Panel[] {
   }
   const w2 = of("W2");
   if (w2.length) {
-    out.push({ title: "W2 delivered tokens per second (as fast as possible)", unit: "tok/s", rows: w2.map((r) => ({ label: `${r.target} (${r.label})`, segments: [{ name: "tok/s", value: r.stream?.deliveredTokPerS ?? 0 }] })) });
+    out.push({
+      title: "W2 delivered tokens per second (as fast as possible)",
+      unit: "tok/s",
+      rows: w2.map((r) => ({ label: `${r.target} (${r.label})`, segments: [{ name: "tok/s", value: r.stream?.deliveredTokPerS ?? 0 }] })),
+    });
     out.push({ title: "W2 server CPU per million tokens, by process", unit: "CPU-s", rows: w2.map(cpuRow) });
   }
   const mem = [...of("W1"), ...of("W5")].filter((r) => r.rssPerConnKiB);
@@ -61,7 +65,10 @@ function panels(records: RunRecord[]): Panel[] {
     out.push({
       title: "RSS per connection (W1 streaming, W5 idle), all server processes",
       unit: "KiB",
-      rows: mem.map((r) => ({ label: `${r.target} ${r.workload === "W1" ? "streaming" : "idle"}`, segments: [{ name: "KiB", value: Math.max(0, r.rssPerConnKiB?.all ?? 0) }] })),
+      rows: mem.map((r) => ({
+        label: `${r.target} ${r.workload === "W1" ? "streaming" : "idle"}`,
+        segments: [{ name: "KiB", value: Math.max(0, r.rssPerConnKiB?.all ?? 0) }],
+      })),
     });
   }
   return out;
@@ -86,7 +93,9 @@ export function renderSvg(records: RunRecord[], title: string): string {
       for (const s of row.segments) {
         const v = Number.isFinite(s.value) ? s.value : 0;
         const w = (v / max) * barW;
-        parts.push(`<rect x="${x.toFixed(1)}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${COLORS[s.name] ?? "#bab0ac"}"><title>${esc(`${s.name}: ${num(v)}`)}</title></rect>`);
+        parts.push(
+          `<rect x="${x.toFixed(1)}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${COLORS[s.name] ?? "#bab0ac"}"><title>${esc(`${s.name}: ${num(v)}`)}</title></rect>`,
+        );
         x += w;
         total += v;
       }
@@ -96,7 +105,9 @@ export function renderSvg(records: RunRecord[], title: string): string {
     if (legend.length > 1) {
       let lx = labelW;
       for (const name of legend) {
-        parts.push(`<rect x="${lx}" y="${y + 4}" width="10" height="10" fill="${COLORS[name] ?? "#bab0ac"}"/><text x="${lx + 14}" y="${y + 13}">${esc(name)}</text>`);
+        parts.push(
+          `<rect x="${lx}" y="${y + 4}" width="10" height="10" fill="${COLORS[name] ?? "#bab0ac"}"/><text x="${lx + 14}" y="${y + 13}">${esc(name)}</text>`,
+        );
         lx += 14 + name.length * 7 + 16;
       }
       y += 18;

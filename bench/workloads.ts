@@ -57,7 +57,12 @@ function perMTok(usage: Usage, tokens: number): Record<string, number> {
   return out;
 }
 
-function perConn(before: Record<string, number>, after: Record<string, number>, conns: number, pids: Record<string, number>): { conn: number; all: number } {
+function perConn(
+  before: Record<string, number>,
+  after: Record<string, number>,
+  conns: number,
+  pids: Record<string, number>,
+): { conn: number; all: number } {
   const d = (r: string): number => (after[r] ?? Number.NaN) - (before[r] ?? Number.NaN);
   const all = Object.keys(pids).reduce((a, r) => a + d(r), 0);
   return { conn: d(connRole(pids)) / conns, all: all / conns };
@@ -78,7 +83,14 @@ export async function runW01(target: Target, ctx: Context, wanted: Set<Workload>
     if (wanted.has("W0")) {
       const gap = durationMs(probeTokens + 2, p.tps) + 100;
       const probes = specs(ctx, p.idleProbes, probeTokens, 0, "i").map((s, i) => ({ ...s, startAt: i * gap, probe: true }));
-      const { result } = await measureStreams(rt, { kind: "streams", protocol: rt.protocol, url: rt.url, streams: probes, timeoutMs: p.idleProbes * gap + 30_000, connectConcurrency: 1 });
+      const { result } = await measureStreams(rt, {
+        kind: "streams",
+        protocol: rt.protocol,
+        url: rt.url,
+        streams: probes,
+        timeoutMs: p.idleProbes * gap + 30_000,
+        connectConcurrency: 1,
+      });
       idle = analyzeStreams(result, await rt.stamps(), p.tps, { latency: false }).probeTtftAddedMs;
     }
     const d = durationMs(p.tokens, p.tps);
@@ -88,16 +100,39 @@ export async function runW01(target: Target, ctx: Context, wanted: Set<Workload>
       probe: true,
       startAt: p.rampMs + d * (0.2 + (0.6 * i) / Math.max(1, p.loadProbes)),
     }));
-    const job = { kind: "streams" as const, protocol: rt.protocol, url: rt.url, streams: [...main, ...probes], timeoutMs: p.rampMs + 3 * d + 30_000, connectConcurrency: p.connectConcurrency };
+    const job = {
+      kind: "streams" as const,
+      protocol: rt.protocol,
+      url: rt.url,
+      streams: [...main, ...probes],
+      timeoutMs: p.rampMs + 3 * d + 30_000,
+      connectConcurrency: p.connectConcurrency,
+    };
     ctx.log(`  ${target.name}: ${p.streams} streams × ${p.tps} tok/s × ${p.tokens}`);
     const { result, usage } = await measureStreams(rt, job);
     const m = analyzeStreams(result, await rt.stamps(), p.tps, { latency: true });
     const notes = noteStreams(m);
-    const rec: RunRecord = { workload: "W1", label: `${p.streams} × ${p.tps} tok/s × ${p.tokens}`, target: target.name, usage, stream: m, notes };
+    const rec: RunRecord = {
+      workload: "W1",
+      label: `${p.streams} × ${p.tps} tok/s × ${p.tokens}`,
+      target: target.name,
+      usage,
+      stream: m,
+      notes,
+    };
     rec.cpuPerMTok = perMTok(usage, m.tokensDelivered);
     rec.rssPerConnKiB = perConn(usage.rssBeforeKiB, usage.rssPeakKiB, p.streams, rt.pids);
     rec.offeredTokPerS = (p.streams * p.tokens) / ((p.rampMs + d) / 1000);
-    if (wanted.has("W0")) out.push({ workload: "W0", label: `idle, and beside W1`, target: target.name, usage, stream: m, ...(idle ? { ttftIdleMs: idle } : {}), notes: [] });
+    if (wanted.has("W0"))
+      out.push({
+        workload: "W0",
+        label: `idle, and beside W1`,
+        target: target.name,
+        usage,
+        stream: m,
+        ...(idle ? { ttftIdleMs: idle } : {}),
+        notes: [],
+      });
     if (wanted.has("W1")) out.push(rec);
   });
   return out;
@@ -119,10 +154,24 @@ export async function runW2(target: Target, ctx: Context): Promise<RunRecord[]> 
   for (const n of p.w2Streams) {
     await withTarget(target, { tps: 0, concurrency: n }, async (rt) => {
       ctx.log(`  ${target.name}: ${n} streams × ${p.w2Tokens} tokens, as fast as possible`);
-      const job = { kind: "streams" as const, protocol: rt.protocol, url: rt.url, streams: specs(ctx, n, p.w2Tokens, 0, "f"), timeoutMs: 60_000 + (n * p.w2Tokens) / 2, connectConcurrency: p.connectConcurrency };
+      const job = {
+        kind: "streams" as const,
+        protocol: rt.protocol,
+        url: rt.url,
+        streams: specs(ctx, n, p.w2Tokens, 0, "f"),
+        timeoutMs: 60_000 + (n * p.w2Tokens) / 2,
+        connectConcurrency: p.connectConcurrency,
+      };
       const { result, usage } = await measureStreams(rt, job);
       const m = analyzeStreams(result, await rt.stamps(), 0, { latency: false });
-      const rec: RunRecord = { workload: "W2", label: `${n} × max × ${p.w2Tokens}`, target: target.name, usage, stream: m, notes: noteStreams(m) };
+      const rec: RunRecord = {
+        workload: "W2",
+        label: `${n} × max × ${p.w2Tokens}`,
+        target: target.name,
+        usage,
+        stream: m,
+        notes: noteStreams(m),
+      };
       rec.cpuPerMTok = perMTok(usage, m.tokensDelivered);
       out.push(rec);
     });
@@ -159,11 +208,28 @@ export async function runW4(target: Target, ctx: Context): Promise<RunRecord[]> 
   return withTarget(target, { tps: p.tps, concurrency: p.w4Streams }, async (rt) => {
     ctx.log(`  ${target.name}: ${p.w4Streams} streams, cancel after ${p.cancelAfter} tokens`);
     const d = durationMs(p.tokens, p.tps);
-    const job = { kind: "cancel" as const, protocol: rt.protocol, url: rt.url, streams: specs(ctx, p.w4Streams, p.tokens, p.rampMs, "c"), cancelAfter: p.cancelAfter, timeoutMs: p.rampMs + 3 * d + 30_000, connectConcurrency: p.connectConcurrency };
+    const job = {
+      kind: "cancel" as const,
+      protocol: rt.protocol,
+      url: rt.url,
+      streams: specs(ctx, p.w4Streams, p.tokens, p.rampMs, "c"),
+      cancelAfter: p.cancelAfter,
+      timeoutMs: p.rampMs + 3 * d + 30_000,
+      connectConcurrency: p.connectConcurrency,
+    };
     const { result, usage } = await measureStreams(rt, job);
     const m = analyzeStreams(result, await rt.stamps(), p.tps, { latency: false });
     const notes = noteStreams(m).filter((n) => !n.includes("completion_tokens"));
-    return [{ workload: "W4", label: `${p.w4Streams} × cancel after ${p.cancelAfter}`, target: target.name, usage, cancel: analyzeCancel(result), notes }];
+    return [
+      {
+        workload: "W4",
+        label: `${p.w4Streams} × cancel after ${p.cancelAfter}`,
+        target: target.name,
+        usage,
+        cancel: analyzeCancel(result),
+        notes,
+      },
+    ];
   });
 }
 
@@ -186,7 +252,14 @@ export async function runW5(target: Target, ctx: Context): Promise<RunRecord[]> 
     const job = { kind: "idle" as const, protocol: rt.protocol, url: rt.url, count: sockets, connectConcurrency: p.connectConcurrency };
     const { result, rssOpenKiB, usage } = await measureIdle(rt, job, sockets + spare);
     if (result.failed) notes.push(`${result.failed} sockets failed to open (${result.firstError})`);
-    const rec: RunRecord = { workload: "W5", label: `${sockets} idle sockets`, target: target.name, usage, idle: { sockets, ...result }, notes };
+    const rec: RunRecord = {
+      workload: "W5",
+      label: `${sockets} idle sockets`,
+      target: target.name,
+      usage,
+      idle: { sockets, ...result },
+      notes,
+    };
     rec.rssPerConnKiB = perConn(usage.rssBeforeKiB, rssOpenKiB, Math.max(1, result.opened), rt.pids);
     return [rec];
   });

@@ -6,26 +6,26 @@
 //   node scripts/write-tiny-gguf.mjs /tmp/tiny.gguf
 //   MODEL_PATH=/tmp/tiny.gguf GENERATOR=llama npm run worker
 
-import { parseArgs } from 'node:util';
-import { writeCorruptGguf, writeTinyGguf } from '@unbroken/testing';
+import { parseArgs } from "node:util";
+import { writeCorruptGguf, writeTinyGguf } from "@unbroken/testing";
 
-const KINDS = ['truncated', 'shape', 'heads', 'garbage'];
+const KINDS = ["truncated", "shape", "heads", "garbage"];
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
-    seed: { type: 'string', default: '1' },
-    corrupt: { type: 'string' },
+    seed: { type: "string", default: "1" },
+    corrupt: { type: "string" },
   },
 });
 
-const file = positionals[0] ?? 'tiny.gguf';
+const file = positionals[0] ?? "tiny.gguf";
 const seed = Number(values.seed);
 if (!Number.isInteger(seed)) {
   process.stderr.write(`--seed must be an integer, got ${values.seed}\n`);
   process.exit(2);
 }
 if (values.corrupt !== undefined && !KINDS.includes(values.corrupt)) {
-  process.stderr.write(`--corrupt must be one of ${KINDS.join(', ')}\n`);
+  process.stderr.write(`--corrupt must be one of ${KINDS.join(", ")}\n`);
   process.exit(2);
 }
 

@@ -41,7 +41,17 @@ function dropPoints(spec: StreamSpec, drops: number, index: number): number[] {
 export async function runStream(job: StreamJob, spec: StreamSpec, index: number, t0: number, limiter: Limiter): Promise<StreamResult> {
   await sleepUntil(t0 + spec.startAt);
   const tr = new Tracker(spec.maxTokens);
-  const res: StreamResult = { rid: spec.rid, probe: spec.probe ?? false, sentAt: Number.NaN, connectMs: Number.NaN, recv: tr.recv, tokens: 0, events: 0, lost: 0, dup: 0 };
+  const res: StreamResult = {
+    rid: spec.rid,
+    probe: spec.probe ?? false,
+    sentAt: Number.NaN,
+    connectMs: Number.NaN,
+    recv: tr.recv,
+    tokens: 0,
+    events: 0,
+    lost: 0,
+    dup: 0,
+  };
   const drops = job.kind === "resume" ? dropPoints(spec, job.drops, index) : [];
   if (job.kind === "resume") {
     res.resumeMs = [];
@@ -59,7 +69,12 @@ export async function runStream(job: StreamJob, spec: StreamSpec, index: number,
       done = true;
       clearTimeout(timer);
       conn?.close();
-      Object.assign(res, tr.accounting(), { tokens: tr.tokens, events: tr.events, endReason: tr.endReason, completionTokens: tr.completionTokens });
+      Object.assign(res, tr.accounting(), {
+        tokens: tr.tokens,
+        events: tr.events,
+        endReason: tr.endReason,
+        completionTokens: tr.completionTokens,
+      });
       if (error !== undefined) res.error = error;
       if (cancel?.endAt !== undefined && cancel.okAt !== undefined) {
         res.cancel = {
@@ -85,9 +100,9 @@ export async function runStream(job: StreamJob, spec: StreamSpec, index: number,
         const ended = tr.event(f, at);
         if (ended) {
           if (!cancel) {
-finish();
-return;
-}
+            finish();
+            return;
+          }
           cancel.endAt = at;
           cancel.tokensAtEnd = tr.tokens;
           if (cancel.okAt !== undefined) finish();
@@ -132,19 +147,22 @@ return;
       generation++;
       conn?.close();
       conn = undefined;
-      setTimeout(() => {
-        const at = now();
-        openWs(job.url, true, current()).then(
-          (c) => {
-            if (done) return c.close();
-            conn = c;
-            offline = false;
-            resumeFrom = { at, subscribedAt: now(), after: tr.lastSeq };
-            c.send({ type: "subscribe", id: "s", rid: spec.rid, after: tr.lastSeq });
-          },
-          (err: Error) => finish(`reconnect failed: ${err.message}`),
-        );
-      }, (job as { offlineMs?: number }).offlineMs ?? 0);
+      setTimeout(
+        () => {
+          const at = now();
+          openWs(job.url, true, current()).then(
+            (c) => {
+              if (done) return c.close();
+              conn = c;
+              offline = false;
+              resumeFrom = { at, subscribedAt: now(), after: tr.lastSeq };
+              c.send({ type: "subscribe", id: "s", rid: spec.rid, after: tr.lastSeq });
+            },
+            (err: Error) => finish(`reconnect failed: ${err.message}`),
+          );
+        },
+        (job as { offlineMs?: number }).offlineMs ?? 0,
+      );
     };
 
     const body = { rid: spec.rid, prompt: spec.prompt, params: { max_tokens: spec.maxTokens } };

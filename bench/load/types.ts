@@ -76,4 +76,7 @@ export interface IdleResult {
 }
 
 /** Child → parent. */
-export type LoadMessage = { type: "result"; result: StreamsResult | IdleResult } | { type: "idle-ready"; opened: number; failed: number } | { type: "failed"; error: string };
+export type LoadMessage =
+  | { type: "result"; result: StreamsResult | IdleResult }
+  | { type: "idle-ready"; opened: number; failed: number }
+  | { type: "failed"; error: string };

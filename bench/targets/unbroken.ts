@@ -35,7 +35,14 @@ export function unbrokenTarget(variant: { name: string; workerEnv: Record<string
           spawn(
             "worker",
             WORKER,
-            { GENERATOR: "scripted", METRICS_PORT: "0", SCRIPTED_TPS: String(opts.tps), CONCURRENCY: String(opts.concurrency), ...variant.workerEnv, ...nodeEnv({ stamps: stamps.file, profileDir: opts.profileDir }) },
+            {
+              GENERATOR: "scripted",
+              METRICS_PORT: "0",
+              SCRIPTED_TPS: String(opts.tps),
+              CONCURRENCY: String(opts.concurrency),
+              ...variant.workerEnv,
+              ...nodeEnv({ stamps: stamps.file, profileDir: opts.profileDir }),
+            },
             "ready",
           ),
         ]);

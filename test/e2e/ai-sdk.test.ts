@@ -8,15 +8,7 @@ import {
   type ChatResponseStore,
   type StorageLike,
 } from "@unbroken/client";
-import {
-  AbstractChat,
-  readUIMessageStream,
-  type ChatInit,
-  type ChatState,
-  type ChatStatus,
-  type UIMessage,
-  type UIMessageChunk,
-} from "ai";
+import { AbstractChat, readUIMessageStream, type ChatInit, type ChatState, type ChatStatus, type UIMessage, type UIMessageChunk } from "ai";
 import type { EventFrame } from "@unbroken/protocol";
 import { WebSocket } from "ws";
 import { CuttableProxy } from "../helpers/proxy.js";
@@ -30,7 +22,12 @@ const fastReconnect = { minDelayMs: 20, maxDelayMs: 200 };
 let nextId = 0;
 const userMessage = (text: string): UIMessage => ({ id: `u${++nextId}`, role: "user", parts: [{ type: "text", text }] });
 
-function send(transport: UnbrokenChatTransport, chatId: string, text: string, abortSignal?: AbortSignal): Promise<ReadableStream<UIMessageChunk>> {
+function send(
+  transport: UnbrokenChatTransport,
+  chatId: string,
+  text: string,
+  abortSignal?: AbortSignal,
+): Promise<ReadableStream<UIMessageChunk>> {
   return transport.sendMessages({ trigger: "submit-message", chatId, messageId: undefined, messages: [userMessage(text)], abortSignal });
 }
 
@@ -155,7 +152,10 @@ describe("AI SDK ChatTransport", () => {
     await readInto(reader, before, deltaCount(5), "5 deltas");
     abort.abort();
     const rest = await readInto(reader, []);
-    assert.deepEqual(rest.filter((c) => c.type === "text-delta"), []);
+    assert.deepEqual(
+      rest.filter((c) => c.type === "text-delta"),
+      [],
+    );
 
     const log = await logOf(stack.url, rid);
     assert.equal(endReason(log), "cancelled");
@@ -178,7 +178,10 @@ describe("AI SDK ChatTransport", () => {
     abort.abort();
     const chunks = await following;
     assert.deepEqual(types(chunks).slice(-3), ["text-end", "abort", "finish"]);
-    assert.deepEqual(chunks.slice(-2), [{ type: "abort", reason: "cancelled" }, { type: "finish", finishReason: "other" }]);
+    assert.deepEqual(chunks.slice(-2), [
+      { type: "abort", reason: "cancelled" },
+      { type: "finish", finishReason: "other" },
+    ]);
     const log = await logOf(stack.url, (chunks[0] as { messageId: string }).messageId);
     assert.equal(endReason(log), "cancelled");
     assert.equal(deltas(chunks), textOf(log));
@@ -257,7 +260,11 @@ describe("AI SDK ChatTransport", () => {
 
   it("finished but not read to the end: a reconnect still returns it", async () => {
     const store = new Map<string, { rid: string; seq?: number }>();
-    const mapStore: ChatResponseStore = { get: (k) => store.get(k), set: (k, v) => void store.set(k, v), delete: (k) => void store.delete(k) };
+    const mapStore: ChatResponseStore = {
+      get: (k) => store.get(k),
+      set: (k, v) => void store.set(k, v),
+      delete: (k) => void store.delete(k),
+    };
     const first = new UnbrokenChatTransport({ client: newClient(), store: mapStore, params: { max_tokens: 12 } });
     const stream = await send(first, "chat-late", "write 12 words, then stop");
     await read(stream, deltaCount(1));
@@ -286,14 +293,24 @@ describe("AI SDK ChatTransport", () => {
     const at = chunks.findIndex((c) => c.type === "steering-message");
     assert.ok(at > 0);
     assert.deepEqual(chunks[at - 1]?.type, "text-end");
-    assert.deepEqual(chunks[at], { type: "steering-message", id: `${rid}-steer-${log.find((e) => e.event.kind === "steer")!.seq}`, parts: [{ type: "text", text: "talk about cats instead" }] });
+    assert.deepEqual(chunks[at], {
+      type: "steering-message",
+      id: `${rid}-steer-${log.find((e) => e.event.kind === "steer")!.seq}`,
+      parts: [{ type: "text", text: "talk about cats instead" }],
+    });
     assert.equal(chunks[at + 1]?.type, "text-start");
 
     const message = (await messages).at(-1)!;
-    assert.deepEqual(message.parts.map((p) => p.type), ["text", "steering-message", "text"]);
+    assert.deepEqual(
+      message.parts.map((p) => p.type),
+      ["text", "steering-message", "text"],
+    );
     assert.match(messageText(message), /cats/);
     // Sent back as history, the steer becomes a user turn between the two halves.
-    assert.deepEqual(uiMessagesToChatMessages([message]).map((m) => m.role), ["assistant", "user", "assistant"]);
+    assert.deepEqual(
+      uiMessagesToChatMessages([message]).map((m) => m.role),
+      ["assistant", "user", "assistant"],
+    );
     await assert.rejects(transport.steer("chat-steer", "too late"), { code: "not_found" });
   });
 
@@ -319,7 +336,10 @@ describe("AI SDK ChatTransport", () => {
       const chat = new NodeChat({ id: "c-send", transport: new UnbrokenChatTransport({ client: newClient() }) });
       await chat.sendMessage({ text: "write 40 words about lakes" });
       assert.equal(chat.status, "ready");
-      assert.deepEqual(chat.messages.map((m) => m.role), ["user", "assistant"]);
+      assert.deepEqual(
+        chat.messages.map((m) => m.role),
+        ["user", "assistant"],
+      );
       const log = await logOf(stack.url, chat.messages[1]!.id);
       assert.equal(messageText(chat.messages[1]), textOf(log));
     });
@@ -345,7 +365,10 @@ describe("AI SDK ChatTransport", () => {
     it("resumeStream() after a reload rebuilds the answer in place: one assistant message, no duplicate", async () => {
       const storage = mapStorage();
       const clientA = newClient(proxy.url());
-      const chatA = new NodeChat({ id: "c-reload", transport: new UnbrokenChatTransport({ client: clientA, store: webStorageChatStore(storage) }) });
+      const chatA = new NodeChat({
+        id: "c-reload",
+        transport: new UnbrokenChatTransport({ client: clientA, store: webStorageChatStore(storage) }),
+      });
       void chatA.sendMessage({ text: "write 100 words about bridges" });
       await until(() => messageText(chatA.messages[1]).length > 40, "some text");
       proxy.cut();
@@ -365,7 +388,10 @@ describe("AI SDK ChatTransport", () => {
       await chatB.resumeStream();
       proxy.setDown(false);
       assert.equal(chatB.status, "ready");
-      assert.deepEqual(chatB.messages.map((m) => m.role), ["user", "assistant"]);
+      assert.deepEqual(
+        chatB.messages.map((m) => m.role),
+        ["user", "assistant"],
+      );
       const rid = chatB.messages[1]!.id;
       const log = await logOf(stack.url, rid);
       assert.equal(endReason(log), "stop");
@@ -381,7 +407,10 @@ describe("AI SDK ChatTransport", () => {
       await transport.steer(chat.id, "mention cats");
       await sent;
       const parts = chat.messages[1]!.parts;
-      assert.deepEqual(parts.map((p) => p.type), ["text", "steering-message", "text"]);
+      assert.deepEqual(
+        parts.map((p) => p.type),
+        ["text", "steering-message", "text"],
+      );
       const log = await logOf(stack.url, chat.messages[1]!.id);
       assert.equal(messageText(chat.messages[1]), textOf(log));
     });

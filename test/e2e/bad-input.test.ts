@@ -75,11 +75,7 @@ const malformed: Array<[string, string, string | undefined]> = [
   ["generate with temperature 5", '{"type":"generate","id":"g5","prompt":"x","params":{"temperature":5}}', "g5"],
   ["generate with prompt a number", '{"type":"generate","id":"g6","prompt":12}', "g6"],
   ["generate with after -1", '{"type":"generate","id":"g7","prompt":"x","after":-1}', "g7"],
-  [
-    "generate with both messages and prompt",
-    '{"type":"generate","id":"g8","prompt":"x","messages":[{"role":"user","content":"y"}]}',
-    "g8",
-  ],
+  ["generate with both messages and prompt", '{"type":"generate","id":"g8","prompt":"x","messages":[{"role":"user","content":"y"}]}', "g8"],
   ["generate with neither messages nor prompt", '{"type":"generate","id":"g9","params":{"max_tokens":3}}', "g9"],
   ["subscribe with after -1", '{"type":"subscribe","id":"s1","rid":"abcdefgh12","after":-1}', "s1"],
   ["subscribe with after 1.5", '{"type":"subscribe","id":"s2","rid":"abcdefgh12","after":1.5}', "s2"],

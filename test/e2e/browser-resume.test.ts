@@ -84,7 +84,10 @@ describe("demo page in Chromium, across network cuts", () => {
     await page.locator("#conn[data-state=resumed]").waitFor({ timeout: 60_000 });
     await sameAsLog(page, rid);
     assert.deepEqual((await seenStates(page)).slice(0, 3), ["connected", "reconnecting", "resumed"]);
-    assert.deepEqual(errors.filter((e) => !/ERR_INTERNET_DISCONNECTED|WebSocket/.test(e)), []);
+    assert.deepEqual(
+      errors.filter((e) => !/ERR_INTERNET_DISCONNECTED|WebSocket/.test(e)),
+      [],
+    );
     await page.close();
   });
 

@@ -4,11 +4,20 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { EventFrame } from "@unbroken/protocol";
-import { ENDED, WEB_ROOT, answerOnPage, ask, launchChromium, openTab, screenshotPath, untilAnswer, type Chromium } from "../helpers/browser.js";
+import {
+  ENDED,
+  WEB_ROOT,
+  answerOnPage,
+  ask,
+  launchChromium,
+  openTab,
+  screenshotPath,
+  untilAnswer,
+  type Chromium,
+} from "../helpers/browser.js";
 import { RawClient, textOf, tokenCount } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
 import { SignJWT } from "jose";
-
 
 describe("demo page in Chromium", () => {
   let stack: Stack;

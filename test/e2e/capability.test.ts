@@ -29,7 +29,8 @@ let rid: string;
 let otherRid: string;
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}`, "content-type": "application/json" });
-const post = (path: string, token: string, body: unknown = {}) => fetch(`${http}${path}`, { method: "POST", headers: bearer(token), body: JSON.stringify(body) });
+const post = (path: string, token: string, body: unknown = {}) =>
+  fetch(`${http}${path}`, { method: "POST", headers: bearer(token), body: JSON.stringify(body) });
 
 before(async () => {
   stack = await Stack.start({ edgeEnv: { AUTH: "jwt", JWT_SECRET: SECRET }, workerEnv: { SCRIPTED_TPS: "20" } });
@@ -65,11 +66,17 @@ describe("a read-only token", () => {
     const read = await readSse(`${http}/v1/responses/${rid}/events`, { headers: bearer(readToken) }, (r) => r.messages.length >= 3);
     assert.equal(read.status, 200);
     // The read stops once it has 3; one chunk may bring a 4th with them.
-    assert.deepEqual(read.messages.slice(0, 3).map((m) => Number(m.id)), [1, 2, 3]);
+    assert.deepEqual(
+      read.messages.slice(0, 3).map((m) => Number(m.id)),
+      [1, 2, 3],
+    );
   });
 
   it("cannot steer or cancel it: forbidden, on the socket and over HTTP", async () => {
-    for (const frame of [{ type: "steer", rid, text: "be shorter" }, { type: "cancel", rid }]) {
+    for (const frame of [
+      { type: "steer", rid, text: "be shorter" },
+      { type: "cancel", rid },
+    ]) {
       const err = await reader.request(frame);
       assert.equal(err.code, "forbidden", JSON.stringify(err));
       assert.match(err.message, /does not allow/);
@@ -82,7 +89,10 @@ describe("a read-only token", () => {
     const unknown = randomBytes(16).toString("base64url");
     const errs: Frame[] = [];
     for (const r of [otherRid, unknown]) errs.push(await reader.request({ type: "subscribe", rid: r }));
-    assert.deepEqual(errs.map((e) => e.code), ["forbidden", "forbidden"]);
+    assert.deepEqual(
+      errs.map((e) => e.code),
+      ["forbidden", "forbidden"],
+    );
     assert.equal(errs[0]!.message, errs[1]!.message, "another owner's rid and an unknown one look the same");
     const gen = await reader.request({ type: "generate", prompt: "mine now" });
     assert.equal(gen.code, "forbidden", JSON.stringify(gen));
@@ -147,7 +157,8 @@ describe("scoped tokens", () => {
 
   it("subscriptions opened before exp run to their end; after exp the token opens nothing and commands nothing", async () => {
     // 80 tokens at 20 per second: it is still streaming well after exp.
-    const shared = (await owner.request({ type: "generate", prompt: "write 80 words past the token's exp", params: { max_tokens: 80 } })).rid;
+    const shared = (await owner.request({ type: "generate", prompt: "write 80 words past the token's exp", params: { max_tokens: 80 } }))
+      .rid;
     const exp = now() + 2;
     const token = await capability(shared, "read steer", exp);
     const viewer = await RawClient.connect(stack.url, token);
@@ -169,14 +180,23 @@ describe("scoped tokens", () => {
 
     // The socket's subscription carried on past exp, to the end, with no gap.
     const events = await viewer.untilEnd(shared, 60_000);
-    assert.deepEqual(events.map((e) => e.seq), events.map((_, i) => i + 1));
+    assert.deepEqual(
+      events.map((e) => e.seq),
+      events.map((_, i) => i + 1),
+    );
     const end = events.at(-1)!.event;
     assert.equal(end.kind === "end" && end.reason, "length");
     const afterExp = viewer.frames.slice(refusedAt + 1).filter((f) => f.type === "event" && f.rid === shared);
-    assert.ok(afterExp.some((f) => f.event.kind === "token"), "tokens kept coming after exp (precondition: it was still streaming)");
+    assert.ok(
+      afterExp.some((f) => f.event.kind === "token"),
+      "tokens kept coming after exp (precondition: it was still streaming)",
+    );
     // So did the SSE stream: every event, through the end.
     const ids = [...(await within(sseText, "the SSE stream's end", 60_000)).matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
-    assert.deepEqual(ids, events.map((e) => e.seq));
+    assert.deepEqual(
+      ids,
+      events.map((e) => e.seq),
+    );
     viewer.close();
   });
 });

@@ -29,11 +29,19 @@ describe("a nats-server restart (single node, file storage)", () => {
       const c = await RawClient.connect(top.edgeUrl(0));
       const done: string[] = [];
       for (let i = 0; i < 3; i++) {
-        const { rid } = await c.request({ type: "generate", prompt: `finished before the ${signal} restart ${i}`, params: { max_tokens: 15 } });
+        const { rid } = await c.request({
+          type: "generate",
+          prompt: `finished before the ${signal} restart ${i}`,
+          params: { max_tokens: 15 },
+        });
         await c.untilEnd(rid);
         done.push(rid);
       }
-      const { rid } = await c.request({ type: "generate", prompt: `write 150 words across a ${signal} restart`, params: { max_tokens: 150 } });
+      const { rid } = await c.request({
+        type: "generate",
+        prompt: `write 150 words across a ${signal} restart`,
+        params: { max_tokens: 150 },
+      });
       await c.next((f) => f.type === "event" && f.rid === rid && f.seq >= 10);
       const downAt = Date.now();
       await top.nats.kill(0, signal);
@@ -163,7 +171,9 @@ describe("a nats-server outage longer than the publish timeout and the ack wait 
     const taken = handovers(events);
     process.stdout.write(
       `# nats outage ${OUTAGE_MS} ms: ${rid} ran on ${runner.handle.name}; ` +
-        (taken.length ? `redelivered and continued by ${taken.map((h) => `${h.worker} at seq ${h.seq}`).join(", ")}` : "its worker kept it (writes retried)") +
+        (taken.length
+          ? `redelivered and continued by ${taken.map((h) => `${h.worker} at seq ${h.seq}`).join(", ")}`
+          : "its worker kept it (writes retried)") +
         `; ${events.length} events\n`,
     );
     assert.equal(closed, false, "the client's socket stayed open");
@@ -196,10 +206,12 @@ describe("a nats-server outage longer than the publish timeout and the ack wait 
     );
     const other = top.workers.find((w) => w !== runner)!;
     const taken = handovers(events);
-    process.stdout.write(`# nats outage ${OUTAGE_MS} ms, ${runner.handle.name} cut off longer: handovers ${JSON.stringify(taken)}; ${runner.handle.name}: "${stopLine}"\n`);
+    process.stdout.write(
+      `# nats outage ${OUTAGE_MS} ms, ${runner.handle.name} cut off longer: handovers ${JSON.stringify(taken)}; ${runner.handle.name}: "${stopLine}"\n`,
+    );
     assert.equal(closed, false, "the client's socket stayed open");
     assert.equal(taken.length, 1, "one handover");
-    assert.equal(taken[0]!.worker, other.env["WORKER_ID"], "written by the other worker");
+    assert.equal(taken[0]!.worker, other.env.WORKER_ID, "written by the other worker");
     assert.equal(taken[0]!.reason, "lost");
     await assertComplete(rid, events, reference);
     c.close();

@@ -41,22 +41,30 @@ describe("chaos: edges, workers and a NATS node die under live traffic", () => {
   });
 
   it("ends every response exactly once, loses and duplicates nothing, and every reader reads the same text", async () => {
-    const seed = Number(process.env["CHAOS_SEED"] ?? Date.now() % 1_000_000);
+    const seed = Number(process.env.CHAOS_SEED ?? Date.now() % 1_000_000);
     const random = prng(seed);
     const lb = top.lb!;
     for (let i = 0; i < CLIENTS; i++) {
-      clients.push(new UnbrokenClient({ url: lb.url(), WebSocket, reconnect: { minDelayMs: 50, maxDelayMs: 1_000 }, requestTimeoutMs: 60_000 }));
+      clients.push(
+        new UnbrokenClient({ url: lb.url(), WebSocket, reconnect: { minDelayMs: 50, maxDelayMs: 1_000 }, requestTimeoutMs: 60_000 }),
+      );
     }
     // Each response: its generator's handle, and a follower on another client (another socket).
     const readers: Reader[] = [];
     const rids: string[] = [];
     for (let i = 0; i < RESPONSES; i++) {
       const tokens = 360 + Math.floor(random() * 90);
-      const handle = clients[i % CLIENTS]!.generate({ prompt: `chaos ${i}: write ${tokens} words`, params: { max_tokens: tokens, seed: i } });
+      const handle = clients[i % CLIENTS]!.generate({
+        prompt: `chaos ${i}: write ${tokens} words`,
+        params: { max_tokens: tokens, seed: i },
+      });
       rids.push(handle.rid);
       readers.push(new Reader(handle.rid, "generator", handle));
       const follower = clients[(i + CLIENTS / 2) % CLIENTS]!;
-      void handle.accepted.then(() => readers.push(new Reader(handle.rid, "follower", follower.subscribe(handle.rid))), () => undefined);
+      void handle.accepted.then(
+        () => readers.push(new Reader(handle.rid, "follower", follower.subscribe(handle.rid))),
+        () => undefined,
+      );
       await sleep(30);
     }
 
@@ -80,26 +88,46 @@ describe("chaos: edges, workers and a NATS node die under live traffic", () => {
     };
     const [edge0, edge1] = [top.edges[0]!, top.edges[1]!];
     await sleep(1_500);
-    await fault("edge SIGKILL", () => edge0.handle.kill(), () => top.restart(edge0, "listening"), 1_500);
+    await fault(
+      "edge SIGKILL",
+      () => edge0.handle.kill(),
+      () => top.restart(edge0, "listening"),
+      1_500,
+    );
     await sleep(1_000);
     const victim = top.workers.reduce((a, b) => (count(b) > count(a) ? b : a));
     const victimRuns = count(victim);
     const victimId = workerId(victim.handle);
     const killedHandle = victim.handle;
-    await fault("worker SIGKILL", () => victim.handle.kill(), () => top.restart(victim, "ready"), 1_500);
+    await fault(
+      "worker SIGKILL",
+      () => victim.handle.kill(),
+      () => top.restart(victim, "ready"),
+      1_500,
+    );
     // What the killed worker was running when it died: started (or continued) and not ended, by
     // its own log. (Its answers take 12-15 s and it dies a few seconds in, so none has ended;
     // a "generation ended" line lost at the SIGKILL would show as a missing handover below.)
     const orphaned = unfinishedRuns(killedHandle.lines);
     await sleep(1_000);
     const cluster = top.cluster!;
-    const leader = Math.max(0, cluster.indexOf((await cluster.leaders()).streams["LLM_EVENTS"]));
-    await fault(`nats n${leader} SIGKILL (LLM_EVENTS leader)`, () => cluster.kill(leader), async () => {
-      await cluster.restart(leader);
-      await cluster.waitHealthy(60_000);
-    }, 3_000);
+    const leader = Math.max(0, cluster.indexOf((await cluster.leaders()).streams.LLM_EVENTS));
+    await fault(
+      `nats n${leader} SIGKILL (LLM_EVENTS leader)`,
+      () => cluster.kill(leader),
+      async () => {
+        await cluster.restart(leader);
+        await cluster.waitHealthy(60_000);
+      },
+      3_000,
+    );
     await sleep(1_000);
-    await fault("edge SIGTERM", () => edge1.handle.stop("SIGTERM", 15_000), () => top.restart(edge1, "listening"), 500);
+    await fault(
+      "edge SIGTERM",
+      () => edge1.handle.stop("SIGTERM", 15_000),
+      () => top.restart(edge1, "listening"),
+      500,
+    );
 
     // Every reader must come to its end (a hang fails here, after a generous bound).
     const all = Promise.all(readers.map((r) => r.done));
@@ -115,7 +143,9 @@ describe("chaos: edges, workers and a NATS node die under live traffic", () => {
     const logs = await readLogs(top.nats.url, rids);
     const a = audit(readers, logs);
     const stalls = faults.map((f) => `${f.what}: readers waited p50/max ${spread(readers.map((r) => r.stallAfter(f.at)))}`);
-    const reasons = Object.entries(a.reasons).map(([k, v]) => `${k} ${v}`).join(", ");
+    const reasons = Object.entries(a.reasons)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", ");
     const events = [...logs.values()].reduce((n, l) => n + l.seqs.length, 0);
     process.stdout.write(
       `# chaos (seed ${seed}): ${a.responses} responses, ${a.readers} readers, ${events} events, ${drops} socket drops, ` +
@@ -148,7 +178,10 @@ describe("chaos: edges, workers and a NATS node die under live traffic", () => {
       assert.ok(log.handovers.length > 0, `${rid}: the killed worker's response has no handover (kinds: ${log.kinds.slice(-5).join(",")})`);
       for (const h of log.handovers) {
         assert.notEqual(h.worker, victimId, `${rid}: handover at seq ${h.seq} names the killed worker`);
-        assert.ok(live.has(h.worker), `${rid}: handover at seq ${h.seq} by ${h.worker}, not one of the live workers ${[...live].join(", ")}`);
+        assert.ok(
+          live.has(h.worker),
+          `${rid}: handover at seq ${h.seq} by ${h.worker}, not one of the live workers ${[...live].join(", ")}`,
+        );
       }
     }
   });
@@ -163,7 +196,7 @@ function count(member: { handle: { lines: string[] } }): number {
 function workerId(handle: { lines: string[] }): string {
   for (const line of handle.lines) {
     const o = parse(line);
-    if (o?.["msg"] === "ready" && typeof o["worker"] === "string") return o["worker"];
+    if (o?.msg === "ready" && typeof o.worker === "string") return o.worker;
   }
   throw new Error("worker logged no ready line with its id");
 }
@@ -173,10 +206,10 @@ function unfinishedRuns(lines: string[]): string[] {
   const running = new Set<string>();
   for (const line of lines) {
     const o = parse(line);
-    const rid = o?.["rid"];
+    const rid = o?.rid;
     if (typeof rid !== "string") continue;
-    if (o?.["msg"] === "generation started" || o?.["msg"] === "generation continued") running.add(rid);
-    if (o?.["msg"] === "generation ended") running.delete(rid);
+    if (o?.msg === "generation started" || o?.msg === "generation continued") running.add(rid);
+    if (o?.msg === "generation ended") running.delete(rid);
   }
   return [...running];
 }

@@ -27,7 +27,13 @@ describe("a 3-node JetStream cluster (REPLICAS=3) losing 2 of its nodes", () => 
   let cluster: NatsClusterHandle;
   const exits: string[] = [];
   before(async () => {
-    top = await Topology.start({ natsNodes: 3, edges: 1, workers: 2, balancer: false, workerEnv: { SCRIPTED_TPS: "30", CONCURRENCY: "4" } });
+    top = await Topology.start({
+      natsNodes: 3,
+      edges: 1,
+      workers: 2,
+      balancer: false,
+      workerEnv: { SCRIPTED_TPS: "30", CONCURRENCY: "4" },
+    });
     cluster = top.cluster as NatsClusterHandle;
     for (const m of [...top.edges, ...top.workers]) void m.handle.exited.then(() => exits.push(m.handle.name));
   });
@@ -43,7 +49,7 @@ describe("a 3-node JetStream cluster (REPLICAS=3) losing 2 of its nodes", () => 
     await c.next((f) => f.type === "event" && f.rid === rid && f.seq >= 10, 30_000);
 
     const leaders = await cluster.leaders();
-    const first = Math.max(0, cluster.indexOf(leaders.streams["LLM_EVENTS"]));
+    const first = Math.max(0, cluster.indexOf(leaders.streams.LLM_EVENTS));
     const killed = [first, ...[0, 1, 2].filter((i) => i !== first)].slice(0, 2);
     const downAt = Date.now();
     await Promise.all(killed.map((i) => cluster.kill(i)));
@@ -58,8 +64,13 @@ describe("a 3-node JetStream cluster (REPLICAS=3) losing 2 of its nodes", () => 
     const late = await RawClient.connect(top.edgeUrl(0));
     const subscribed = await late.request({ type: "subscribe", rid: done }, 60_000);
     assert.ok(subscribed.type === "ok" || subscribed.code === "unavailable", JSON.stringify(subscribed));
-    const readyz = await fetch(`http://127.0.0.1:${top.edges[0]!.handle.port}/readyz`).then((r) => r.status, () => 0);
-    note(`killed n${killed.join(" and n")} (leaders: ${JSON.stringify(leaders)}); generate: ${refused.code}; subscribe: ${subscribed.type === "ok" ? "ok" : subscribed.code}; edge /readyz ${readyz}`);
+    const readyz = await fetch(`http://127.0.0.1:${top.edges[0]!.handle.port}/readyz`).then(
+      (r) => r.status,
+      () => 0,
+    );
+    note(
+      `killed n${killed.join(" and n")} (leaders: ${JSON.stringify(leaders)}); generate: ${refused.code}; subscribe: ${subscribed.type === "ok" ? "ok" : subscribed.code}; edge /readyz ${readyz}`,
+    );
 
     await new Promise((r) => setTimeout(r, Math.max(0, downAt + DOWN_MS - Date.now())));
     const upAt = Date.now();
@@ -70,11 +81,15 @@ describe("a 3-node JetStream cluster (REPLICAS=3) losing 2 of its nodes", () => 
 
     // New work is taken again (retried while streams elect leaders, as clients do); it is also
     // the uninterrupted run the continued response must equal.
-    const again = await eventually(async () => {
-      const reply = await c.request({ type: "generate", ...REQUEST }, 60_000);
-      if (reply.type !== "accepted") throw new Error(JSON.stringify(reply));
-      return reply.rid as string;
-    }, 60_000, 500);
+    const again = await eventually(
+      async () => {
+        const reply = await c.request({ type: "generate", ...REQUEST }, 60_000);
+        if (reply.type !== "accepted") throw new Error(JSON.stringify(reply));
+        return reply.rid as string;
+      },
+      60_000,
+      500,
+    );
     const acceptedMs = Date.now() - upAt;
     const events = await c.untilEnd(rid, 90_000);
     const reference = await c.untilEnd(again, 60_000);

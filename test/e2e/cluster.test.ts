@@ -34,7 +34,9 @@ describe("a 3-node JetStream cluster (REPLICAS=3)", () => {
     const { streams } = await cluster.leaders();
     for (const name of STREAMS) assert.ok(streams[name], `${name} has a leader: ${JSON.stringify(streams)}`);
     const res = await fetch(`${cluster.nodes[0]!.monitorUrl}/jsz?streams=true&config=true`);
-    const jsz = (await res.json()) as { account_details: Array<{ stream_detail: Array<{ name: string; config: { num_replicas: number } }> }> };
+    const jsz = (await res.json()) as {
+      account_details: Array<{ stream_detail: Array<{ name: string; config: { num_replicas: number } }> }>;
+    };
     const replicas = Object.fromEntries(jsz.account_details.flatMap((a) => a.stream_detail).map((s) => [s.name, s.config.num_replicas]));
     for (const name of STREAMS) assert.equal(replicas[name], 3, `${name} replicas`);
   });
@@ -48,7 +50,10 @@ describe("a 3-node JetStream cluster (REPLICAS=3)", () => {
     for (const index of order) {
       const led = await cluster.leaders();
       const leads = [led.meta === `n${index}` ? "meta" : "", ...STREAMS.filter((s) => led.streams[s] === `n${index}`)].filter(Boolean);
-      const { rid } = await c.request({ type: "generate", prompt: `write 200 words through the loss of node ${index}`, params: { max_tokens: 200, seed: index } }, 60_000);
+      const { rid } = await c.request(
+        { type: "generate", prompt: `write 200 words through the loss of node ${index}`, params: { max_tokens: 200, seed: index } },
+        60_000,
+      );
       rids.push(rid);
       await c.next((f) => f.type === "event" && f.rid === rid && f.seq >= 20, 30_000);
       const before = c.events(rid).length;
@@ -58,7 +63,10 @@ describe("a 3-node JetStream cluster (REPLICAS=3)", () => {
       // (While a stream elects a new leader the edge answers `unavailable`: retry, as clients do.)
       const duringRid = `during${index}-${Date.now()}`;
       const during = await eventually(async () => {
-        const reply = await c.request({ type: "generate", rid: duringRid, prompt: `write 40 words while node ${index} is down`, params: { max_tokens: 40 } }, 60_000);
+        const reply = await c.request(
+          { type: "generate", rid: duringRid, prompt: `write 40 words while node ${index} is down`, params: { max_tokens: 40 } },
+          60_000,
+        );
         if (reply.type !== "accepted") throw new Error(JSON.stringify(reply));
         return reply;
       }, 60_000);
@@ -104,7 +112,9 @@ describe("a 3-node JetStream cluster (REPLICAS=3)", () => {
     await eventually(async () => {
       const res = await fetch(`${cluster.nodes[0]!.monitorUrl}/jsz?streams=true`);
       const jsz = (await res.json()) as {
-        account_details: Array<{ stream_detail: Array<{ name: string; cluster: { leader?: string; replicas?: Array<{ current: boolean }> } }> }>;
+        account_details: Array<{
+          stream_detail: Array<{ name: string; cluster: { leader?: string; replicas?: Array<{ current: boolean }> } }>;
+        }>;
       };
       const streams = jsz.account_details.flatMap((a) => a.stream_detail);
       assert.equal(streams.length, STREAMS.length);

@@ -22,13 +22,18 @@ describe("two workers and two edges on one host, default environment", () => {
 
   it("all four start, on distinct ports, and both edges and both workers serve", async () => {
     const env = { NATS_URL: nats.url };
-    for (const name of ["edge A", "edge B"]) services.push(await spawnService({ name, script: EDGE_MAIN, env, readyMsg: "listening", timeoutMs: 30_000 }));
-    for (const name of ["worker A", "worker B"]) services.push(await spawnService({ name, script: WORKER_MAIN, env, readyMsg: "ready", timeoutMs: 30_000 }));
+    for (const name of ["edge A", "edge B"])
+      services.push(await spawnService({ name, script: EDGE_MAIN, env, readyMsg: "listening", timeoutMs: 30_000 }));
+    for (const name of ["worker A", "worker B"])
+      services.push(await spawnService({ name, script: WORKER_MAIN, env, readyMsg: "ready", timeoutMs: 30_000 }));
     const [edgeA, edgeB, workerA, workerB] = services as [ServiceHandle, ServiceHandle, ServiceHandle, ServiceHandle];
     assert.notEqual(edgeA.port, edgeB.port, "two edge ports");
-    const metricsPorts = await Promise.all([workerA, workerB].map(async (w) => (await w.waitForLine((o) => o.msg === "ready")).metricsPort as number));
+    const metricsPorts = await Promise.all(
+      [workerA, workerB].map(async (w) => (await w.waitForLine((o) => o.msg === "ready")).metricsPort as number),
+    );
     assert.notEqual(metricsPorts[0], metricsPorts[1], "two metrics ports");
-    for (const port of metricsPorts) assert.ok((await scrapeMetrics(`http://127.0.0.1:${port}/metrics`)).text.length > 0, `metrics on ${port}`);
+    for (const port of metricsPorts)
+      assert.ok((await scrapeMetrics(`http://127.0.0.1:${port}/metrics`)).text.length > 0, `metrics on ${port}`);
 
     // Responses through both edges until each worker has begun some (bounded: 64 responses).
     const began = (w: ServiceHandle): number => w.lines.filter((l) => l.includes('"msg":"generation started"')).length;
@@ -47,6 +52,9 @@ describe("two workers and two edges on one host, default environment", () => {
       for (const c of clients) c.close();
     }
     const served = [began(workerA), began(workerB)];
-    assert.ok(served.every((n) => n > 0), `both workers began responses: ${served.join(", ")}`);
+    assert.ok(
+      served.every((n) => n > 0),
+      `both workers began responses: ${served.join(", ")}`,
+    );
   });
 });

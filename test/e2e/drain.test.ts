@@ -54,7 +54,10 @@ describe("SIGTERM drains", () => {
       assert.equal(firstEnd?.kind === "end" && firstEnd.reason, "length");
       assert.ok(!firstEvents.some((e) => (e.event.kind as string) === "handover"), "finished within DRAIN_TIMEOUT, not handed over");
       const took = a.handle.lines.slice(mark).filter((l) => l.includes(late.rid) || l.includes('"shutting down"'));
-      assert.ok(!logged(a, late.rid, "generation started"), `the draining worker began the request made after its SIGTERM:\n${took.join("\n")}`);
+      assert.ok(
+        !logged(a, late.rid, "generation started"),
+        `the draining worker began the request made after its SIGTERM:\n${took.join("\n")}`,
+      );
       assert.deepEqual(c.events(late.rid), [], "nothing of it was written while only the draining worker ran");
 
       // It waited in the queue: a worker started now begins it, from seq 1, as a fresh response.
@@ -75,7 +78,12 @@ describe("SIGTERM drains", () => {
   it("a draining edge says goaway, closes with 1001 and exits after DRAIN_TIMEOUT although a client never leaves; the client library resumes on the other edge with no gap", async () => {
     await top.addWorker({ SCRIPTED_TPS: "40" });
     const statuses: ConnectionStatus[] = [];
-    const client = new UnbrokenClient({ url: top.url, WebSocket, reconnect: { minDelayMs: 20, maxDelayMs: 200 }, onStatus: (s) => statuses.push(s) });
+    const client = new UnbrokenClient({
+      url: top.url,
+      WebSocket,
+      reconnect: { minDelayMs: 20, maxDelayMs: 200 },
+      onStatus: (s) => statuses.push(s),
+    });
     try {
       const answer = client.generate({ prompt: "write 160 words across a draining edge", params: { max_tokens: 160 } });
       const got: EventFrame[] = [];
@@ -87,17 +95,15 @@ describe("SIGTERM drains", () => {
       const index = await Promise.any(top.edges.map((e, i) => e.handle.waitForLine(queued, 10_000).then(() => i)));
       const draining = top.edges[index]!;
       const other = top.edges[1 - index]!;
-      await within(
-        new Promise<void>((resolve) => answer.onEvent((e) => e.seq >= 10 && resolve())),
-        "the first 10 events",
-        30_000,
-      );
+      await within(new Promise<void>((resolve) => answer.onEvent((e) => e.seq >= 10 && resolve())), "the first 10 events", 30_000);
 
       // A client that ignores goaway: it reads everything and never answers the close.
       const stubborn = await StubbornSocket.connect(draining.handle.port as number);
       stubborn.send({ type: "subscribe", rid, id: "s" });
       await stubborn.until(() => stubborn.frames.some((f) => f.type === "event"), "the stubborn socket's first event");
-      const resumesBefore = (await scrapeMetrics(`http://127.0.0.1:${other.handle.port}/metrics`)).get("unbroken_edge_resumes_total", { transport: "ws" });
+      const resumesBefore = (await scrapeMetrics(`http://127.0.0.1:${other.handle.port}/metrics`)).get("unbroken_edge_resumes_total", {
+        transport: "ws",
+      });
 
       // ws gives up on a peer that never completes the close after 30 s: a grace below that
       // shows the exit came from DRAIN_TIMEOUT (1 s), not from ws.
@@ -118,7 +124,9 @@ describe("SIGTERM drains", () => {
       assert.deepEqual(seqs(got), range(1, reference.length), "every seq once, in order, across the drain");
       assert.equal(textOf(got), textOf(reference));
       assert.match(statuses.find((s) => s.state === "reconnecting")?.lastError ?? "", /goaway/, JSON.stringify(statuses));
-      const resumesAfter = (await scrapeMetrics(`http://127.0.0.1:${other.handle.port}/metrics`)).get("unbroken_edge_resumes_total", { transport: "ws" });
+      const resumesAfter = (await scrapeMetrics(`http://127.0.0.1:${other.handle.port}/metrics`)).get("unbroken_edge_resumes_total", {
+        transport: "ws",
+      });
       assert.ok(resumesAfter > resumesBefore, "the client resumed on the other edge");
     } finally {
       await client.close();

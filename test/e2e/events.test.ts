@@ -14,7 +14,9 @@ describe("event log guarantees", () => {
   it("gives each response contiguous seqs from 1, start first and exactly one end last", async () => {
     const c = await RawClient.connect(stack.url);
     const accepted = await Promise.all(
-      [0, 1, 2, 3, 4].map((i) => c.request({ type: "generate", prompt: `response number ${i}`, params: { max_tokens: 40 + i * 7, seed: i } })),
+      [0, 1, 2, 3, 4].map((i) =>
+        c.request({ type: "generate", prompt: `response number ${i}`, params: { max_tokens: 40 + i * 7, seed: i } }),
+      ),
     );
     for (const [i, a] of accepted.entries()) {
       assert.equal(a.type, "accepted");
@@ -79,7 +81,10 @@ describe("event log guarantees", () => {
     // The bound: a replay asked for after it, on the same socket, has come to its end.
     assert.equal((await r.request({ type: "subscribe", rid: other, after: otherAll.length - 1 })).type, "ok");
     await r.next((f) => f.type === "event" && f.rid === other && f.event.kind === "end", 15_000, n);
-    assert.deepEqual(r.frames.slice(n).filter((f) => f.type === "event" && f.rid === rid), []);
+    assert.deepEqual(
+      r.frames.slice(n).filter((f) => f.type === "event" && f.rid === rid),
+      [],
+    );
     c.close();
     r.close();
   });

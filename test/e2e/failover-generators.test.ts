@@ -1,7 +1,17 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
-import { FakeOpenAI, answer, makeTempDir, startNatsServer, writeCorruptGguf, writeTinyGguf, type NatsServerHandle, type ServiceHandle, type TempDir } from "@unbroken/testing";
+import {
+  FakeOpenAI,
+  answer,
+  makeTempDir,
+  startNatsServer,
+  writeCorruptGguf,
+  writeTinyGguf,
+  type NatsServerHandle,
+  type ServiceHandle,
+  type TempDir,
+} from "@unbroken/testing";
 import { RawClient, textOf } from "../helpers/raw-client.js";
 import { assertWhole, handovers, msUntil, runnerOf, startEdge, startWorker, wsUrl } from "../helpers/failover.js";
 
@@ -60,12 +70,20 @@ describe("failover and stalls with model-backed generators", () => {
     const [a, b] = [await startWorker("la", llamaEnv(model)), await startWorker("lb", llamaEnv(model))];
     services.push(a, b);
     const client = await edge();
-    const { rid } = await client.request({ type: "generate", prompt: "Tell me about the river valley", params: { seed: 3, max_tokens: 3000 } });
+    const { rid } = await client.request({
+      type: "generate",
+      prompt: "Tell me about the river valley",
+      params: { seed: 3, max_tokens: 3000 },
+    });
     const runner = await runnerOf([a, b], rid);
     await client.next((f) => f.type === "event" && f.rid === rid && f.seq >= 20, 60_000);
     const killedAt = Date.now();
     await runner.kill();
-    const took = await msUntil(client, killedAt, (f) => f.type === "event" && f.rid === rid && (f.event as { kind: string }).kind === "handover");
+    const took = await msUntil(
+      client,
+      killedAt,
+      (f) => f.type === "event" && f.rid === rid && (f.event as { kind: string }).kind === "handover",
+    );
     timings.push(`llama, SIGKILL → handover event at the client: ${took} ms (TAKEOVER_TIMEOUT 2 s)`);
     const events = await client.untilEnd(rid, 120_000);
     const end = assertWhole(events);
@@ -103,7 +121,13 @@ describe("failover and stalls with model-backed generators", () => {
     const fake = new FakeOpenAI([{ steps: [{ text: "Half" }, { text: " an" }, { hang: true }] }, { steps: answer(["All", " good."]) }]);
     const baseUrl = await fake.start();
     try {
-      const w = await startWorker("oa", { NATS_URL: nats.url, OPENAI_BASE_URL: baseUrl, OPENAI_MODEL: "fake-model", STALL_TIMEOUT: "1s", CONCURRENCY: "1" });
+      const w = await startWorker("oa", {
+        NATS_URL: nats.url,
+        OPENAI_BASE_URL: baseUrl,
+        OPENAI_MODEL: "fake-model",
+        STALL_TIMEOUT: "1s",
+        CONCURRENCY: "1",
+      });
       services.push(w);
       const client = await edge();
       const { rid } = await client.request({ type: "generate", prompt: "hang please" });

@@ -65,7 +65,11 @@ describe("worker failover", () => {
     const { rid, runner, other } = await begin([a, b]);
     const killedAt = Date.now();
     await runner.kill();
-    const took = await msUntil(c!, killedAt, (f) => f.type === "event" && f.rid === rid && (f.event as { kind: string }).kind === "handover");
+    const took = await msUntil(
+      c!,
+      killedAt,
+      (f) => f.type === "event" && f.rid === rid && (f.event as { kind: string }).kind === "handover",
+    );
     timings.push(`SIGKILL → handover event at the client: ${took} ms (TAKEOVER_TIMEOUT 2 s)`);
     const events = await c!.untilEnd(rid, 60_000);
     const end = assertWhole(events);
@@ -73,9 +77,18 @@ describe("worker failover", () => {
     const [marker, ...more] = handovers(events);
     assert.ok(marker, "the log shows the handover");
     assert.equal(more.length, 0);
-    assert.deepEqual({ worker: marker.worker, epoch: marker.epoch, reason: marker.reason }, { worker: other === a ? "wa" : "wb", epoch: 2, reason: "lost" });
-    assert.ok(events.slice(0, marker.seq - 1).some((e) => e.event.kind === "token"), "the dead worker wrote tokens before");
-    assert.ok(events.slice(marker.seq).some((e) => e.event.kind === "token"), "the new worker wrote tokens after");
+    assert.deepEqual(
+      { worker: marker.worker, epoch: marker.epoch, reason: marker.reason },
+      { worker: other === a ? "wa" : "wb", epoch: 2, reason: "lost" },
+    );
+    assert.ok(
+      events.slice(0, marker.seq - 1).some((e) => e.event.kind === "token"),
+      "the dead worker wrote tokens before",
+    );
+    assert.ok(
+      events.slice(marker.seq).some((e) => e.event.kind === "token"),
+      "the new worker wrote tokens after",
+    );
 
     const ref = await reference(c!, REQUEST);
     assert.equal(textOf(events), ref.text, "the continued text equals an uninterrupted run");
@@ -91,7 +104,11 @@ describe("worker failover", () => {
     const stoppedAt = Date.now();
     let resumed = false;
     try {
-      const took = await msUntil(c!, stoppedAt, (f) => f.type === "event" && f.rid === rid && (f.event as { kind: string }).kind === "handover");
+      const took = await msUntil(
+        c!,
+        stoppedAt,
+        (f) => f.type === "event" && f.rid === rid && (f.event as { kind: string }).kind === "handover",
+      );
       timings.push(`SIGSTOP → handover event at the client: ${took} ms (TAKEOVER_TIMEOUT 2 s)`);
       const handoverSeq = c!.events(rid).at(-1)!.seq;
       await c!.next((f) => f.type === "event" && f.rid === rid && f.seq >= handoverSeq + 5);

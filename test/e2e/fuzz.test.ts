@@ -23,7 +23,11 @@ const EVIL_KEYS = ["__proto__", "constructor", "prototype"] as const;
 const TYPES = ["hello", "generate", "subscribe", "unsubscribe", "cancel", "steer", "ping", "toString", "hasOwnProperty", ...EVIL_KEYS];
 const SERVER_TYPES = new Set(["welcome", "accepted", "ok", "pong", "error", "event", "goaway"]);
 
-const ridLike = fc.oneof(fc.stringMatching(/^[A-Za-z0-9_-]{8,64}$/), fc.string({ maxLength: 80 }), fc.constantFrom("a.b.c.d.e", "*>*>*>*>", "../../../../x", "%00%00%00%00"));
+const ridLike = fc.oneof(
+  fc.stringMatching(/^[A-Za-z0-9_-]{8,64}$/),
+  fc.string({ maxLength: 80 }),
+  fc.constantFrom("a.b.c.d.e", "*>*>*>*>", "../../../../x", "%00%00%00%00"),
+);
 const evilKey = fc.constantFrom(...EVIL_KEYS);
 /** Any JSON-ish value, with prototype keys among the object keys, a few levels deep. */
 const value: fc.Arbitrary<unknown> = fc.letrec<{ v: unknown }>((tie) => ({
@@ -38,7 +42,10 @@ const value: fc.Arbitrary<unknown> = fc.letrec<{ v: unknown }>((tie) => ({
     fc.dictionary(fc.oneof(fc.string({ maxLength: 8 }), evilKey), tie("v"), { maxKeys: 4 }),
   ),
 })).v;
-const message = fc.record({ role: fc.oneof(fc.constantFrom("system", "user", "assistant"), value), content: fc.oneof(fc.string(), value) }, { requiredKeys: [] });
+const message = fc.record(
+  { role: fc.oneof(fc.constantFrom("system", "user", "assistant"), value), content: fc.oneof(fc.string(), value) },
+  { requiredKeys: [] },
+);
 const params = fc.record(
   {
     max_tokens: fc.oneof(fc.integer({ min: -5, max: 40_000 }), value),
@@ -86,12 +93,20 @@ const sendable = fc.oneof(
   { weight: 2, arbitrary: nasty.map((data) => ({ kind: "text" as const, data })) },
   { weight: 2, arbitrary: fc.string({ unit: "binary", maxLength: 300 }).map((data) => ({ kind: "text" as const, data })) },
   { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }).map((b) => ({ kind: "binary" as const, data: Buffer.from(b) })) },
-  { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 50 }).map((b) => ({ kind: "raw-text" as const, data: Buffer.concat([Buffer.from([0xc3, 0x28]), Buffer.from(b)]) })) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .uint8Array({ minLength: 1, maxLength: 50 })
+      .map((b) => ({ kind: "raw-text" as const, data: Buffer.concat([Buffer.from([0xc3, 0x28]), Buffer.from(b)]) })),
+  },
 );
 
 function noPollution(): void {
   assert.equal(({} as Record<string, unknown>).polluted, undefined, "Object.prototype was polluted");
-  assert.deepEqual(Object.getOwnPropertyNames(Object.prototype).filter((k) => !OBJECT_PROTO.has(k)), []);
+  assert.deepEqual(
+    Object.getOwnPropertyNames(Object.prototype).filter((k) => !OBJECT_PROTO.has(k)),
+    [],
+  );
 }
 const OBJECT_PROTO = new Set(Object.getOwnPropertyNames(Object.prototype));
 
@@ -117,11 +132,18 @@ async function wellFormedClientIsServed(): Promise<void> {
   const acc = await c.request({ type: "generate", prompt: "after the storm", params: { max_tokens: 5 } });
   assert.equal(acc.type, "accepted", JSON.stringify(acc));
   const events = await c.untilEnd(acc.rid);
-  assert.deepEqual(events.map((e) => e.seq), range(1, events.length));
+  assert.deepEqual(
+    events.map((e) => e.seq),
+    range(1, events.length),
+  );
   assert.equal(tokenCount(events), 5);
   assert.deepEqual([events[0]?.event.kind, events.at(-1)?.event.kind], ["start", "end"]);
   c.close();
-  const res = await fetch(`http://127.0.0.1:${port}/v1/responses`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"prompt":"http too","params":{"max_tokens":3}}' });
+  const res = await fetch(`http://127.0.0.1:${port}/v1/responses`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: '{"prompt":"http too","params":{"max_tokens":3}}',
+  });
   assert.equal(res.status, 202);
   const { rid } = (await res.json()) as { rid: string };
   const sse = await readSse(`http://127.0.0.1:${port}/v1/responses/${rid}/events`);
@@ -144,7 +166,12 @@ function checkReplies(frames: Frame[]): void {
 
 describe("fuzz", () => {
   it("the frame parser: any text gives a frame or a bad_request, never a throw", () => {
-    const text = fc.oneof(fc.string({ unit: "binary", maxLength: 500 }), frameObject.map((f) => JSON.stringify(f)), nasty, value.map((v) => JSON.stringify(v) ?? ""));
+    const text = fc.oneof(
+      fc.string({ unit: "binary", maxLength: 500 }),
+      frameObject.map((f) => JSON.stringify(f)),
+      nasty,
+      value.map((v) => JSON.stringify(v) ?? ""),
+    );
     fc.assert(
       fc.property(text, (t) => {
         const r = parseClientFrame(t);
@@ -188,11 +215,28 @@ describe("fuzz", () => {
 
   it("HTTP endpoints: random methods, paths, headers and bodies get a 2xx-4xx answer, never a 5xx", async () => {
     const path = fc.oneof(
-      fc.constantFrom("/v1/responses", "/v1/chat/completions", "/healthz", "/readyz", "/", "/v1/ws", "/v1/", "//v1/responses", "/v1/responses/../../etc/passwd", "//[", "//"),
-      fc.tuple(ridLike, fc.constantFrom("events", "cancel", "steer", "", "x")).map(([r, tail]) => `/v1/responses/${encodeURIComponent(r)}/${tail}`),
+      fc.constantFrom(
+        "/v1/responses",
+        "/v1/chat/completions",
+        "/healthz",
+        "/readyz",
+        "/",
+        "/v1/ws",
+        "/v1/",
+        "//v1/responses",
+        "/v1/responses/../../etc/passwd",
+        "//[",
+        "//",
+      ),
+      fc
+        .tuple(ridLike, fc.constantFrom("events", "cancel", "steer", "", "x"))
+        .map(([r, tail]) => `/v1/responses/${encodeURIComponent(r)}/${tail}`),
       fc.tuple(fc.constantFrom("/v1/responses/", "/"), fc.string({ maxLength: 40 })).map(([p, s]) => p + s.replace(/[^\x21-\x7e]/g, "%")),
     );
-    const query = fc.option(fc.tuple(fc.constantFrom("after", "x", "__proto__"), fc.string({ maxLength: 20 })).map(([k, v]) => `?${k}=${encodeURIComponent(v)}`), { nil: "" });
+    const query = fc.option(
+      fc.tuple(fc.constantFrom("after", "x", "__proto__"), fc.string({ maxLength: 20 })).map(([k, v]) => `?${k}=${encodeURIComponent(v)}`),
+      { nil: "" },
+    );
     const body = fc.oneof(
       frameObject.map((f) => JSON.stringify(f)),
       value.map((v) => JSON.stringify(v) ?? ""),
@@ -203,7 +247,10 @@ describe("fuzz", () => {
     const headers = fc.record(
       {
         "content-type": fc.constantFrom("application/json", "text/plain", "", "application/json; charset=utf-16"),
-        "last-event-id": fc.oneof(fc.nat().map(String), fc.string({ maxLength: 20 }).map((s) => s.replace(/[^\x20-\x7e]/g, ""))),
+        "last-event-id": fc.oneof(
+          fc.nat().map(String),
+          fc.string({ maxLength: 20 }).map((s) => s.replace(/[^\x20-\x7e]/g, "")),
+        ),
         authorization: fc.constantFrom("Bearer", "Bearer x.y.z", "Basic abc", "bearer "),
         "x-unbroken-rid": ridLike.map((s) => s.replace(/[^\x21-\x7e]/g, "")),
       },
@@ -226,8 +273,12 @@ describe("fuzz", () => {
     const garbage = fc.oneof(
       fc.uint8Array({ maxLength: 400 }).map((b) => Buffer.from(b)),
       fc.string({ unit: "binary", maxLength: 200 }).map((s) => Buffer.from(`GET ${s} HTTP/1.1\r\nhost: x\r\n\r\n`)),
-      fc.string({ maxLength: 200 }).map((s) => Buffer.from(`POST /v1/responses HTTP/1.1\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n${s}\r\n\r\n`)),
-      fc.string({ maxLength: 60 }).map((s) => Buffer.from(`GET /v1/ws HTTP/1.1\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-version: ${s}\r\n\r\n`)),
+      fc
+        .string({ maxLength: 200 })
+        .map((s) => Buffer.from(`POST /v1/responses HTTP/1.1\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n${s}\r\n\r\n`)),
+      fc
+        .string({ maxLength: 60 })
+        .map((s) => Buffer.from(`GET /v1/ws HTTP/1.1\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-version: ${s}\r\n\r\n`)),
     );
     await fc.assert(
       fc.asyncProperty(garbage, async (bytes) => {

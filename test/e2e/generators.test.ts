@@ -25,7 +25,11 @@ describe("GENERATOR=llama through the stack", () => {
 
   it("streams a chat answer, with max_tokens, identical live and replayed", async () => {
     const c = await RawClient.connect(stack.url);
-    const { rid } = await c.request({ type: "generate", messages: [{ role: "user", content: "hello" }], params: { max_tokens: 40, seed: 1 } });
+    const { rid } = await c.request({
+      type: "generate",
+      messages: [{ role: "user", content: "hello" }],
+      params: { max_tokens: 40, seed: 1 },
+    });
     const events = await c.untilEnd(rid, 60_000);
     assert.deepEqual(seqs(events), range(1, events.length));
     const end = events.at(-1)!.event;
@@ -51,7 +55,10 @@ describe("GENERATOR=llama through the stack", () => {
     const events = await c.untilEnd(steered.rid, 60_000);
     const at = events.findIndex((e) => e.event.kind === "steer");
     assert.ok(at > 1);
-    assert.ok(events.slice(at + 1).some((e) => e.event.kind === "token"), "text follows the steer");
+    assert.ok(
+      events.slice(at + 1).some((e) => e.event.kind === "token"),
+      "text follows the steer",
+    );
     assert.deepEqual(seqs(events), range(1, events.length));
     const end = events.at(-1)!.event;
     assert.equal(end.kind === "end" && end.reason, "cancelled");

@@ -6,7 +6,11 @@ import { readSse } from "../helpers/sse.js";
 import { Stack } from "../helpers/stack.js";
 
 const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
-  fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) });
+  fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
 
 // PROTOCOL "HTTP beside it": the same log and commands without a WebSocket.
 describe("HTTP and Server-Sent Events", () => {
@@ -28,8 +32,14 @@ describe("HTTP and Server-Sent Events", () => {
     assert.match(sse.headers.get("content-type") ?? "", /^text\/event-stream/);
     assert.doesNotMatch(sse.raw, /^event:/m);
     const frames = sse.messages.map((m) => JSON.parse(m.data));
-    assert.deepEqual(sse.messages.map((m) => Number(m.id)), range(1, frames.length));
-    assert.deepEqual(frames.map((f) => f.seq), range(1, frames.length));
+    assert.deepEqual(
+      sse.messages.map((m) => Number(m.id)),
+      range(1, frames.length),
+    );
+    assert.deepEqual(
+      frames.map((f) => f.seq),
+      range(1, frames.length),
+    );
     assert.equal(frames.at(-1).event.kind, "end");
     // The socket reads exactly the same frames.
     const ws = await RawClient.connect(stack.url);
@@ -48,13 +58,18 @@ describe("HTTP and Server-Sent Events", () => {
     const all = [...first.messages, ...rest.messages].map((m) => JSON.parse(m.data));
     assert.deepEqual(seqs(all), range(1, all.length));
     const byAfter = await readSse(`${base}/v1/responses/${rid}/events?after=${all.length - 2}`);
-    assert.deepEqual(byAfter.messages.map((m) => Number(m.id)), [all.length - 1, all.length]);
+    assert.deepEqual(
+      byAfter.messages.map((m) => Number(m.id)),
+      [all.length - 1, all.length],
+    );
     const whole = await readSse(`${base}/v1/responses/${rid}/events`);
     assert.equal(textOf(all), textOf(whole.messages.map((m) => JSON.parse(m.data))));
   });
 
   it("cancels and steers over HTTP; steering an ended response is 409", async () => {
-    const { rid } = (await (await post(`${base}/v1/responses`, { prompt: "write 400 words to steer then stop" })).json()) as { rid: string };
+    const { rid } = (await (await post(`${base}/v1/responses`, { prompt: "write 400 words to steer then stop" })).json()) as {
+      rid: string;
+    };
     await readSse(`${base}/v1/responses/${rid}/events`, {}, (r) => Number(r.messages.at(-1)?.id) >= 5);
     const steer = await post(`${base}/v1/responses/${rid}/steer`, { text: "about lighthouses" });
     assert.deepEqual([steer.status, await steer.json()], [200, {}]);
@@ -73,7 +88,11 @@ describe("HTTP and Server-Sent Events", () => {
     await stack.workers[0]!.close();
     stack.workers.length = 0;
     const { rid } = (await (await post(`${base}/v1/responses`, { prompt: "waits in the queue" })).json()) as { rid: string };
-    const sse = await readSse(`${base}/v1/responses/${rid}/events`, {}, (r) => r.comments.filter((c) => c.includes("keepalive")).length >= 3);
+    const sse = await readSse(
+      `${base}/v1/responses/${rid}/events`,
+      {},
+      (r) => r.comments.filter((c) => c.includes("keepalive")).length >= 3,
+    );
     assert.equal(sse.status, 200);
     assert.equal(sse.messages.length, 0);
     assert.ok(sse.comments.filter((c) => c.includes("keepalive")).length >= 3);
@@ -115,7 +134,9 @@ describe("HTTP with auth on", () => {
     assert.equal((await post(`${base}/v1/responses`, { prompt: "x" }, { authorization: "Bearer nonsense" })).status, 401);
     const alice = { authorization: `Bearer ${await token("alice")}` };
     const bob = { authorization: `Bearer ${await token("bob")}` };
-    const { rid } = (await (await post(`${base}/v1/responses`, { prompt: "alice's", params: { max_tokens: 5 } }, alice)).json()) as { rid: string };
+    const { rid } = (await (await post(`${base}/v1/responses`, { prompt: "alice's", params: { max_tokens: 5 } }, alice)).json()) as {
+      rid: string;
+    };
     const mine = await readSse(`${base}/v1/responses/${rid}/events`, { headers: alice });
     assert.equal(mine.status, 200);
     assert.equal(JSON.parse(mine.messages.at(-1)!.data).event.kind, "end");

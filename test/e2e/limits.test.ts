@@ -17,7 +17,8 @@ const rid = () => randomBytes(16).toString("base64url");
 let stack: Stack;
 let http: string;
 const connect = async (sub: string) => RawClient.connect(stack.url, await token(sub));
-const queued = (c: RawClient, extra: Record<string, unknown> = {}) => c.request({ type: "generate", prompt: "wait in the queue", ...extra });
+const queued = (c: RawClient, extra: Record<string, unknown> = {}) =>
+  c.request({ type: "generate", prompt: "wait in the queue", ...extra });
 
 before(async () => {
   stack = await Stack.start({
@@ -190,7 +191,10 @@ describe("connection rate per client address", () => {
         ws.on("error", reject);
       });
     const open = [await upgrade(), await upgrade()];
-    assert.deepEqual(open.map((o) => o.status), [101, 101]);
+    assert.deepEqual(
+      open.map((o) => o.status),
+      [101, 101],
+    );
     const refused = await upgrade();
     assert.deepEqual(refused, { status: 429, retryAfter: "1" });
     const res = await fetch(`http://127.0.0.1:${edge.port}/v1/responses/${rid()}/events`);
@@ -211,7 +215,8 @@ describe("connection rate per client address", () => {
 
   it("with TRUST_PROXY the address is the last X-Forwarded-For entry", async () => {
     const edge = await stack.addEdge({ AUTH: "none", CONNECTION_RATE: "0.001", CONNECTION_BURST: "1", TRUST_PROXY: "true" });
-    const get = (xff: string) => fetch(`http://127.0.0.1:${edge.port}/v1/responses/${rid()}/events`, { headers: { "x-forwarded-for": xff } });
+    const get = (xff: string) =>
+      fetch(`http://127.0.0.1:${edge.port}/v1/responses/${rid()}/events`, { headers: { "x-forwarded-for": xff } });
     assert.equal((await get("10.0.0.9, 192.0.2.1")).status, 404);
     assert.equal((await get("10.0.0.8, 192.0.2.1")).status, 429, "same last entry: same bucket");
     assert.equal((await get("192.0.2.2")).status, 404);

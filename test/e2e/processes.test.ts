@@ -10,8 +10,10 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../.
 const EDGE = path.join(root, "packages/cli/dist/src/edge.js");
 const WORKER = path.join(root, "packages/cli/dist/src/worker.js");
 
-const edge = (env: Record<string, string>) => spawnService({ name: "edge", script: EDGE, env: { PORT: "0", ...env }, readyMsg: "listening" });
-const worker = (env: Record<string, string>) => spawnService({ name: "worker", script: WORKER, env: { METRICS_PORT: "0", ...env }, readyMsg: "ready" });
+const edge = (env: Record<string, string>) =>
+  spawnService({ name: "edge", script: EDGE, env: { PORT: "0", ...env }, readyMsg: "listening" });
+const worker = (env: Record<string, string>) =>
+  spawnService({ name: "worker", script: WORKER, env: { METRICS_PORT: "0", ...env }, readyMsg: "ready" });
 
 function runToExit(script: string, env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
@@ -81,7 +83,9 @@ describe("edge and worker processes", () => {
     // Both running workers may take it; stop the one that did.
     const { rid } = await c.request({ type: "generate", prompt: "write 40 words before shutdown", params: { max_tokens: 40 } });
     await c.next((f) => f.type === "event" && f.rid === rid && f.seq >= 2);
-    const started = services.filter((s) => s.name === "worker").find((s) => s.lines.some((l) => l.includes(rid) && l.includes("generation started")));
+    const started = services
+      .filter((s) => s.name === "worker")
+      .find((s) => s.lines.some((l) => l.includes(rid) && l.includes("generation started")));
     assert.ok(started, "some worker runs it");
     const workerExit = started.stop("SIGTERM", 20_000);
     const events = await c.untilEnd(rid);

@@ -78,7 +78,10 @@ describe("resume after a dropped socket", () => {
     await watcher.request({ type: "subscribe", rid });
     await watcher.untilEnd(rid);
     assert.equal((await c.request({ type: "ping" })).type, "pong");
-    assert.deepEqual(c.frames.slice(at + 1).filter((f) => f.type === "event"), []);
+    assert.deepEqual(
+      c.frames.slice(at + 1).filter((f) => f.type === "event"),
+      [],
+    );
     c.close();
     watcher.close();
   });

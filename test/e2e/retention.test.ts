@@ -53,7 +53,11 @@ describe("with RETENTION=2s", () => {
     assert.equal((await subscribe(newRid())).code, "not_found");
     assert.equal((await sse(newRid())).status, 404);
     // Once the edge's own memory of the rid expires too, it can no longer tell: not_found.
-    const later = await poll(() => subscribe(rid), (f: Frame) => f.code !== "gone", "the rid being forgotten");
+    const later = await poll(
+      () => subscribe(rid),
+      (f: Frame) => f.code !== "gone",
+      "the rid being forgotten",
+    );
     assert.equal(later.code, "not_found");
     c.close();
   });
@@ -81,7 +85,11 @@ describe("events expired under a record that is still there", () => {
   async function ended(c: RawClient, tokens: number): Promise<{ rid: string; count: number }> {
     const { rid } = await c.request({ type: "generate", prompt: "to expire", params: { max_tokens: tokens } });
     const count = (await c.untilEnd(rid)).length;
-    await poll(() => broker.records.get(rid), (s) => s?.record.status === "ended", "the record saying ended");
+    await poll(
+      () => broker.records.get(rid),
+      (s) => s?.record.status === "ended",
+      "the record saying ended",
+    );
     return { rid, count };
   }
 
@@ -105,7 +113,10 @@ describe("events expired under a record that is still there", () => {
     const d = await RawClient.connect(stack.url);
     assert.equal((await d.request({ type: "subscribe", rid, after: count - 3 })).type, "ok");
     const events = await d.untilEnd(rid);
-    assert.deepEqual(events.map((e) => e.seq), [count - 2, count - 1, count]);
+    assert.deepEqual(
+      events.map((e) => e.seq),
+      [count - 2, count - 1, count],
+    );
     c.close();
     d.close();
   });

@@ -88,13 +88,18 @@ describe("slow consumers", () => {
     const before = edge.slowConsumers;
     const proxy = await PausableProxy.start(edge.port);
     const statuses: ConnectionStatus[] = [];
-    const client = new UnbrokenClient({ url: proxy.url(), WebSocket, reconnect: { minDelayMs: 20, maxDelayMs: 200 }, onStatus: (s) => statuses.push(s) });
+    const client = new UnbrokenClient({
+      url: proxy.url(),
+      WebSocket,
+      reconnect: { minDelayMs: 20, maxDelayMs: 200 },
+      onStatus: (s) => statuses.push(s),
+    });
     try {
       await until(() => client.status.state === "connected", "connected", 15_000);
       proxy.pause();
       const handles = rids.map((rid) => client.subscribe(rid));
       const seen = handles.map(() => [] as number[]);
-      handles.forEach((h, i) => h.onEvent((e) => seen[i]!.push(e.seq)));
+      for (const [i, h] of handles.entries()) h.onEvent((e) => seen[i]!.push(e.seq));
       await until(() => edge.slowConsumers === before + 1, "the edge closing the stalled socket");
       proxy.resume();
       const ends = await Promise.all(handles.map((h) => h.done));
@@ -181,8 +186,8 @@ describe("slow consumers", () => {
         throw new Error(`the socket was closed (${cl.code} ${cl.reason}) before every replay ended`);
       });
       cut.catch(() => undefined);
-      rids.forEach((rid, i) => c.send({ type: "subscribe", rid, id: `s${i}` }));
-      for (const [i, rid] of rids.entries()) {
+      for (const [i, rid] of rids.entries()) c.send({ type: "subscribe", rid, id: `s${i}` });
+      for (let i = 0; i < rids.length; i++) {
         const ok = await c.next((f) => f.id === `s${i}`, 120_000);
         assert.equal(ok.type, "ok", JSON.stringify(ok));
       }

@@ -28,7 +28,10 @@ describe("deployment files", () => {
     const cmd = composeCommand();
     // `npm test` installs Debian's docker-compose when it runs as root (scripts/setup.mjs).
     assert.ok(cmd, "neither `docker compose` nor `docker-compose` runs: install one (Debian/Ubuntu: apt-get install docker-compose)");
-    const r = spawnSync(cmd[0]!, [...cmd.slice(1), "-f", path.join(root, "docker-compose.yml"), "config", "-q"], { cwd: root, encoding: "utf8" });
+    const r = spawnSync(cmd[0]!, [...cmd.slice(1), "-f", path.join(root, "docker-compose.yml"), "config", "-q"], {
+      cwd: root,
+      encoding: "utf8",
+    });
     assert.equal(r.status, 0, `${cmd.join(" ")} config -q failed:\n${r.stderr}${r.stdout}`);
     // The shape docs/deploy.md ("Docker compose") promises, in the file itself.
     const text = readFileSync(path.join(root, "docker-compose.yml"), "utf8");
@@ -86,8 +89,13 @@ describe("the compose topology, as local processes behind HAProxy", () => {
       assert.equal(tokenCount(events), 30);
       c.close();
     }
-    const queuedOn = top.edges.map((e) => rids.filter((rid) => e.handle.lines.some((l) => l.includes(rid) && l.includes("response queued"))).length);
-    assert.ok(queuedOn.every((n) => n > 0), `both edges took sockets: ${queuedOn}`);
+    const queuedOn = top.edges.map(
+      (e) => rids.filter((rid) => e.handle.lines.some((l) => l.includes(rid) && l.includes("response queued"))).length,
+    );
+    assert.ok(
+      queuedOn.every((n) => n > 0),
+      `both edges took sockets: ${queuedOn}`,
+    );
   });
 
   it("streams Server-Sent Events through it unbuffered", async () => {

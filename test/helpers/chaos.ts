@@ -100,7 +100,18 @@ export interface Audit {
  * from 1, exactly one `end`, and it is last).
  */
 export function audit(readers: Reader[], logs: Map<string, StoredLog>): Audit {
-  const a: Audit = { responses: logs.size, readers: readers.length, endedOnce: 0, lost: 0, duplicated: 0, textMismatches: 0, logGaps: 0, readerErrors: [], reasons: {}, problems: [] };
+  const a: Audit = {
+    responses: logs.size,
+    readers: readers.length,
+    endedOnce: 0,
+    lost: 0,
+    duplicated: 0,
+    textMismatches: 0,
+    logGaps: 0,
+    readerErrors: [],
+    reasons: {},
+    problems: [],
+  };
   for (const [rid, log] of logs) {
     const contiguous = log.seqs.every((s, i) => s === i + 1);
     if (!contiguous) {

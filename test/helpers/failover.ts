@@ -16,7 +16,13 @@ export const startEdge = (env: Record<string, string>): Promise<ServiceHandle> =
   spawnService({ name: "edge", script: EDGE, env: { PORT: "0", ...env }, readyMsg: "listening" });
 
 export const startWorker = (id: string, env: Record<string, string>): Promise<ServiceHandle> =>
-  spawnService({ name: `worker ${id}`, script: WORKER, env: { WORKER_ID: id, METRICS_PORT: "0", ...env }, readyMsg: "ready", timeoutMs: 30_000 });
+  spawnService({
+    name: `worker ${id}`,
+    script: WORKER,
+    env: { WORKER_ID: id, METRICS_PORT: "0", ...env },
+    readyMsg: "ready",
+    timeoutMs: 30_000,
+  });
 
 export const wsUrl = (edge: ServiceHandle): string => `ws://127.0.0.1:${edge.port}/v1/ws`;
 
@@ -68,7 +74,12 @@ export const epochOf = (msgId: string): number | undefined => {
 };
 
 /** Milliseconds from `since` until the first frame matching `pred` arrives at `c`. */
-export async function msUntil(c: RawClient, since: number, pred: (f: Record<string, unknown>) => boolean, timeoutMs = 60_000): Promise<number> {
+export async function msUntil(
+  c: RawClient,
+  since: number,
+  pred: (f: Record<string, unknown>) => boolean,
+  timeoutMs = 60_000,
+): Promise<number> {
   await c.next(pred, timeoutMs);
   return Date.now() - since;
 }

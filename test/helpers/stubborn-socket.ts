@@ -50,7 +50,10 @@ export class StubbornSocket {
   send(frame: Frame): void {
     const payload = Buffer.from(JSON.stringify(frame));
     const mask = randomBytes(4);
-    const head = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length]) : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 255]);
+    const head =
+      payload.length < 126
+        ? Buffer.from([0x81, 0x80 | payload.length])
+        : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 255]);
     const masked = Buffer.from(payload.map((b, i) => b ^ (mask[i % 4] as number)));
     this.socket.write(Buffer.concat([head, mask, masked]));
   }
@@ -59,7 +62,10 @@ export class StubbornSocket {
   until(cond: () => boolean, what: string, ms = 15_000): Promise<void> {
     if (cond()) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms; frames ${JSON.stringify(this.frames).slice(0, 400)}`)), ms);
+      const timer = setTimeout(
+        () => reject(new Error(`${what}: not within ${ms} ms; frames ${JSON.stringify(this.frames).slice(0, 400)}`)),
+        ms,
+      );
       const check = (): void => {
         if (!cond()) return void this.waiters.push(check);
         clearTimeout(timer);

@@ -75,7 +75,13 @@ export class Topology {
     const nodes = opts.natsNodes ?? 3;
     const cluster = nodes === 1 ? undefined : await startNatsCluster({ size: nodes });
     const nats: Broker = cluster
-      ? { url: cluster.url, size: nodes, kill: (i, s) => cluster.kill(i, s), restart: (i) => cluster.restart(i), stop: () => cluster.stop() }
+      ? {
+          url: cluster.url,
+          size: nodes,
+          kill: (i, s) => cluster.kill(i, s),
+          restart: (i) => cluster.restart(i),
+          stop: () => cluster.stop(),
+        }
       : single(await startNatsServer());
     const top = new Topology(nats, cluster, opts);
     try {
@@ -119,7 +125,13 @@ export class Topology {
   async addWorker(env: Record<string, string> = {}): Promise<Member> {
     const full = { NATS_URL: this.nats.url, REPLICAS: this.replicas, ...this.opts.workerEnv, ...env };
     const name = `worker${this.workerCount++}`;
-    const handle = await spawnService({ name, script: WORKER_MAIN, env: { WORKER_ID: name, ...full }, readyMsg: "ready", timeoutMs: 30_000 });
+    const handle = await spawnService({
+      name,
+      script: WORKER_MAIN,
+      env: { WORKER_ID: name, ...full },
+      readyMsg: "ready",
+      timeoutMs: 30_000,
+    });
     const member = { handle, env: { WORKER_ID: name, ...full } };
     this.workers.push(member);
     return member;

@@ -15,7 +15,14 @@ export interface Component {
  * Runs an edge or a worker as a child process (`node <script>`) and resolves once it logs its
  * ready line (`msg` = `readyMsg`). Its JSON log lines go to stderr when `echo` is set.
  */
-export function startComponent(name: string, script: string, env: NodeJS.ProcessEnv, readyMsg: string, echo: boolean, timeoutMs = 60_000): Promise<Component> {
+export function startComponent(
+  name: string,
+  script: string,
+  env: NodeJS.ProcessEnv,
+  readyMsg: string,
+  echo: boolean,
+  timeoutMs = 60_000,
+): Promise<Component> {
   const child: ChildProcess = spawn(process.execPath, [script], { env, stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr?.on("data", (c: Buffer) => {

@@ -62,6 +62,8 @@ say(`worker ready (generator ${String(worker.ready.generator)})`);
 say(`edge listening: ws://${host}:${port}/v1/ws  (health: http://${host}:${port}/healthz)`);
 say(`demo page: http://${host}:${port}/`);
 const metricsPort = worker.ready.metricsPort;
-say(`metrics: http://${host}:${port}/metrics (edge)${metricsPort ? `, http://${process.env.METRICS_HOST ?? "127.0.0.1"}:${String(metricsPort)}/metrics (worker)` : ""}`);
+say(
+  `metrics: http://${host}:${port}/metrics (edge)${metricsPort ? `, http://${process.env.METRICS_HOST ?? "127.0.0.1"}:${String(metricsPort)}/metrics (worker)` : ""}`,
+);
 say(`try it:  npm run ask -- --url ws://${host}:${port}/v1/ws "Tell me about rivers"`);
 say("Ctrl-C stops everything");

@@ -4,7 +4,8 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 
-const INSTALL_HINT = "install it (Debian/Ubuntu: `apt-get install -y nats-server`; elsewhere see https://docs.nats.io) or set NATS_SERVER_BIN or NATS_URL";
+const INSTALL_HINT =
+  "install it (Debian/Ubuntu: `apt-get install -y nats-server`; elsewhere see https://docs.nats.io) or set NATS_SERVER_BIN or NATS_URL";
 
 function isExecutableFile(p: string): boolean {
   try {
@@ -36,7 +37,11 @@ export async function startLocalNats(storeDir: string, timeoutMs = 10_000): Prom
   if (!bin) throw new Error(`nats-server not found on PATH, /usr/sbin or /usr/local/bin: ${INSTALL_HINT}`);
   const dir = await mkdtemp(path.join(os.tmpdir(), "unbroken-dev-nats-"));
   const conf = path.join(dir, "nats-server.conf");
-  const lines = ['listen: "127.0.0.1:-1"', `ports_file_dir: ${JSON.stringify(dir)}`, `jetstream { store_dir: ${JSON.stringify(storeDir)} }`];
+  const lines = [
+    'listen: "127.0.0.1:-1"',
+    `ports_file_dir: ${JSON.stringify(dir)}`,
+    `jetstream { store_dir: ${JSON.stringify(storeDir)} }`,
+  ];
   await writeFile(conf, `${lines.join("\n")}\n`);
   const child = spawn(bin, ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";

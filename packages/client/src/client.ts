@@ -1,11 +1,4 @@
-import {
-  LIMITS,
-  generationBodySchema,
-  isRid,
-  newRid,
-  type ChatMessage,
-  type GenerationParams,
-} from "@unbroken/protocol";
+import { LIMITS, generationBodySchema, isRid, newRid, type ChatMessage, type GenerationParams } from "@unbroken/protocol";
 import { Backoff, backoffOptions, type BackoffOptions } from "./backoff.js";
 import { Connection, type ConnectionStatus, type TokenSource } from "./connection.js";
 import { UnbrokenError } from "./errors.js";
@@ -87,7 +80,8 @@ export class UnbrokenClient {
   constructor(options: UnbrokenClientOptions) {
     if (typeof options?.url !== "string" || options.url === "") throw new TypeError("UnbrokenClient: options.url is required");
     const factory = options.createSocket;
-    if (factory !== undefined && typeof factory !== "function") throw new TypeError("UnbrokenClient: options.createSocket must be a function");
+    if (factory !== undefined && typeof factory !== "function")
+      throw new TypeError("UnbrokenClient: options.createSocket must be a function");
     const WebSocket = factory === undefined ? resolveWebSocket(options.WebSocket) : undefined;
     this.#reconnect = backoffOptions(options.reconnect);
     this.#requestTimeoutMs = positive(options.requestTimeoutMs, 30_000, "requestTimeoutMs");
@@ -165,10 +159,19 @@ export class UnbrokenClient {
 
   #add(rid: string, after: number, body: Body | undefined): Entry {
     if (this.#entries.has(rid)) {
-      throw new UnbrokenError("bad_request", `rid ${rid} already has a live handle on this client; use it, or unsubscribe() it first`, { rid });
+      throw new UnbrokenError("bad_request", `rid ${rid} already has a live handle on this client; use it, or unsubscribe() it first`, {
+        rid,
+      });
     }
     const stream = new ResponseStream(this.#host, rid, after);
-    const entry: Entry = { stream, body, pendingId: undefined, replyTimer: undefined, retryTimer: undefined, backoff: new Backoff(this.#reconnect) };
+    const entry: Entry = {
+      stream,
+      body,
+      pendingId: undefined,
+      replyTimer: undefined,
+      retryTimer: undefined,
+      backoff: new Backoff(this.#reconnect),
+    };
     this.#entries.set(rid, entry);
     this.#sendStream(entry);
     return entry;
@@ -324,7 +327,8 @@ export class UnbrokenClient {
   #shutdown(err: UnbrokenError): void {
     if (this.#closedError) return;
     this.#closedError = err;
-    for (const entry of [...this.#entries.values()]) this.#failEntry(entry, new UnbrokenError(err.code, err.message, { rid: entry.stream.rid, cause: err }));
+    for (const entry of [...this.#entries.values()])
+      this.#failEntry(entry, new UnbrokenError(err.code, err.message, { rid: entry.stream.rid, cause: err }));
     this.#ops.shutdown(err);
   }
 }

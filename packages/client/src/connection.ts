@@ -88,7 +88,11 @@ export class Connection {
   start(): void {
     queueMicrotask(() => {
       if (this.#stopped) return;
-      if (this.#opts.watchNetwork) this.#unwatch = watchNetwork(() => this.#offline(), () => this.#online());
+      if (this.#opts.watchNetwork)
+        this.#unwatch = watchNetwork(
+          () => this.#offline(),
+          () => this.#online(),
+        );
       this.#setStatus({ state: "connecting", attempt: 0 });
       void this.#open();
     });

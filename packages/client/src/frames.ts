@@ -32,14 +32,7 @@ export interface ErrorInfo {
   message: string;
 }
 
-export type IncomingFrame =
-  | WelcomeInfo
-  | AcceptedFrame
-  | OkFrame
-  | PongFrame
-  | ErrorInfo
-  | { type: "goaway" }
-  | ResponseEventFrame;
+export type IncomingFrame = WelcomeInfo | AcceptedFrame | OkFrame | PongFrame | ErrorInfo | { type: "goaway" } | ResponseEventFrame;
 
 function optString(v: unknown): string | undefined {
   return typeof v === "string" ? v : undefined;

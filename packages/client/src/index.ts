@@ -1,6 +1,14 @@
 export { UnbrokenClient, type UnbrokenClientOptions, type GenerateRequest, type SubscribeOptions } from "./client.js";
 export { ResponseHandle, type Accepted } from "./response.js";
-export { UnbrokenChatTransport, uiMessagesToChatMessages, webStorageChatStore, type UnbrokenChatTransportOptions, type ChatResponseStore, type ChatResponseRecord, type StorageLike } from "./ai-sdk.js";
+export {
+  UnbrokenChatTransport,
+  uiMessagesToChatMessages,
+  webStorageChatStore,
+  type UnbrokenChatTransportOptions,
+  type ChatResponseStore,
+  type ChatResponseRecord,
+  type StorageLike,
+} from "./ai-sdk.js";
 export { UnbrokenError, isUnbrokenError, type UnbrokenErrorCode } from "./errors.js";
 export type { ConnectionStatus, ConnectionState, TokenSource } from "./connection.js";
 export { Backoff, backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";

@@ -122,10 +122,7 @@ export class ResponseStream {
 
   iterator(): AsyncIterator<ResponseEventFrame> {
     if (this.#iteration !== "none") {
-      throw new Error(
-        `ResponseHandle ${this.rid} is already iterated: a handle has a single iterator; ` +
-          "use onEvent(cb) for more listeners",
-      );
+      throw new Error(`ResponseHandle ${this.rid} is already iterated: a handle has a single iterator; use onEvent(cb) for more listeners`);
     }
     this.#iteration = "active";
     const it: AsyncIterator<ResponseEventFrame> = {

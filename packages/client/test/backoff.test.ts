@@ -4,14 +4,26 @@ import { Backoff, backoffDelay, backoffOptions, DEFAULT_BACKOFF } from "../src/b
 
 test("delays grow by factor from minDelayMs and are capped at maxDelayMs", () => {
   const o = backoffOptions({ minDelayMs: 100, maxDelayMs: 1000, factor: 2, jitter: 0 });
-  assert.deepEqual([0, 1, 2, 3, 4, 5, 30].map((n) => backoffDelay(n, o)), [100, 200, 400, 800, 1000, 1000, 1000]);
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 5, 30].map((n) => backoffDelay(n, o)),
+    [100, 200, 400, 800, 1000, 1000, 1000],
+  );
 });
 
 test("jitter takes away at most its fraction of the delay", () => {
   const o = backoffOptions({ minDelayMs: 100, maxDelayMs: 5000, factor: 2, jitter: 0.5 });
-  assert.equal(backoffDelay(1, o, () => 0), 200);
-  assert.equal(backoffDelay(1, o, () => 0.999999), 100);
-  assert.equal(backoffDelay(1, o, () => 0.5), 150);
+  assert.equal(
+    backoffDelay(1, o, () => 0),
+    200,
+  );
+  assert.equal(
+    backoffDelay(1, o, () => 0.999999),
+    100,
+  );
+  assert.equal(
+    backoffDelay(1, o, () => 0.5),
+    150,
+  );
   for (let i = 0; i < 200; i++) {
     const d = backoffDelay(3, o);
     assert.ok(d >= 400 && d <= 800, `delay ${d} out of [400, 800]`);

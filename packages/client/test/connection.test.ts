@@ -5,7 +5,10 @@ import { UnbrokenError, type ConnectionStatus } from "../src/index.js";
 import { clientFor, collect, eventually, pastReconnectWindow, seqs, setup, START } from "./util.js";
 import { FakeEdge } from "./fake-edge.js";
 
-const code = (c: string) => (e: unknown): boolean => e instanceof UnbrokenError && e.code === c;
+const code =
+  (c: string) =>
+  (e: unknown): boolean =>
+    e instanceof UnbrokenError && e.code === c;
 
 test("hello carries the token; a token function is asked again on each connect", async (t) => {
   let calls = 0;
@@ -35,7 +38,10 @@ test("unauthorized on hello is fatal: handles fail with unauthorized, no reconne
   assert.throws(() => client.generate({ prompt: "y" }), code("unauthorized"));
   await pastReconnectWindow(edge);
   assert.equal(edge.peers.length, 1, "no reconnect");
-  assert.deepEqual(statuses.map((s) => s.state), ["connecting", "closed"]);
+  assert.deepEqual(
+    statuses.map((s) => s.state),
+    ["connecting", "closed"],
+  );
 });
 
 test("close code 4401 alone is fatal too", async (t) => {

@@ -3,7 +3,10 @@ import assert from "node:assert/strict";
 import { UnbrokenError } from "../src/index.js";
 import { collect, eventually, pastReconnectWindow, seqs, setup, START } from "./util.js";
 
-const code = (c: string) => (e: unknown): boolean => e instanceof UnbrokenError && e.code === c;
+const code =
+  (c: string) =>
+  (e: unknown): boolean =>
+    e instanceof UnbrokenError && e.code === c;
 
 test("cancel sends cancel and resolves on ok; the end cancelled follows", async (t) => {
   const { edge, client } = await setup(t);

@@ -77,7 +77,10 @@ test("events of unknown kinds are yielded too", async () => {
   s.receive(end(3));
   const got: ResponseEventFrame[] = [];
   for await (const ev of s.handle) got.push(ev);
-  assert.deepEqual(got.map((f) => f.event.kind), ["handover", "token", "end"]);
+  assert.deepEqual(
+    got.map((f) => f.event.kind),
+    ["handover", "token", "end"],
+  );
   assert.equal(s.handle.text, "z");
 });
 

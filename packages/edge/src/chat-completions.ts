@@ -9,9 +9,9 @@ import { Subscription } from "./subscription.js";
 /** OpenAI's content may be a string or an array of parts; text parts are joined. */
 const contentSchema = z.union([
   z.string(),
-  z.array(z.looseObject({ type: z.string(), text: z.string().optional() })).transform((parts) =>
-    parts.map((p) => (p.type === "text" ? (p.text ?? "") : "")).join(""),
-  ),
+  z
+    .array(z.looseObject({ type: z.string(), text: z.string().optional() }))
+    .transform((parts) => parts.map((p) => (p.type === "text" ? (p.text ?? "") : "")).join("")),
 ]);
 
 const requestSchema = z.object({
@@ -75,14 +75,21 @@ export async function chatCompletions(ctx: HttpContext, req: IncomingMessage, re
     const { existing, record } = await ctx.responses.generate(principal, toGenerate(parsed.data, rid));
     const acceptedAt = existing ? undefined : performance.now();
     const reply = parsed.data.stream ? new StreamReply(res, rid, parsed.data) : new WholeReply(res, rid);
-    const sub = new Subscription(ctx.subscriptions, rid, 0, (e) => {
-      reply.event(e);
-      // A reader that stopped reading is cut off; it can follow the rest at /v1/responses/{id}/events.
-      if (res.writableLength > ctx.limits.maxSocketBuffer && !res.destroyed) {
-        res.destroy();
-        ctx.onSlowConsumer?.("chat");
-      }
-    }, () => undefined, { transport: "chat", acceptedAt, onGone: () => res.destroy() });
+    const sub = new Subscription(
+      ctx.subscriptions,
+      rid,
+      0,
+      (e) => {
+        reply.event(e);
+        // A reader that stopped reading is cut off; it can follow the rest at /v1/responses/{id}/events.
+        if (res.writableLength > ctx.limits.maxSocketBuffer && !res.destroyed) {
+          res.destroy();
+          ctx.onSlowConsumer?.("chat");
+        }
+      },
+      () => undefined,
+      { transport: "chat", acceptedAt, onGone: () => res.destroy() },
+    );
     res.on("close", () => sub.close());
     sub.start(record);
   } catch (err) {
@@ -119,8 +126,11 @@ class WholeReply implements Reply {
     if (ev.kind !== "end") return;
     const end = e.frame.event as unknown as EndEvent;
     if (end.reason === "error") {
-sendOpenAIError(this.res, new ProtocolError("internal", `generation failed: ${end.error?.code ?? "error"}: ${end.error?.message ?? ""}`));
-return;
+      sendOpenAIError(
+        this.res,
+        new ProtocolError("internal", `generation failed: ${end.error?.code ?? "error"}: ${end.error?.message ?? ""}`),
+      );
+      return;
     }
     const body = JSON.stringify({
       id: this.rid,
@@ -162,13 +172,13 @@ class StreamReply implements Reply {
     const ev = e.frame.event as { kind: string; text?: string; model?: string };
     if (ev.kind === "start") {
       this.model = ev.model ?? this.model;
-this.chunk({ role: "assistant", content: "" }, null);
-return;
+      this.chunk({ role: "assistant", content: "" }, null);
+      return;
     }
     if (ev.kind === "token") {
-this.chunk({ content: ev.text ?? "" }, null);
-return;
-}
+      this.chunk({ content: ev.text ?? "" }, null);
+      return;
+    }
     if (ev.kind !== "end") return;
     const end = e.frame.event as unknown as EndEvent;
     if (end.reason === "error") {

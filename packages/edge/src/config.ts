@@ -1,4 +1,15 @@
-import { LIMITS, type LOG_LEVELS, deprecatedAlias, durationSchema, envDuration, envInt, envPort, envRate, envVar, parseEnv } from "@unbroken/protocol";
+import {
+  LIMITS,
+  type LOG_LEVELS,
+  deprecatedAlias,
+  durationSchema,
+  envDuration,
+  envInt,
+  envPort,
+  envRate,
+  envVar,
+  parseEnv,
+} from "@unbroken/protocol";
 import { sharedEnv } from "@unbroken/store";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -11,12 +22,21 @@ export const edgeOwnEnv = {
     "listening port; `0` = any free port (the chosen one is logged as `port` in `listening`). Unset and 8787 taken (a second edge on this host): any free port, with a warning; a port that is set is never changed",
   ),
   HOST: envVar(z.string().min(1).default("127.0.0.1"), "listening address"),
-  AUTH: envVar(z.enum(["none", "jwt"]).default("none"), "`none` (anyone who knows a rid may read it) or `jwt` (HS256 tokens, `sub` = owner)"),
+  AUTH: envVar(
+    z.enum(["none", "jwt"]).default("none"),
+    "`none` (anyone who knows a rid may read it) or `jwt` (HS256 tokens, `sub` = owner)",
+  ),
   JWT_SECRET: envVar(z.string().optional(), "the HS256 secret of client tokens; required with `AUTH=jwt`"),
   MAX_FRAME_BYTES: envVar(envInt(65_536, 64), "larger client frames close the socket with 1009"),
   MAX_BODY_BYTES: envVar(envInt(65_536, 64), "larger HTTP request bodies get 413 `too_large`"),
-  WEB_ROOT: envVar(z.string().optional(), "directory served at `/` (the demo page); `none` serves nothing", { default: "packages/web/dist when built" }),
-  HEARTBEAT: envVar(envDuration("15s"), "WebSocket ping interval (`heartbeat_ms` in `welcome`); two unanswered pings close the socket with 1011", { default: "15s" }),
+  WEB_ROOT: envVar(z.string().optional(), "directory served at `/` (the demo page); `none` serves nothing", {
+    default: "packages/web/dist when built",
+  }),
+  HEARTBEAT: envVar(
+    envDuration("15s"),
+    "WebSocket ping interval (`heartbeat_ms` in `welcome`); two unanswered pings close the socket with 1011",
+    { default: "15s" },
+  ),
   HELLO_TIMEOUT: envVar(envDuration("10s"), "a socket without `hello` by then gets `unauthorized` and close 4401", { default: "10s" }),
   ORPHAN_TIMEOUT: envVar(
     durationSchema.optional(),
@@ -40,7 +60,10 @@ export const edgeOwnEnv = {
   MAX_SUBSCRIPTIONS_PER_SOCKET: envVar(envInt(256, 1), "subscriptions on one socket (a `generate` opens one too); more: `rate_limited`"),
   STEER_RATE: envVar(envRate(5), "steers per second per response (decimals allowed); more: `rate_limited` (HTTP 429)"),
   STEER_BURST: envVar(envInt(10, 1), "steers one response may take at once, within STEER_RATE"),
-  CONNECTION_RATE: envVar(envRate(100, true), "new WebSocket connections and `/v1` HTTP requests per second per client address (`0` = no limit); more: HTTP 429"),
+  CONNECTION_RATE: envVar(
+    envRate(100, true),
+    "new WebSocket connections and `/v1` HTTP requests per second per client address (`0` = no limit); more: HTTP 429",
+  ),
   CONNECTION_BURST: envVar(
     envInt(20_000, 1),
     "connections one address may open at once, within CONNECTION_RATE (large, so a NAT or the benchmark's 10,000 sockets pass; lower it on a public edge)",
@@ -49,13 +72,17 @@ export const edgeOwnEnv = {
     z.enum(["true", "false", "1", "0"], "must be true or false").default("false"),
     "`true` behind a load balancer: the client address is the last `X-Forwarded-For` entry",
   ),
-  CAPABILITY_MAX_TTL: envVar(envDuration("24h"), "the longest a response-scoped token may live (`exp` − `iat`, and `exp` − now)", { default: "24h" }),
+  CAPABILITY_MAX_TTL: envVar(envDuration("24h"), "the longest a response-scoped token may live (`exp` − `iat`, and `exp` − now)", {
+    default: "24h",
+  }),
 };
 
-export const edgeEnvSchema = z.object({ ...sharedEnv, ...edgeOwnEnv }).refine((e) => e.AUTH !== "jwt" || (e.JWT_SECRET !== undefined && e.JWT_SECRET.length > 0), {
-  message: "AUTH=jwt needs JWT_SECRET (the HS256 secret that signs client tokens)",
-  path: ["JWT_SECRET"],
-});
+export const edgeEnvSchema = z
+  .object({ ...sharedEnv, ...edgeOwnEnv })
+  .refine((e) => e.AUTH !== "jwt" || (e.JWT_SECRET !== undefined && e.JWT_SECRET.length > 0), {
+    message: "AUTH=jwt needs JWT_SECRET (the HS256 secret that signs client tokens)",
+    path: ["JWT_SECRET"],
+  });
 
 export interface EdgeConfig {
   natsUrl: string;

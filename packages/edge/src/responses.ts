@@ -100,7 +100,11 @@ export class ResponseService {
       : rateLimited(`at most ${generationsPerSocket} generations started on one socket may run at once (MAX_GENERATIONS_PER_SOCKET)`, rid);
   }
 
-  private async create(owner: string, rid: string, frame: GenerateFrame): Promise<{ rid: string; existing: boolean; record: ResponseRecord }> {
+  private async create(
+    owner: string,
+    rid: string,
+    frame: GenerateFrame,
+  ): Promise<{ rid: string; existing: boolean; record: ResponseRecord }> {
     const request = { messages: frame.messages, prompt: frame.prompt, params: frame.params };
     const record: ResponseRecord = {
       v: 1,
@@ -244,7 +248,10 @@ export class ResponseService {
     const finished = new ProtocolError("finished", "the response has ended", { rid });
     if (record.status !== "ended" && !this.steerBuckets.take(rid)) {
       const { steerRate, steerBurst } = this.opts.limits;
-      throw rateLimited(`steering too fast: at most ${steerRate} per second per response, ${steerBurst} at once (STEER_RATE, STEER_BURST)`, rid);
+      throw rateLimited(
+        `steering too fast: at most ${steerRate} per second per response, ${steerBurst} at once (STEER_RATE, STEER_BURST)`,
+        rid,
+      );
     }
     try {
       for (let attempt = 0; attempt < 10; attempt++) {

@@ -16,7 +16,8 @@ function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown): T {
 export async function createResponse(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const principal = await ctx.principal(req);
   const body = await readJsonBody(req, ctx.maxBodyBytes);
-  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new ProtocolError("bad_request", "body must be a JSON object");
+  if (typeof body !== "object" || body === null || Array.isArray(body))
+    throw new ProtocolError("bad_request", "body must be a JSON object");
   const frame = parseOrThrow(generateFrameSchema, { ...body, type: "generate" });
   const { rid, existing } = await ctx.responses.generate(principal, frame);
   sendJson(res, 202, { rid, existing }, { location: `/v1/responses/${rid}/events` });

@@ -34,7 +34,13 @@ export interface Edge {
 export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> {
   for (const warning of config.warnings) log.warn(warning);
   const metrics = new EdgeMetrics();
-  const broker = await Broker.connect({ url: config.natsUrl, name: "unbroken-edge", retentionMs: config.retentionMs, replicas: config.replicas, log });
+  const broker = await Broker.connect({
+    url: config.natsUrl,
+    name: "unbroken-edge",
+    retentionMs: config.retentionMs,
+    replicas: config.replicas,
+    log,
+  });
   const responses = new ResponseService(
     broker,
     { authOn: config.auth.mode !== "none", queueTimeoutMs: config.queueTimeoutMs, limits: config.limits, metrics },
@@ -154,7 +160,10 @@ async function listenOrFallBack(server: Server, config: EdgeConfig, log: Logger)
   } catch (err) {
     if (!config.portIsDefault || (err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
     await listen(server, 0, config.host);
-    log.warn({ wanted: config.port, port: (server.address() as AddressInfo).port }, "the default PORT is taken (another edge on this host?); listening on a free port instead");
+    log.warn(
+      { wanted: config.port, port: (server.address() as AddressInfo).port },
+      "the default PORT is taken (another edge on this host?); listening on a free port instead",
+    );
   }
 }
 

@@ -119,8 +119,8 @@ export class Session {
     // A client may send commands right behind its hello: they wait for the verdict.
     if (this.phase === "authenticating") {
       if (this.early.length >= MAX_EARLY_FRAMES) {
-          this.send(withId({ type: "error", code: "rate_limited", message: "too many frames before welcome" }, frame.id));
-          return;
+        this.send(withId({ type: "error", code: "rate_limited", message: "too many frames before welcome" }, frame.id));
+        return;
       }
       return void this.early.push(frame);
     }
@@ -130,15 +130,15 @@ export class Session {
   private dispatch(frame: ClientFrame): void {
     if (frame.type === "ping" || frame.type === "hello") return;
     if (this.phase !== "ready") {
-        this.send(withId({ type: "error", code: "unauthorized", message: "say hello first" }, frame.id));
-        return;
+      this.send(withId({ type: "error", code: "unauthorized", message: "say hello first" }, frame.id));
+      return;
     }
     if (frame.type === "unsubscribe") {
-        this.onRid(frame.rid, async () => {
-          this.closeSub(frame.rid);
-          this.send(withId({ type: "ok", rid: frame.rid }, frame.id));
-        });
-        return;
+      this.onRid(frame.rid, async () => {
+        this.closeSub(frame.rid);
+        this.send(withId({ type: "ok", rid: frame.rid }, frame.id));
+      });
+      return;
     }
     this.onRid(frame.rid ?? "", () => this.command(frame));
   }

@@ -38,11 +38,32 @@ describe("checkRequest", () => {
 
   test("prompt size counts UTF-8 bytes of the prompt or of all message contents", () => {
     assert.equal(promptBytes({ prompt: "é" }), 2);
-    assert.equal(promptBytes({ messages: [{ role: "user", content: "ab" }, { role: "system", content: "€" }] }), 5);
+    assert.equal(
+      promptBytes({
+        messages: [
+          { role: "user", content: "ab" },
+          { role: "system", content: "€" },
+        ],
+      }),
+      5,
+    );
     const l = { ...limits, maxPromptBytes: 4 };
     assert.doesNotThrow(() => checkRequest(frame({ prompt: "éé" }), l, LIMITS.maxTokens));
     assert.throws(() => checkRequest(frame({ prompt: "ééa" }), l, LIMITS.maxTokens), code("too_large"));
-    assert.throws(() => checkRequest(frame({ messages: [{ role: "user", content: "abc" }, { role: "user", content: "de" }] }), l, LIMITS.maxTokens), code("too_large"));
+    assert.throws(
+      () =>
+        checkRequest(
+          frame({
+            messages: [
+              { role: "user", content: "abc" },
+              { role: "user", content: "de" },
+            ],
+          }),
+          l,
+          LIMITS.maxTokens,
+        ),
+      code("too_large"),
+    );
   });
 
   test("max_tokens above the ceiling is bad_request; without one, a ceiling below the protocol's maximum applies", () => {
@@ -55,7 +76,8 @@ describe("checkRequest", () => {
 });
 
 test("clientAddress: the peer, or behind TRUST_PROXY the last X-Forwarded-For entry", () => {
-  const req = (xff?: string) => ({ headers: xff === undefined ? {} : { "x-forwarded-for": xff }, socket: { remoteAddress: "10.0.0.1" } }) as unknown as IncomingMessage;
+  const req = (xff?: string) =>
+    ({ headers: xff === undefined ? {} : { "x-forwarded-for": xff }, socket: { remoteAddress: "10.0.0.1" } }) as unknown as IncomingMessage;
   assert.equal(clientAddress(req("1.1.1.1, 2.2.2.2"), false), "10.0.0.1");
   assert.equal(clientAddress(req("1.1.1.1, 2.2.2.2"), true), "2.2.2.2");
   assert.equal(clientAddress(req(), true), "10.0.0.1");
@@ -67,13 +89,22 @@ describe("ActiveGenerations", () => {
 
   test("reserves under every key or none; a rid already counted passes; remove and dropKey free slots", () => {
     const g = new ActiveGenerations(async () => true, log);
-    const keys = [["o:x", 3], ["s:1", 2]] as const;
+    const keys = [
+      ["o:x", 3],
+      ["s:1", 2],
+    ] as const;
     assert.equal(g.tryAdd("r1", keys), undefined);
     assert.equal(g.tryAdd("r2", keys), undefined);
     assert.equal(g.tryAdd("r3", keys), "s:1");
     assert.equal(g.count("o:x"), 2, "a refused reservation takes nothing");
     assert.equal(g.tryAdd("r1", keys), undefined, "the same rid again");
-    assert.equal(g.tryAdd("r3", [["o:x", 3], ["s:2", 2]]), undefined);
+    assert.equal(
+      g.tryAdd("r3", [
+        ["o:x", 3],
+        ["s:2", 2],
+      ]),
+      undefined,
+    );
     assert.equal(g.tryAdd("r4", [["o:x", 3]]), "o:x");
     g.remove("r1");
     assert.equal(g.count("o:x"), 2);

@@ -184,7 +184,10 @@ describe("edge metrics", () => {
     await w.append(token(6));
     await w.append(END);
     await b.untilEvents(rid, 4);
-    assert.deepEqual(b.events(rid).map((f) => f.seq), [5, 6, 7, 8]);
+    assert.deepEqual(
+      b.events(rid).map((f) => f.seq),
+      [5, 6, 7, 8],
+    );
 
     const m = await scrape();
     assert.equal(m.get("unbroken_edge_resumes_total", { transport: "ws" }), 1);

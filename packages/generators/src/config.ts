@@ -7,17 +7,30 @@ export type GeneratorName = (typeof GENERATORS)[number];
 
 /** The generator's variables (part of the worker's configuration). */
 export const generatorEnv = {
-  GENERATOR: envVar(z.enum(GENERATORS).optional(), "`scripted`, `llama` or `openai`; unset: `llama` when MODEL_PATH or MODEL is set, `openai` when OPENAI_BASE_URL is, else `scripted`", {
-    default: "from the variables below",
-  }),
+  GENERATOR: envVar(
+    z.enum(GENERATORS).optional(),
+    "`scripted`, `llama` or `openai`; unset: `llama` when MODEL_PATH or MODEL is set, `openai` when OPENAI_BASE_URL is, else `scripted`",
+    {
+      default: "from the variables below",
+    },
+  ),
   SCRIPTED_TPS: envVar(envInt(30), "scripted: tokens per second per response; `0` = as fast as it can"),
   MODEL_PATH: envVar(z.string().optional(), "llama: a GGUF file"),
-  MODEL: envVar(z.string().optional(), "llama: a model URI node-llama-cpp resolves (`hf:…`, an URL), downloaded once into MODELS_DIR (needs internet)"),
+  MODEL: envVar(
+    z.string().optional(),
+    "llama: a model URI node-llama-cpp resolves (`hf:…`, an URL), downloaded once into MODELS_DIR (needs internet)",
+  ),
   MODELS_DIR: envVar(z.string().optional(), "llama: where MODEL is downloaded to", { default: "~/.cache/unbroken/models" }),
   LLAMA_THREADS: envVar(envInt(availableParallelism(), 1), "llama: CPU threads for llama.cpp", { default: "the cores available" }),
-  LLAMA_GPU: envVar(z.enum(["auto", "false", "cuda", "vulkan", "metal"]).default("auto"), "llama: `auto`, `false`, `cuda`, `vulkan` or `metal`"),
+  LLAMA_GPU: envVar(
+    z.enum(["auto", "false", "cuda", "vulkan", "metal"]).default("auto"),
+    "llama: `auto`, `false`, `cuda`, `vulkan` or `metal`",
+  ),
   LLAMA_CONTEXT_SIZE: envVar(envInt(4096, 64), "llama: context size of each sequence (one per response generated at once)"),
-  OPENAI_BASE_URL: envVar(z.url({ protocol: /^https?$/ }).optional(), "openai: the upstream, e.g. `http://127.0.0.1:8000/v1` (vLLM, Ollama, llama.cpp server, OpenAI)"),
+  OPENAI_BASE_URL: envVar(
+    z.url({ protocol: /^https?$/ }).optional(),
+    "openai: the upstream, e.g. `http://127.0.0.1:8000/v1` (vLLM, Ollama, llama.cpp server, OpenAI)",
+  ),
   OPENAI_API_KEY: envVar(z.string().optional(), "openai: sent upstream as `Authorization: Bearer`"),
   OPENAI_MODEL: envVar(z.string().optional(), "openai: the model name sent upstream", { default: "the upstream's first model" }),
   CONCURRENCY: envVar(
@@ -46,10 +59,18 @@ export interface GeneratorConfig {
 export function checkGeneratorEnv(e: GeneratorEnv, ctx: z.core.$RefinementCtx): void {
   const generator = e.GENERATOR;
   if (generator === "llama" && e.MODEL_PATH === undefined && e.MODEL === undefined) {
-    ctx.addIssue({ code: "custom", path: ["MODEL_PATH"], message: "GENERATOR=llama needs MODEL_PATH (a GGUF file) or MODEL (a model URI node-llama-cpp can resolve)" });
+    ctx.addIssue({
+      code: "custom",
+      path: ["MODEL_PATH"],
+      message: "GENERATOR=llama needs MODEL_PATH (a GGUF file) or MODEL (a model URI node-llama-cpp can resolve)",
+    });
   }
   if (generator === "openai" && e.OPENAI_BASE_URL === undefined) {
-    ctx.addIssue({ code: "custom", path: ["OPENAI_BASE_URL"], message: "GENERATOR=openai needs OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1)" });
+    ctx.addIssue({
+      code: "custom",
+      path: ["OPENAI_BASE_URL"],
+      message: "GENERATOR=openai needs OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1)",
+    });
   }
 }
 
@@ -68,7 +89,13 @@ export function generatorConfig(e: GeneratorEnv): GeneratorConfig {
     generator,
     reason,
     scriptedTps: e.SCRIPTED_TPS,
-    llama: { model: e.MODEL_PATH ?? e.MODEL ?? "", modelsDir: e.MODELS_DIR, threads: e.LLAMA_THREADS, gpu: e.LLAMA_GPU, contextSize: e.LLAMA_CONTEXT_SIZE },
+    llama: {
+      model: e.MODEL_PATH ?? e.MODEL ?? "",
+      modelsDir: e.MODELS_DIR,
+      threads: e.LLAMA_THREADS,
+      gpu: e.LLAMA_GPU,
+      contextSize: e.LLAMA_CONTEXT_SIZE,
+    },
     openai: { baseUrl: (e.OPENAI_BASE_URL ?? "").replace(/\/+$/, ""), apiKey: e.OPENAI_API_KEY, model: e.OPENAI_MODEL },
     concurrency: e.CONCURRENCY ?? DEFAULT_CONCURRENCY[generator],
   };

@@ -117,9 +117,9 @@ function schedule(): void {
 function onMessage(raw: unknown): void {
   const parsed = toChildSchema.safeParse(raw);
   if (!parsed.success) {
-log("warn", `malformed message from the worker ignored: ${parsed.error.message}`);
-return;
-}
+    log("warn", `malformed message from the worker ignored: ${parsed.error.message}`);
+    return;
+  }
   const msg = parsed.data;
   switch (msg.type) {
     case "init":
@@ -128,13 +128,13 @@ return;
     case "start": {
       if (!model) {
         const usage = { prompt_tokens: 0, completion_tokens: 0 };
-send({ type: "failed", id: msg.id, message: "the model is not loaded", usage });
-return;
+        send({ type: "failed", id: msg.id, message: "the model is not loaded", usage });
+        return;
       }
       const cap = msg.params.max_tokens === undefined ? limit : msg.params.max_tokens;
       queue.push(new ChildGeneration(msg.id, msg, model, cap, send));
-schedule();
-return;
+      schedule();
+      return;
     }
     case "steer":
     case "cancel":

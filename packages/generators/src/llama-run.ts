@@ -20,9 +20,7 @@ export const DEFAULT_TEMPERATURE = 0.8;
 /** The request as node-llama-cpp chat history, ending with the model turn to write or continue. */
 export function toHistory(messages: StartMessage["messages"]): ChatHistoryItem[] {
   const history: ChatHistoryItem[] = messages.map((m) =>
-    m.role === "assistant"
-      ? { type: "model", response: [m.content] }
-      : { type: m.role, text: m.content },
+    m.role === "assistant" ? { type: "model", response: [m.content] } : { type: m.role, text: m.content },
   );
   // A final assistant message is a prefill: the answer continues it.
   if (history.at(-1)?.type !== "model") history.push({ type: "model", response: [] });

@@ -55,8 +55,8 @@ export class LlamaSession implements GenerationSession {
     try {
       this.host.send(this.startMessage());
     } catch (err) {
-this.fail(new GeneratorError("invalid_request", `the model cannot take this request: ${String(err)}`));
-return;
+      this.fail(new GeneratorError("invalid_request", `the model cannot take this request: ${String(err)}`));
+      return;
     }
     for (const text of this.early.splice(0)) this.sendSteer(text);
   }
@@ -111,23 +111,22 @@ return;
         return;
       case "end":
         if (msg.reason === "cancelled") {
-this.end(true);
-return;
-}
+          this.end(true);
+          return;
+        }
         // A steer sent before this end was seen: the model process continues the turn.
         if (this.unacknowledged > 0 || aborted) return;
         this.finished = true;
         this.host.send({ type: "release", id: this.id });
         this.push({ type: "done", reason: msg.reason, usage: msg.usage });
         {
-this.end(true);
-return;
-}
-      case "failed":
-        {
-this.fail(new GeneratorError("generation_failed", `the model failed to generate: ${msg.message}`));
-return;
-}
+          this.end(true);
+          return;
+        }
+      case "failed": {
+        this.fail(new GeneratorError("generation_failed", `the model failed to generate: ${msg.message}`));
+        return;
+      }
     }
   }
 
@@ -165,9 +164,9 @@ return;
     if (this.ended) return;
     this.outputs.length = 0; // stop at once: nothing generated after this is yielded
     if (!this.started) {
-this.end();
-return;
-}
+      this.end();
+      return;
+    }
     this.host.send({ type: "cancel", id: this.id });
     // The model process answers with its final usage within a token or so; a process busy
     // evaluating a long prompt may take longer, and the iteration does not wait for it.

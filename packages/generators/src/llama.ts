@@ -182,16 +182,16 @@ export class LlamaGenerator implements TokenGenerator {
           s.begin();
         }
         this.waiting.clear();
-this.settled();
-return;
+        this.settled();
+        return;
       }
       case "load_failed":
         this.proc = undefined;
         this.retire(proc);
         {
-this.failed(`could not load the model ${this.opts.modelPath}: ${msg.message}`);
-return;
-}
+          this.failed(`could not load the model ${this.opts.modelPath}: ${msg.message}`);
+          return;
+        }
       case "log":
         this.log[msg.level]({ from: "llama.cpp" }, msg.message);
         return;
@@ -204,8 +204,8 @@ return;
     if (proc !== this.proc) return;
     this.proc = undefined;
     if (this.state === "loading") {
-this.failed(`the model process ${describeEnd(end)} while loading ${this.opts.modelPath}`);
-return;
+      this.failed(`the model process ${describeEnd(end)} while loading ${this.opts.modelPath}`);
+      return;
     }
     const why = `the model process ${describeEnd(end)}`;
     this.log.error({ code: end.code, signal: end.signal, running: this.running.size }, "llama model process died");

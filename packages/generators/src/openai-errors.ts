@@ -48,21 +48,19 @@ export function httpError(status: number, headers: Headers, body: string): Upstr
 /** The error for a fetch that failed before any response arrived. */
 export function connectError(url: string, err: unknown): UpstreamError {
   const code = causeCode(err);
-  return new UpstreamError(
-    "upstream_unreachable",
-    `cannot reach the upstream at ${url}${code ? ` (${code})` : ""}`,
-    { retryable: true, cause: err },
-  );
+  return new UpstreamError("upstream_unreachable", `cannot reach the upstream at ${url}${code ? ` (${code})` : ""}`, {
+    retryable: true,
+    cause: err,
+  });
 }
 
 /** The error for a response body that failed while streaming (socket reset, premature close). */
 export function interruptedError(err: unknown): UpstreamError {
   const code = causeCode(err);
-  return new UpstreamError(
-    "upstream_interrupted",
-    `the upstream stream was cut before the answer finished${code ? ` (${code})` : ""}`,
-    { retryable: true, cause: err },
-  );
+  return new UpstreamError("upstream_interrupted", `the upstream stream was cut before the answer finished${code ? ` (${code})` : ""}`, {
+    retryable: true,
+    cause: err,
+  });
 }
 
 export function timeoutError(idleMs: number): UpstreamError {

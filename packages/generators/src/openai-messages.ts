@@ -8,8 +8,7 @@ export const STEER_CONTINUE =
 
 /** Asks the model to go on after the upstream stream was cut. */
 export const CUT_CONTINUE =
-  "Your previous answer was cut off. Continue it from exactly where it stopped. " +
-  "Do not repeat any text you already wrote.";
+  "Your previous answer was cut off. Continue it from exactly where it stopped. " + "Do not repeat any text you already wrote.";
 
 interface Break {
   /** The assistant text written since the previous break (never empty). */

@@ -96,9 +96,8 @@ export async function* streamChat(req: ChatRequest): AsyncGenerator<ChatEvent, v
   try {
     const headers: Record<string, string> = { "content-type": "application/json", accept: "text/event-stream" };
     if (req.apiKey) headers.authorization = `Bearer ${req.apiKey}`;
-    const res = await guard(
-      req.fetch(req.url, { method: "POST", headers, body: JSON.stringify(req.body), signal: ac.signal }),
-      (err) => connectError(req.url, err),
+    const res = await guard(req.fetch(req.url, { method: "POST", headers, body: JSON.stringify(req.body), signal: ac.signal }), (err) =>
+      connectError(req.url, err),
     );
     if (!res.ok) {
       // The status decides; the body only adds detail, so a body that fails to arrive is skipped.

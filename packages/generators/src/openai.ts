@@ -197,7 +197,10 @@ class OpenAISession implements GenerationSession {
       if (!error.retryable || failures >= this.s.maxRetries) throw error;
       failures++;
       const delay = error.retryAfterMs ?? backoff(this.s.retryDelayMs, failures);
-      this.log.warn({ code: error.code, err: error.message, attempt: failures, delayMs: Math.round(delay) }, "upstream request failed; retrying");
+      this.log.warn(
+        { code: error.code, err: error.message, attempt: failures, delayMs: Math.round(delay) },
+        "upstream request failed; retrying",
+      );
       await sleep(delay, this.job.signal, this.s.closing);
     }
   }
@@ -211,7 +214,14 @@ class OpenAISession implements GenerationSession {
     if (this.job.signal.aborted || this.s.closing.aborted) ac.abort();
     const body = chatBody(this.s.model, this.convo.messages(), this.job.body.params ?? {}, maxTokens);
     this.log.debug({ messages: body.messages.length, max_tokens: maxTokens }, "upstream request");
-    const it = streamChat({ url: this.s.url, apiKey: this.s.apiKey, body, signal: ac.signal, idleTimeoutMs: this.s.idleTimeoutMs, fetch: this.s.fetch });
+    const it = streamChat({
+      url: this.s.url,
+      apiKey: this.s.apiKey,
+      body,
+      signal: ac.signal,
+      idleTimeoutMs: this.s.idleTimeoutMs,
+      fetch: this.s.fetch,
+    });
     let wrote = false;
     let finish: string | undefined;
     try {

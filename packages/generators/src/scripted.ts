@@ -1,5 +1,12 @@
 import type { GenerationBody, Usage } from "@unbroken/protocol";
-import { GeneratorError, type GenerationJob, type GenerationOutput, type GenerationSession, type ResumeState, type TokenGenerator } from "./generator.js";
+import {
+  GeneratorError,
+  type GenerationJob,
+  type GenerationOutput,
+  type GenerationSession,
+  type ResumeState,
+  type TokenGenerator,
+} from "./generator.js";
 import { hashText, prng } from "./prng.js";
 import { Pacer } from "./pacer.js";
 import { ScriptedText, naturalLength } from "./scripted-text.js";
@@ -101,10 +108,14 @@ class ScriptedSession implements GenerationSession {
     // Read once here and then kept by a listener: AbortSignal.aborted validates its receiver
     // on every read, a measurable share of a token's cost.
     this.aborted = this.job.signal.aborted;
-    this.job.signal.addEventListener("abort", () => {
-      this.aborted = true;
-      this.wake?.();
-    }, { once: true });
+    this.job.signal.addEventListener(
+      "abort",
+      () => {
+        this.aborted = true;
+        this.wake?.();
+      },
+      { once: true },
+    );
     while (!this.aborted) {
       const steer = this.steers.shift();
       if (steer !== undefined) {
@@ -134,7 +145,10 @@ class ScriptedSession implements GenerationSession {
     let s = 0;
     const last = resume.tokens.length - 1;
     const differs = (i: number) =>
-      new GeneratorError("cannot_continue", `the log differs from this generator's text at token event ${i + 1}; it cannot be continued exactly`);
+      new GeneratorError(
+        "cannot_continue",
+        `the log differs from this generator's text at token event ${i + 1}; it cannot be continued exactly`,
+      );
     for (const [i, logged] of resume.tokens.entries()) {
       for (let st = resume.steers[s]; st !== undefined && st.at <= i; st = resume.steers[++s]) this.applySteer(st.text);
       let text = "";
@@ -203,4 +217,3 @@ function findStop(before: string, token: string, stops: string[]): number | unde
   }
   return best;
 }
-

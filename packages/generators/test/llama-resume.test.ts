@@ -38,7 +38,13 @@ test("a resumed session continues the partial answer up to max_tokens in all", a
   const body: GenerationBody = { prompt: "Tell me about the river valley", params: { seed: 7, max_tokens: 40 } };
   const first = tokensOf(await outputsOf(body)).slice(0, 8);
   assert.equal(first.length, 8);
-  const resume: ResumeState = { tokens: first, steers: [{ at: 0, text: "be brief" }, { at: 5, text: "talk about boats" }] };
+  const resume: ResumeState = {
+    tokens: first,
+    steers: [
+      { at: 0, text: "be brief" },
+      { at: 5, text: "talk about boats" },
+    ],
+  };
   const rest = await outputsOf(body, resume);
   const done = rest.at(-1);
   assert.equal(done?.type, "done");

@@ -90,7 +90,9 @@ test("max_tokens ends with length and completion_tokens equal to max_tokens", as
 test("a stop sequence ends the answer before it, with reason stop", async () => {
   const free = await run(RIVER);
   // A piece of text from the middle of the unstopped answer.
-  const at = free.tokens.findIndex((t, i) => i >= 5 && t.trim().length >= 2 && free.text.indexOf(t) === free.tokens.slice(0, i).join("").length);
+  const at = free.tokens.findIndex(
+    (t, i) => i >= 5 && t.trim().length >= 2 && free.text.indexOf(t) === free.tokens.slice(0, i).join("").length,
+  );
   assert.ok(at > 0, "a usable stop text");
   const stop = free.tokens[at] as string;
   const r = await run({ ...RIVER, params: { ...RIVER.params, stop: ["ZZZ-never", stop] } });

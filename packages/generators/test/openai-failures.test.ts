@@ -35,10 +35,7 @@ test("403 is unauthorized too", async () => {
 });
 
 test("429 with Retry-After: 1, then success: completes after one retry", async () => {
-  const { fake, baseUrl } = await serve([
-    { status: 429, headers: { "retry-after": "1" } },
-    { steps: answer(["ok"]) },
-  ]);
+  const { fake, baseUrl } = await serve([{ status: 429, headers: { "retry-after": "1" } }, { steps: answer(["ok"]) }]);
   const r = await run(generator(baseUrl, { maxRetries: 2 }), PROMPT);
   assert.equal(r.error, undefined);
   assert.equal(r.text, "ok");

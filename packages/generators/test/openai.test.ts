@@ -145,9 +145,7 @@ test("steers given before the response began go into the first request", async (
   assert.equal(r.text, "Bref.");
   assert.equal(r.outputs.filter((o) => o.type === "steer").length, 0, "the runner records these itself");
   assert.equal(fake.requests.length, 1);
-  assert.deepEqual(fake.requests[0]!.body.messages, [
-    { role: "user", content: `${PROMPT.prompt}\n\nBe brief\n\nAnswer in French` },
-  ]);
+  assert.deepEqual(fake.requests[0]!.body.messages, [{ role: "user", content: `${PROMPT.prompt}\n\nBe brief\n\nAnswer in French` }]);
 });
 
 test("an invalid base URL is refused at construction", () => {

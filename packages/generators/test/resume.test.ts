@@ -18,9 +18,18 @@ interface Outputs {
 }
 
 /** Runs a scripted session; after `steerAfter.tokens` tokens it calls steer(text). */
-async function run(body: GenerationBody, opts: { steers?: string[]; resume?: ResumeState; steerAfter?: { tokens: number; text: string } } = {}): Promise<Outputs> {
+async function run(
+  body: GenerationBody,
+  opts: { steers?: string[]; resume?: ResumeState; steerAfter?: { tokens: number; text: string } } = {},
+): Promise<Outputs> {
   const ac = new AbortController();
-  const session = gen.start({ rid: "ridresume1", body, steers: opts.steers ?? [], signal: ac.signal, ...(opts.resume ? { resume: opts.resume } : {}) });
+  const session = gen.start({
+    rid: "ridresume1",
+    body,
+    steers: opts.steers ?? [],
+    signal: ac.signal,
+    ...(opts.resume ? { resume: opts.resume } : {}),
+  });
   const outputs: GenerationOutput[] = [];
   let tokens = 0;
   for await (const out of session) {
@@ -53,7 +62,10 @@ test("scripted: resumed at any point, the continuation is exactly the uninterrup
     const resume = resumeAt(jobSteers, ref.outputs, cut);
     // A steer given after the cut reaches the new worker by steer() once more.
     const later = cut <= 7 ? { tokens: 7 - resume.tokens.length, text: steerAfter.text } : undefined;
-    const rest = await run(PROMPT, later && later.tokens > 0 ? { resume, steerAfter: later } : { resume, ...(cut === 7 ? { steers: [steerAfter.text] } : {}) });
+    const rest = await run(
+      PROMPT,
+      later && later.tokens > 0 ? { resume, steerAfter: later } : { resume, ...(cut === 7 ? { steers: [steerAfter.text] } : {}) },
+    );
     // At cut 7 the steer came right at the resume point: the runner logs it, no steer output.
     const expected = ref.outputs.slice(cut).filter((o, i) => !(cut === 7 && i === 0 && o.type === "steer"));
     assert.deepEqual(rest.outputs, expected, `cut after ${cut} outputs`);
@@ -86,7 +98,13 @@ test("scripted: a log it would not have written cannot be continued", async () =
 });
 
 test("openai: the log becomes the conversation, ending with a request to continue", () => {
-  const resume: ResumeState = { tokens: ["Rivers", " flow", " far"], steers: [{ at: 0, text: "be poetic" }, { at: 2, text: "shorter" }] };
+  const resume: ResumeState = {
+    tokens: ["Rivers", " flow", " far"],
+    steers: [
+      { at: 0, text: "be poetic" },
+      { at: 2, text: "shorter" },
+    ],
+  };
   const convo = resumedConversation({ prompt: "Tell me about rivers" }, resume, []);
   assert.deepEqual(convo.messages(), [
     { role: "user", content: "Tell me about rivers\n\nbe poetic" },
@@ -104,7 +122,13 @@ test("openai: a resumed session asks for the continuation and counts the earlier
   const { fake, baseUrl } = await serve([{ steps: answer([" and", " on."], { usage: [30, 2] }) }]);
   const resume: ResumeState = { tokens: ["Rivers", " flow"], steers: [] };
   const ac = new AbortController();
-  const session = generator(baseUrl).start({ rid: "ridresume2", body: { prompt: "Tell me about rivers", params: { max_tokens: 10 } }, steers: [], signal: ac.signal, resume });
+  const session = generator(baseUrl).start({
+    rid: "ridresume2",
+    body: { prompt: "Tell me about rivers", params: { max_tokens: 10 } },
+    steers: [],
+    signal: ac.signal,
+    resume,
+  });
   const outputs: GenerationOutput[] = [];
   for await (const out of session) outputs.push(out);
   assert.deepEqual(outputs, [
@@ -131,5 +155,8 @@ test("scripted: a log whose token events each hold several tokens (coalesced) is
   assert.deepEqual(rest.outputs, ref.outputs.slice(40));
   // An event that ends inside a token the generator would have written differently is refused.
   const broken = [...events.slice(0, -1), `${events.at(-1) ?? ""}x`];
-  await assert.rejects(run(PROMPT, { resume: { tokens: broken, steers: [] } }), (err: unknown) => err instanceof GeneratorError && err.code === "cannot_continue");
+  await assert.rejects(
+    run(PROMPT, { resume: { tokens: broken, steers: [] } }),
+    (err: unknown) => err instanceof GeneratorError && err.code === "cannot_continue",
+  );
 });

@@ -191,7 +191,12 @@ test("steer() once max_tokens is reached returns false: nothing can follow it", 
   // generator.ts: steer() is "False when the generation has produced its last token and
   // nothing can follow the instruction". With max_tokens 10, token 10 is the last one.
   const ac = new AbortController();
-  const session = gen.start({ rid: "ridridrid2", body: { prompt: "write 300 words", params: { max_tokens: 10 } }, steers: [], signal: ac.signal });
+  const session = gen.start({
+    rid: "ridridrid2",
+    body: { prompt: "write 300 words", params: { max_tokens: 10 } },
+    steers: [],
+    signal: ac.signal,
+  });
   const outputs: GenerationOutput[] = [];
   let accepted: boolean | undefined;
   let n = 0;

@@ -69,7 +69,10 @@ export function envRate(def: number, zeroIsOff = false) {
     .transform((s, ctx) => {
       const n = Number(s.trim());
       if (!/^\d+(\.\d+)?$/.test(s.trim()) || !Number.isFinite(n) || (n === 0 && !zeroIsOff)) {
-        ctx.addIssue({ code: "custom", message: `must be a number of events per second${zeroIsOff ? " (0 = no limit)" : " > 0"}, got ${JSON.stringify(s)}` });
+        ctx.addIssue({
+          code: "custom",
+          message: `must be a number of events per second${zeroIsOff ? " (0 = no limit)" : " > 0"}, got ${JSON.stringify(s)}`,
+        });
         return z.NEVER;
       }
       return n;
@@ -94,8 +97,16 @@ export function parseEnv<S extends z.ZodType>(schema: S, env: Record<string, str
  * A deprecated name still honoured: its value when the new name is unset, with the warning to
  * log (the process logs it once it has a logger).
  */
-export function deprecatedAlias<T>(current: T | undefined, old: T | undefined, oldName: string, newName: string, warnings: string[]): T | undefined {
+export function deprecatedAlias<T>(
+  current: T | undefined,
+  old: T | undefined,
+  oldName: string,
+  newName: string,
+  warnings: string[],
+): T | undefined {
   if (old === undefined) return current;
-  warnings.push(`${oldName} is deprecated: set ${newName} instead${current === undefined ? ` (${oldName} is used as ${newName} for now)` : ` (ignored: ${newName} is set)`}`);
+  warnings.push(
+    `${oldName} is deprecated: set ${newName} instead${current === undefined ? ` (${oldName} is used as ${newName} for now)` : ` (ignored: ${newName} is set)`}`,
+  );
   return current ?? old;
 }

@@ -27,10 +27,7 @@ export const generationParamsSchema = z.object({
   top_p: z.number().gt(0).max(1).optional(),
   seed: z.number().int().optional(),
   stop: z
-    .union([
-      z.string().min(1).max(LIMITS.stopLength),
-      z.array(z.string().min(1).max(LIMITS.stopLength)).max(LIMITS.stopSequences),
-    ])
+    .union([z.string().min(1).max(LIMITS.stopLength), z.array(z.string().min(1).max(LIMITS.stopLength)).max(LIMITS.stopSequences)])
     .optional(),
 });
 export type GenerationParams = z.infer<typeof generationParamsSchema>;
@@ -98,14 +95,7 @@ export type UnsubscribeFrame = z.infer<typeof unsubscribeFrameSchema>;
 export type CancelFrame = z.infer<typeof cancelFrameSchema>;
 export type SteerFrame = z.infer<typeof steerFrameSchema>;
 export type PingFrame = z.infer<typeof pingFrameSchema>;
-export type ClientFrame =
-  | HelloFrame
-  | GenerateFrame
-  | SubscribeFrame
-  | UnsubscribeFrame
-  | CancelFrame
-  | SteerFrame
-  | PingFrame;
+export type ClientFrame = HelloFrame | GenerateFrame | SubscribeFrame | UnsubscribeFrame | CancelFrame | SteerFrame | PingFrame;
 export type ClientFrameType = ClientFrame["type"];
 
 // Server → client.

@@ -14,7 +14,26 @@ test("parseDuration reads the documented forms", () => {
 });
 
 test("parseDuration gives undefined for malformed input", () => {
-  for (const bad of ["", "60", "s", "ms", "-5s", "+5s", "5 s", "5sec", "5S", "1e3ms", "5m30s", ".5s", "5.s", "abc", "NaNs", "Infinitys", "5w", "1,5s"]) {
+  for (const bad of [
+    "",
+    "60",
+    "s",
+    "ms",
+    "-5s",
+    "+5s",
+    "5 s",
+    "5sec",
+    "5S",
+    "1e3ms",
+    "5m30s",
+    ".5s",
+    "5.s",
+    "abc",
+    "NaNs",
+    "Infinitys",
+    "5w",
+    "1,5s",
+  ]) {
     assert.equal(parseDuration(bad), undefined, JSON.stringify(bad));
   }
 });

@@ -156,7 +156,8 @@ describe("parseClientFrame: each frame type", () => {
       { stop: ["a", "b", "c", "d"] },
       { stop: "s".repeat(LIMITS.stopLength) },
       {},
-    ]) ok(p(good));
+    ])
+      ok(p(good));
     for (const wrong of [
       { max_tokens: 0 },
       { max_tokens: LIMITS.maxTokens + 1 },
@@ -172,7 +173,8 @@ describe("parseClientFrame: each frame type", () => {
       { stop: ["a", "b", "c", "d", "e"] },
       { stop: "s".repeat(LIMITS.stopLength + 1) },
       { stop: 3 },
-    ]) bad(p(wrong));
+    ])
+      bad(p(wrong));
     bad({ type: "generate", prompt: "p", params: "fast" });
   });
 

@@ -7,7 +7,10 @@ import * as z from "zod";
  */
 export const sharedEnv = {
   NATS_URL: envVar(z.string().min(1).default("nats://127.0.0.1:4222"), "NATS server(s), comma-separated"),
-  LOG_LEVEL: envVar(z.enum(LOG_LEVELS).default("info"), "`fatal`, `error`, `warn`, `info`, `debug`, `trace` or `silent`; logs are JSON lines on stdout"),
+  LOG_LEVEL: envVar(
+    z.enum(LOG_LEVELS).default("info"),
+    "`fatal`, `error`, `warn`, `info`, `debug`, `trace` or `silent`; logs are JSON lines on stdout",
+  ),
   RETENTION: envVar(
     envDuration("24h"),
     "how long a response stays replayable: events, requests and records expire at this age (applied to existing streams at start, and logged). Past it a response answers `gone` for another RETENTION, then `not_found`",

@@ -136,7 +136,14 @@ async function ensureReplicas(jsm: JetStreamManager, name: string, replicas: num
 }
 
 /** Creates a bucket, or brings its stream's max age (and duplicate window) to `maxAgeMs`. */
-async function ensureBucket(nc: NatsConnection, jsm: JetStreamManager, name: string, maxAgeMs: number, replicas: number, log: Log): Promise<KV> {
+async function ensureBucket(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  name: string,
+  maxAgeMs: number,
+  replicas: number,
+  log: Log,
+): Promise<KV> {
   const kv = await new Kvm(nc).create(name, { history: 1, ttl: maxAgeMs, storage: StorageType.File, replicas });
   const stream = `KV_${name}`;
   const { config } = await jsm.streams.info(stream);

@@ -30,8 +30,7 @@ export const ends = {
   cancelled: (usage: Usage = zeroUsage()): EndEvent => ({ kind: "end", reason: "cancelled", usage }),
   error: (error: EndError, usage: Usage = zeroUsage()): EndEvent => ({ kind: "end", reason: "error", error, usage }),
   noWorker: (): EndEvent => ends.error({ code: "no_worker", message: "no worker began this response within QUEUE_TIMEOUT" }),
-  workerLost: (message = "the worker generating this response stopped answering"): EndEvent =>
-    ends.error({ code: "worker_lost", message }),
+  workerLost: (message = "the worker generating this response stopped answering"): EndEvent => ends.error({ code: "worker_lost", message }),
   stalled: (stallTimeoutMs: number, usage: Usage): EndEvent =>
     ends.error({ code: "stalled", message: `the generation produced nothing for ${stallTimeoutMs / 1000} s (STALL_TIMEOUT)` }, usage),
 };

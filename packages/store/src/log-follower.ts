@@ -282,10 +282,13 @@ export class LogFollower {
 
   private retryLater(attempt: number): void {
     clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => {
-      if (this.stopped || this.catchingUp) return;
-      this.catchingUp = true;
-      void this.runCatchUp(attempt + 1);
-    }, Math.min(2000, 100 * 2 ** attempt));
+    this.retryTimer = setTimeout(
+      () => {
+        if (this.stopped || this.catchingUp) return;
+        this.catchingUp = true;
+        void this.runCatchUp(attempt + 1);
+      },
+      Math.min(2000, 100 * 2 ** attempt),
+    );
   }
 }

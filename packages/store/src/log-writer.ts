@@ -95,7 +95,8 @@ export class EventLogWriter {
         return seq;
       } catch (err) {
         if (err instanceof FencedError) throw err;
-        if (err instanceof PublishError && err.code === "closed") throw new StoreError("unavailable", `could not write event ${seq} of ${this.rid}: the broker connection is closing`, err);
+        if (err instanceof PublishError && err.code === "closed")
+          throw new StoreError("unavailable", `could not write event ${seq} of ${this.rid}: the broker connection is closing`, err);
         if (isWrongLastSequence(err)) {
           throw new FencedError(this.rid, seq, err);
         }

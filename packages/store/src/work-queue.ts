@@ -1,4 +1,11 @@
-import { JetStreamApiCodes, type Consumer, type ConsumerInfo, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import {
+  JetStreamApiCodes,
+  type Consumer,
+  type ConsumerInfo,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { REQUESTS_STREAM, WORKERS_CONSUMER, requestSubject, workRequestSchema, type WorkRequest } from "@unbroken/protocol";
 import type { Log } from "./log.js";
@@ -120,7 +127,10 @@ export class WorkQueue {
     const leader = info.cluster?.leader;
     if (!leader) return "no leader to step down";
     const subject = `$JS.API.CONSUMER.LEADER.STEPDOWN.${REQUESTS_STREAM}.${WORKERS_CONSUMER}`;
-    const reply = (await this.nc.request(subject, "", { timeout: 5_000 })).json<{ success?: boolean; error?: { code?: number; err_code?: number; description?: string } }>();
+    const reply = (await this.nc.request(subject, "", { timeout: 5_000 })).json<{
+      success?: boolean;
+      error?: { code?: number; err_code?: number; description?: string };
+    }>();
     if (reply.success) return `leader ${leader} stepped down`;
     // Seen on 2.9.10: one node still reports the consumer while its leader no longer knows it.
     if (reply.error?.err_code !== JetStreamApiCodes.ConsumerNotFound) return `step down refused: ${reply.error?.description}`;

@@ -73,12 +73,20 @@ describe("the end of a response whose worker is gone", () => {
   test("endOrphan appends after the last event, with usage counted in tokens (coalesced events hold several)", async () => {
     const { rid } = await queued();
     const w = broker.logs.writer(rid);
-    for (const e of [START, { kind: "token", text: "One" }, { kind: "token", text: " two three four", n: 3 }, { kind: "token", text: " five six", n: 2 }] as ResponseEvent[]) {
+    for (const e of [
+      START,
+      { kind: "token", text: "One" },
+      { kind: "token", text: " two three four", n: 3 },
+      { kind: "token", text: " five six", n: 2 },
+    ] as ResponseEvent[]) {
       await w.append(e);
     }
     assert.equal(await broker.lifecycle.endOrphan(rid, ends.workerLost()), true);
     const log = await broker.logs.readAll(rid);
-    assert.deepEqual(log.map((e) => e.kind), ["start", "token", "token", "token", "end"]);
+    assert.deepEqual(
+      log.map((e) => e.kind),
+      ["start", "token", "token", "token", "end"],
+    );
     const end = log.at(-1)?.frame.event as unknown as { reason: string; error?: { code: string }; usage: { completion_tokens: number } };
     assert.equal(end.reason, "error");
     assert.equal(end.error?.code, "worker_lost");
@@ -137,9 +145,17 @@ describe("expiry", () => {
 
   test("usageOf counts tokens, not events", () => {
     const e = (event: Record<string, unknown>) => ({ kind: String(event.kind), frame: { event: event as { kind: string } } });
-    assert.deepEqual(usageOf([e({ kind: "start" }), e({ kind: "token", text: "a" }), e({ kind: "token", text: "b c", n: 2 }), e({ kind: "steer", text: "x" })]), {
-      prompt_tokens: 0,
-      completion_tokens: 3,
-    });
+    assert.deepEqual(
+      usageOf([
+        e({ kind: "start" }),
+        e({ kind: "token", text: "a" }),
+        e({ kind: "token", text: "b c", n: 2 }),
+        e({ kind: "steer", text: "x" }),
+      ]),
+      {
+        prompt_tokens: 0,
+        completion_tokens: 3,
+      },
+    );
   });
 });

@@ -212,9 +212,20 @@ describe("LogFollower with a lingering tail", () => {
       for (let i = 21; i <= 24; i++) await w.append(token(i));
       await w.append({ kind: "end", reason: "stop", usage: { prompt_tokens: 0, completion_tokens: 24 } });
       await until(() => ended, "the end");
-      assert.deepEqual(second.map(([s]) => s), range(11, 25));
-      assert.deepEqual(second.slice(0, 10).map(([, r]) => r), Array(10).fill(true), "11..20 replayed");
-      assert.deepEqual(second.slice(10).map(([, r]) => r), Array(5).fill(false), "21..25 live");
+      assert.deepEqual(
+        second.map(([s]) => s),
+        range(11, 25),
+      );
+      assert.deepEqual(
+        second.slice(0, 10).map(([, r]) => r),
+        Array(10).fill(true),
+        "11..20 replayed",
+      );
+      assert.deepEqual(
+        second.slice(10).map(([, r]) => r),
+        Array(5).fill(false),
+        "21..25 live",
+      );
       assert.deepEqual(await consumers.settled(), [], "no consumer was created");
     } finally {
       consumers.close();

@@ -140,7 +140,10 @@ describe("LogFollower", () => {
     assert.equal(await w.append(END), 50);
     await f.ended();
     assert.deepEqual(f.seqs, range(1, 50));
-    assert.deepEqual(f.texts.slice(0, 49), range(1, 49).map((i) => ` t${i}`));
+    assert.deepEqual(
+      f.texts.slice(0, 49),
+      range(1, 49).map((i) => ` t${i}`),
+    );
     assert.equal(f.kinds.at(-1), "end");
     assert.equal(f.follower.lastDelivered, 50);
     // Nothing more after end, even when something is written.
@@ -232,7 +235,10 @@ describe("LogFollower", () => {
     assert.ok(before < TOTAL - 50, `restart happened mid-stream (at ${before})`);
     await f.ended(90_000);
     assert.deepEqual(f.seqs, range(1, TOTAL));
-    assert.deepEqual(f.texts.slice(0, TOTAL - 1), range(1, TOTAL - 1).map((i) => ` t${i}`));
+    assert.deepEqual(
+      f.texts.slice(0, TOTAL - 1),
+      range(1, TOTAL - 1).map((i) => ` t${i}`),
+    );
     assert.equal(reader.connected, true);
     off();
     assert.ok(reconnects >= 1, "the follower's broker went through a reconnect");

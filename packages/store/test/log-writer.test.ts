@@ -52,11 +52,17 @@ describe("EventLogWriter", () => {
     ];
     // Queued without awaiting each: the writer serializes them itself.
     const seqs = await Promise.all(events.map((e) => w.append(e)));
-    assert.deepEqual(seqs, events.map((_, i) => i + 1));
+    assert.deepEqual(
+      seqs,
+      events.map((_, i) => i + 1),
+    );
     assert.equal(w.seq, events.length);
 
     const stored = await readAll(rid);
-    assert.deepEqual(stored.map((s) => s.frame.seq), events.map((_, i) => i + 1));
+    assert.deepEqual(
+      stored.map((s) => s.frame.seq),
+      events.map((_, i) => i + 1),
+    );
     for (const [i, s] of stored.entries()) {
       assert.equal(s.raw, encodeEventFrame(rid, i + 1, events[i] as ResponseEvent));
       assert.equal(s.frame.rid, rid);
@@ -77,7 +83,10 @@ describe("EventLogWriter", () => {
     await w.append({ kind: "start", model: "scripted", created_at: new Date(0).toISOString() });
     await w.append(token(" a"));
     await w.append(token(" b"));
-    assert.deepEqual(told.map((t) => t.kind), ["start", "token", "token"]);
+    assert.deepEqual(
+      told.map((t) => t.kind),
+      ["start", "token", "token"],
+    );
     assert.ok(told.every((t) => Number.isFinite(t.ms) && t.ms >= 0));
     const stale = broker2.logs.writer(rid, undefined, { onPublished: (ms, e) => told.push({ ms, kind: e.kind }) });
     await rejectsFenced(stale.append(token(" c")));
@@ -109,7 +118,10 @@ describe("EventLogWriter", () => {
     // It stays fenced on later attempts, and the log is untouched.
     await rejectsFenced(second.append(token("intruder again")));
     const stored = await readAll(rid);
-    assert.deepEqual(stored.map((s) => s.frame.event.text), ["mine", "mine too"]);
+    assert.deepEqual(
+      stored.map((s) => s.frame.event.text),
+      ["mine", "mine too"],
+    );
   });
 
   test("a writer whose position is behind the log (not a duplicate msg id) is fenced", async () => {
@@ -133,8 +145,14 @@ describe("EventLogWriter", () => {
     assert.equal(await next.append(token("new7")), 7);
     await rejectsFenced(old.append(token("old6")));
     const stored = await readAll(rid);
-    assert.deepEqual(stored.map((s) => s.frame.seq), [1, 2, 3, 4, 5, 6, 7]);
-    assert.deepEqual(stored.slice(5).map((s) => s.frame.event.text), ["new6", "new7"]);
+    assert.deepEqual(
+      stored.map((s) => s.frame.seq),
+      [1, 2, 3, 4, 5, 6, 7],
+    );
+    assert.deepEqual(
+      stored.slice(5).map((s) => s.frame.event.text),
+      ["new6", "new7"],
+    );
   });
 
   test("two writers racing on a fresh rid: exactly one wins each seq", async () => {
@@ -146,7 +164,10 @@ describe("EventLogWriter", () => {
       const pb = Array.from({ length: 10 }, (_, i) => b.append(token(`B${i + 1}`)));
       const [ra, rb] = await Promise.all([Promise.allSettled(pa), Promise.allSettled(pb)]);
       const won = new Map<number, string>();
-      for (const [name, results] of [["A", ra], ["B", rb]] as const) {
+      for (const [name, results] of [
+        ["A", ra],
+        ["B", rb],
+      ] as const) {
         for (const [i, r] of results.entries()) {
           if (r.status === "fulfilled") {
             assert.equal(won.has(r.value), false, `seq ${r.value} claimed twice`);
@@ -158,7 +179,11 @@ describe("EventLogWriter", () => {
       }
       const stored = await readAll(rid);
       const seqs = stored.map((s) => s.frame.seq);
-      assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => i + 1), "contiguous log");
+      assert.deepEqual(
+        seqs,
+        Array.from({ length: seqs.length }, (_, i) => i + 1),
+        "contiguous log",
+      );
       assert.equal(won.size, stored.length, "every stored event has exactly one writer that was told it won");
       for (const s of stored) assert.equal(s.frame.event.text, won.get(s.frame.seq), `seq ${s.frame.seq}`);
     }

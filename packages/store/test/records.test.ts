@@ -114,7 +114,10 @@ describe("ResponseRecords", () => {
     assert.deepEqual([...final.record.steers].sort(), [...texts].sort());
     // Each mutate saw its own steer land on top of the others that came before it.
     const lengths = results.map((r) => r?.record.steers.length).sort((a, b) => (a as number) - (b as number));
-    assert.deepEqual(lengths, Array.from({ length: 20 }, (_, i) => i + 1));
+    assert.deepEqual(
+      lengths,
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
   });
 
   test("a CAS race between a queued-cancel and a worker taking the response has one winner", async () => {

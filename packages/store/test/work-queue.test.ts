@@ -33,7 +33,10 @@ test("an enqueued request is delivered once with its body; enqueueing the same r
   await broker.enqueue({ rid });
   await broker.enqueue({ rid });
   const got = await pullAll(10);
-  assert.deepEqual(got.map((d) => d.request.rid), [rid]);
+  assert.deepEqual(
+    got.map((d) => d.request.rid),
+    [rid],
+  );
   assert.equal(got[0]?.deliveryCount, 1);
   got[0]?.ack();
 });
@@ -55,7 +58,10 @@ test("a malformed request is dropped from the queue, not handed to the worker", 
   const rid = newRid();
   await broker.enqueue({ rid });
   const got = await pullAll(10);
-  assert.deepEqual(got.map((d) => d.request.rid), [rid]);
+  assert.deepEqual(
+    got.map((d) => d.request.rid),
+    [rid],
+  );
   got[0]?.ack();
   assert.deepEqual(await pullAll(10), [], "nothing left: the malformed one was terminated");
 });
@@ -73,7 +79,10 @@ test("repair creates a consumer the server lost; on a single server it leaves on
   await broker.enqueue({ rid });
   const got: WorkDelivery[] = [];
   await queue.pull(1, 1_000, (d) => got.push(d));
-  assert.deepEqual(got.map((d) => d.request.rid), [rid]);
+  assert.deepEqual(
+    got.map((d) => d.request.rid),
+    [rid],
+  );
   got[0]?.ack();
 });
 
@@ -104,6 +113,9 @@ test("on a cluster, repair asks the workers consumer's leader to step down, and 
   await b.enqueue({ rid });
   const got: WorkDelivery[] = [];
   while (got.length === 0 && Date.now() < deadline) await queue.pull(1, 1_000, (d) => got.push(d)).catch(() => undefined);
-  assert.deepEqual(got.map((d) => d.request.rid), [rid]);
+  assert.deepEqual(
+    got.map((d) => d.request.rid),
+    [rid],
+  );
   got[0]?.ack();
 });

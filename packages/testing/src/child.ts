@@ -5,8 +5,8 @@
 // cleanup.ts then kills it. Anything that *waits* on a child must therefore
 // hold it open explicitly, or Node may exit mid-await.
 
-import type { ChildProcess } from 'node:child_process';
-import type { Socket } from 'node:net';
+import type { ChildProcess } from "node:child_process";
+import type { Socket } from "node:net";
 
 export interface ExitInfo {
   code: number | null;
@@ -18,10 +18,10 @@ export function isRunning(child: ChildProcess): boolean {
 }
 
 /** Resolves on `event` ('close' also waits for stdio to drain). Also resolves if spawning failed. */
-export function exitPromise(child: ChildProcess, event: 'exit' | 'close'): Promise<ExitInfo> {
+export function exitPromise(child: ChildProcess, event: "exit" | "close"): Promise<ExitInfo> {
   return new Promise((resolve) => {
     child.once(event, (code: number | null, signal: NodeJS.Signals | null) => resolve({ code, signal }));
-    child.once('error', () => {
+    child.once("error", () => {
       if (child.pid === undefined) resolve({ code: null, signal: null });
     });
   });
@@ -52,7 +52,7 @@ export async function terminate(
   graceMs: number,
 ): Promise<ExitInfo> {
   const done = keepAlive();
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
   try {
     if (isRunning(child)) child.kill(signal);
     return await exited;
@@ -64,7 +64,7 @@ export async function terminate(
 
 /** Keeps the last `max` characters written to it (enough context for error messages). */
 export class Tail {
-  private text = '';
+  private text = "";
   constructor(private readonly max = 16_384) {}
   push(chunk: string | Buffer): void {
     this.text = (this.text + chunk.toString()).slice(-this.max);

@@ -33,10 +33,10 @@ function runAll(): void {
 function hook(): void {
   if (hooked) return;
   hooked = true;
-  process.on('exit', runAll);
+  process.on("exit", runAll);
   // 'exit' does not fire when the process dies from a signal (the node:test
   // runner SIGTERMs a timed-out test file), so clean up on those too.
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     const onSignal = (): void => {
       runAll();
       process.off(sig, onSignal);

@@ -44,8 +44,13 @@ export class ConsumerCreations {
    * sends after every earlier one.
    */
   async settled(timeoutMs = 15_000): Promise<string[]> {
-    const create = { stream_name: this.stream, config: { ack_policy: "none", filter_subject: this.fenceSubject, inactive_threshold: 10_000_000_000 } };
-    const reply = JSON.parse((await this.nc.request(`$JS.API.CONSUMER.CREATE.${this.stream}`, JSON.stringify(create), { timeout: 5_000 })).string()) as {
+    const create = {
+      stream_name: this.stream,
+      config: { ack_policy: "none", filter_subject: this.fenceSubject, inactive_threshold: 10_000_000_000 },
+    };
+    const reply = JSON.parse(
+      (await this.nc.request(`$JS.API.CONSUMER.CREATE.${this.stream}`, JSON.stringify(create), { timeout: 5_000 })).string(),
+    ) as {
       name?: string;
       error?: { description?: string };
     };

@@ -10,7 +10,7 @@
 // A string is a u64 byte length then UTF-8 bytes (no terminator). ne[0] is the innermost,
 // contiguous dimension (ggml order: a PyTorch [rows, cols] matrix is ne = [cols, rows]).
 
-export const GGUF_MAGIC = 'GGUF';
+export const GGUF_MAGIC = "GGUF";
 export const GGUF_VERSION = 3;
 export const GGUF_DEFAULT_ALIGNMENT = 32;
 
@@ -118,7 +118,7 @@ class ByteWriter {
     this.length = this.buf.writeBigInt64LE(BigInt(v), this.length);
   }
   string(s: string): void {
-    const b = Buffer.from(s, 'utf8');
+    const b = Buffer.from(s, "utf8");
     this.u64(b.length);
     this.bytes(b);
   }
@@ -134,53 +134,53 @@ class ByteWriter {
 function writeScalar(w: ByteWriter, type: ScalarType, v: number | bigint | boolean | string): void {
   switch (type) {
     case GgufType.UINT8: {
-w.u8(Number(v));
-return;
-}
+      w.u8(Number(v));
+      return;
+    }
     case GgufType.INT8: {
-w.i8(Number(v));
-return;
-}
+      w.i8(Number(v));
+      return;
+    }
     case GgufType.UINT16: {
-w.u16(Number(v));
-return;
-}
+      w.u16(Number(v));
+      return;
+    }
     case GgufType.INT16: {
-w.i16(Number(v));
-return;
-}
+      w.i16(Number(v));
+      return;
+    }
     case GgufType.UINT32: {
-w.u32(Number(v));
-return;
-}
+      w.u32(Number(v));
+      return;
+    }
     case GgufType.INT32: {
-w.i32(Number(v));
-return;
-}
+      w.i32(Number(v));
+      return;
+    }
     case GgufType.FLOAT32: {
-w.f32(Number(v));
-return;
-}
+      w.f32(Number(v));
+      return;
+    }
     case GgufType.BOOL: {
-w.u8(v ? 1 : 0);
-return;
-}
+      w.u8(v ? 1 : 0);
+      return;
+    }
     case GgufType.STRING: {
-w.string(String(v));
-return;
-}
+      w.string(String(v));
+      return;
+    }
     case GgufType.UINT64: {
-w.u64(typeof v === 'bigint' ? v : Number(v));
-return;
-}
+      w.u64(typeof v === "bigint" ? v : Number(v));
+      return;
+    }
     case GgufType.INT64: {
-w.i64(typeof v === 'bigint' ? v : Number(v));
-return;
-}
+      w.i64(typeof v === "bigint" ? v : Number(v));
+      return;
+    }
     case GgufType.FLOAT64: {
-w.f64(Number(v));
-return;
-}
+      w.f64(Number(v));
+      return;
+    }
   }
 }
 
@@ -194,7 +194,7 @@ export interface GgufContents {
 /** Encodes a complete GGUF v3 file. */
 export function encodeGguf({ metadata, tensors, alignment = GGUF_DEFAULT_ALIGNMENT }: GgufContents): Buffer {
   const w = new ByteWriter();
-  w.bytes(Buffer.from(GGUF_MAGIC, 'ascii'));
+  w.bytes(Buffer.from(GGUF_MAGIC, "ascii"));
   w.u32(GGUF_VERSION);
   w.u64(tensors.length);
   w.u64(metadata.length);
@@ -210,7 +210,7 @@ export function encodeGguf({ metadata, tensors, alignment = GGUF_DEFAULT_ALIGNME
   let offset = 0;
   for (const t of tensors) {
     const count = t.ne.reduce((a, b) => a * b, 1);
-    if (count !== t.data.length) throw new Error(`tensor ${t.name}: ne ${t.ne.join('x')} != ${t.data.length} values`);
+    if (count !== t.data.length) throw new Error(`tensor ${t.name}: ne ${t.ne.join("x")} != ${t.data.length} values`);
     w.string(t.name);
     w.u32(t.ne.length);
     for (const n of t.ne) w.u64(n);

@@ -7,11 +7,11 @@
 // so the route and monitoring ports are chosen up front by binding port 0 and closing it (the
 // client ports are random, read from each node's ports file like a single server's). A node
 // restarted later keeps all three.
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { keepAlive } from './child.js';
-import { startNatsServer, type NatsServerHandle } from './nats-server.js';
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { keepAlive } from "./child.js";
+import { startNatsServer, type NatsServerHandle } from "./nats-server.js";
 
 export interface NatsClusterOptions {
   /** Number of nodes (default 3: the smallest cluster that survives losing one). */
@@ -63,8 +63,8 @@ export interface NatsClusterHandle extends AsyncDisposable {
 export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", resolve);
   });
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -109,22 +109,22 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
       const configExtra = [
         `server_name: ${name}`,
         `http: ${JSON.stringify(`127.0.0.1:${monitorPorts[i]}`)}`,
-        'cluster {',
+        "cluster {",
         `  name: ${JSON.stringify(clusterName)}`,
         `  listen: ${JSON.stringify(`127.0.0.1:${routePort}`)}`,
-        `  routes: [${routes.join(', ')}]`,
+        `  routes: [${routes.join(", ")}]`,
         // Loopback only: never gossip other addresses to peers or clients.
-        '  no_advertise: true',
-        '}',
-      ].join('\n');
+        "  no_advertise: true",
+        "}",
+      ].join("\n");
       return startNatsServer({ configExtra, timeoutMs: 15_000 }).then(
         (server) => new ClusterNode(i, name, routePort, monitorPorts[i] as number, server),
       );
     }),
   );
-  const nodes = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const nodes = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
   const cluster = new NatsCluster(nodes);
-  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed) {
     await cluster.stop();
     throw failed.reason;
@@ -151,7 +151,7 @@ class NatsCluster implements NatsClusterHandle {
   constructor(readonly nodes: readonly ClusterNode[]) {}
 
   get url(): string {
-    return this.nodes.map((n) => n.url).join(',');
+    return this.nodes.map((n) => n.url).join(",");
   }
 
   private node(index: number): ClusterNode {
@@ -160,7 +160,7 @@ class NatsCluster implements NatsClusterHandle {
     return node;
   }
 
-  async kill(index: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  async kill(index: number, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
     const node = this.node(index);
     node.running = false;
     await node.server.kill(signal);
@@ -197,13 +197,13 @@ class NatsCluster implements NatsClusterHandle {
   async waitHealthy(timeoutMs = 30_000, opts: HealthOptions = {}): Promise<string | undefined> {
     const done = keepAlive();
     const deadline = Date.now() + timeoutMs;
-    let last = '';
+    let last = "";
     try {
       for (;;) {
         const states = await Promise.all(this.nodes.filter((n) => n.running).map((n) => health(n)));
-        const bad = states.filter((s) => s !== 'ok');
+        const bad = states.filter((s) => s !== "ok");
         if (bad.length === 0) return undefined;
-        last = bad.join('; ');
+        last = bad.join("; ");
         if (Date.now() > deadline) {
           if (opts.tolerate && bad.every((b) => opts.tolerate?.test(b))) return last;
           throw new Error(`NATS cluster not healthy within ${timeoutMs} ms: ${last}`);
@@ -231,7 +231,7 @@ async function health(node: ClusterNode): Promise<string> {
   try {
     const res = await fetch(`${node.monitorUrl}/healthz`, { signal: AbortSignal.timeout(2_000) });
     const body = (await res.json()) as { status?: string; error?: string };
-    return res.status === 200 && body.status === 'ok' ? 'ok' : `${node.name}: ${body.error ?? res.status}`;
+    return res.status === 200 && body.status === "ok" ? "ok" : `${node.name}: ${body.error ?? res.status}`;
   } catch (err) {
     return `${node.name}: ${(err as Error).message}`;
   }

@@ -1,14 +1,14 @@
 // Throwaway nats-server instances for tests: random port, private JetStream
 // store, guaranteed teardown. Never touches the developer's server on 4222.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, rmSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { exitPromise, isRunning, keepAlive, release, Tail, terminate, type ExitInfo } from './child.js';
-import { registerCleanup } from './cleanup.js';
+import { spawn, type ChildProcess } from "node:child_process";
+import { accessSync, constants, rmSync, statSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { exitPromise, isRunning, keepAlive, release, Tail, terminate, type ExitInfo } from "./child.js";
+import { registerCleanup } from "./cleanup.js";
 
 export interface NatsServerOptions {
   /** Enable JetStream with file storage (default true). */
@@ -38,7 +38,7 @@ export interface NatsServerHandle extends AsyncDisposable {
   restart(): Promise<void>;
 }
 
-const INSTALL_HINT = 'install it with `apt-get install -y nats-server` or set NATS_SERVER_BIN';
+const INSTALL_HINT = "install it with `apt-get install -y nats-server` or set NATS_SERVER_BIN";
 
 function isExecutableFile(p: string): boolean {
   try {
@@ -53,8 +53,8 @@ function isExecutableFile(p: string): boolean {
 export function findNatsServer(): string | undefined {
   const fromEnv = process.env.NATS_SERVER_BIN;
   if (fromEnv) return isExecutableFile(fromEnv) ? fromEnv : undefined;
-  const dirs = (process.env.PATH ?? '').split(path.delimiter).filter(Boolean);
-  const candidates = [...dirs.map((d) => path.join(d, 'nats-server')), '/usr/sbin/nats-server', '/usr/local/bin/nats-server'];
+  const dirs = (process.env.PATH ?? "").split(path.delimiter).filter(Boolean);
+  const candidates = [...dirs.map((d) => path.join(d, "nats-server")), "/usr/sbin/nats-server", "/usr/local/bin/nats-server"];
   return candidates.find(isExecutableFile);
 }
 
@@ -63,11 +63,13 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   if (!bin) {
     const env = process.env.NATS_SERVER_BIN;
     throw new Error(
-      env ? `NATS_SERVER_BIN=${env} is not an executable file` : `nats-server not found on PATH, /usr/sbin or /usr/local/bin: ${INSTALL_HINT}`,
+      env
+        ? `NATS_SERVER_BIN=${env} is not an executable file`
+        : `nats-server not found on PATH, /usr/sbin or /usr/local/bin: ${INSTALL_HINT}`,
     );
   }
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'unbroken-nats-'));
-  const storeDir = opts.storeDir ?? path.join(dir, 'store');
+  const dir = await mkdtemp(path.join(os.tmpdir(), "unbroken-nats-"));
+  const storeDir = opts.storeDir ?? path.join(dir, "store");
   await mkdir(storeDir, { recursive: true });
   const server = new NatsServer(bin, dir, storeDir, opts);
   try {
@@ -94,7 +96,7 @@ class NatsServer implements NatsServerHandle {
     private readonly opts: NatsServerOptions,
   ) {
     this.unregister = registerCleanup(() => {
-      if (this.child && isRunning(this.child)) this.child.kill('SIGKILL');
+      if (this.child && isRunning(this.child)) this.child.kill("SIGKILL");
       rmSync(this.dir, { recursive: true, force: true });
     });
   }
@@ -113,28 +115,28 @@ class NatsServer implements NatsServerHandle {
 
   /** Spawn with `listen` on `port` (-1 = random) and wait for the ports file. */
   async start(port: number): Promise<void> {
-    const { jetstream = true, args = [], configExtra = '', timeoutMs = 10_000 } = this.opts;
-    const conf = path.join(this.dir, 'nats-server.conf');
+    const { jetstream = true, args = [], configExtra = "", timeoutMs = 10_000 } = this.opts;
+    const conf = path.join(this.dir, "nats-server.conf");
     // JSON.stringify gives double-quoted strings, which the NATS config parser accepts.
     const lines = [`listen: ${JSON.stringify(`127.0.0.1:${port}`)}`, `ports_file_dir: ${JSON.stringify(this.dir)}`];
     if (jetstream) lines.push(`jetstream { store_dir: ${JSON.stringify(this.storeDir)} }`);
-    await writeFile(conf, `${lines.join('\n')}\n${configExtra}\n`);
+    await writeFile(conf, `${lines.join("\n")}\n${configExtra}\n`);
 
     this.stderr = new Tail();
-    const child = spawn(this.bin, ['-c', conf, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(this.bin, ["-c", conf, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
-    this.exited = exitPromise(child, 'exit');
+    this.exited = exitPromise(child, "exit");
     // Always drain the pipes: a Go process blocks once its stderr pipe is full.
-    child.stdout?.on('data', (c: Buffer) => this.stderr.push(c));
-    child.stderr?.on('data', (c: Buffer) => this.stderr.push(c));
-    child.on('error', (e) => this.stderr.push(`spawn error: ${e.message}\n`));
+    child.stdout?.on("data", (c: Buffer) => this.stderr.push(c));
+    child.stderr?.on("data", (c: Buffer) => this.stderr.push(c));
+    child.on("error", (e) => this.stderr.push(`spawn error: ${e.message}\n`));
     release(child);
 
     const done = keepAlive();
     try {
       this.currentPort = await this.waitForPortsFile(child, timeoutMs);
     } catch (err) {
-      child.kill('SIGKILL');
+      child.kill("SIGKILL");
       await this.exited;
       throw err;
     } finally {
@@ -156,8 +158,8 @@ class NatsServer implements NatsServerHandle {
       const name = (await readdir(this.dir)).find((f) => f.endsWith(suffix));
       if (name) {
         try {
-          const { nats } = JSON.parse(await readFile(path.join(this.dir, name), 'utf8')) as { nats?: string[] };
-          const port = Number(new URL(nats?.[0] ?? '').port);
+          const { nats } = JSON.parse(await readFile(path.join(this.dir, name), "utf8")) as { nats?: string[] };
+          const port = Number(new URL(nats?.[0] ?? "").port);
           if (port > 0) return port;
         } catch {
           // Caught the file mid-write; try again.
@@ -171,18 +173,18 @@ class NatsServer implements NatsServerHandle {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.child) await terminate(this.child, this.exited, 'SIGTERM', 5_000);
+    if (this.child) await terminate(this.child, this.exited, "SIGTERM", 5_000);
     await rm(this.dir, { recursive: true, force: true });
     this.unregister();
   }
 
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
     if (this.child) await terminate(this.child, this.exited, signal, 5_000);
   }
 
   async restart(): Promise<void> {
-    if (this.stopped) throw new Error('nats-server handle was stopped; start a new one');
-    if (this.child) await terminate(this.child, this.exited, 'SIGTERM', 5_000);
+    if (this.stopped) throw new Error("nats-server handle was stopped; start a new one");
+    if (this.child) await terminate(this.child, this.exited, "SIGTERM", 5_000);
     await this.start(this.currentPort);
   }
 

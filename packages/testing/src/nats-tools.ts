@@ -2,10 +2,18 @@
 // stored, purge it (expiry), delete a consumer (a cluster losing it), publish a raw request.
 // Only the store and this kit speak NATS; tests use this instead of reaching into the store.
 
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerInfo, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  type ConsumerInfo,
+  type JetStreamClient,
+  type JetStreamManager,
+} from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 
-const EVENTS_STREAM = 'LLM_EVENTS';
+const EVENTS_STREAM = "LLM_EVENTS";
 const eventSubject = (rid: string): string => `llm.ev.${rid}`;
 
 /** One stored event frame, as parsed JSON, with its msg id and stream sequence. */
@@ -24,7 +32,7 @@ export class NatsTools {
   ) {}
 
   static async connect(url: string): Promise<NatsTools> {
-    const nc = await connect({ servers: url.split(','), name: 'unbroken-test-tools', maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    const nc = await connect({ servers: url.split(","), name: "unbroken-test-tools", maxReconnectAttempts: -1, reconnectTimeWait: 250 });
     return new NatsTools(nc, jetstream(nc, { timeout: 10_000 }), await jetstreamManager(nc));
   }
 
@@ -45,8 +53,8 @@ export class NatsTools {
         let got = 0;
         for await (const m of batch) {
           got++;
-          const frame = m.json<StoredFrame['frame']>();
-          out.push({ seq: frame.seq, streamSeq: m.seq, msgId: m.headers?.get('Nats-Msg-Id') ?? '', frame });
+          const frame = m.json<StoredFrame["frame"]>();
+          out.push({ seq: frame.seq, streamSeq: m.seq, msgId: m.headers?.get("Nats-Msg-Id") ?? "", frame });
         }
         if (got === 0) break;
         left -= got;
@@ -58,9 +66,9 @@ export class NatsTools {
   }
 
   /** The last stored event of rid, or undefined. */
-  async lastEvent(rid: string): Promise<StoredFrame['frame'] | undefined> {
+  async lastEvent(rid: string): Promise<StoredFrame["frame"] | undefined> {
     const msg = await this.jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(rid) });
-    return msg ? msg.json<StoredFrame['frame']>() : undefined;
+    return msg ? msg.json<StoredFrame["frame"]>() : undefined;
   }
 
   /** Removes rid's events but the last `keep` (all without it), as RETENTION would from the head. */

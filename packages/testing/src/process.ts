@@ -1,12 +1,12 @@
 // Run one of our services (edge, worker, ...) as a real child process and
 // observe it through its pino JSON log lines on stdout.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { exitPromise, isRunning, keepAlive, release, Tail, terminate, type ExitInfo } from './child.js';
-import { registerCleanup } from './cleanup.js';
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+import { exitPromise, isRunning, keepAlive, release, Tail, terminate, type ExitInfo } from "./child.js";
+import { registerCleanup } from "./cleanup.js";
 
-export type { ExitInfo } from './child.js';
+export type { ExitInfo } from "./child.js";
 
 export interface SpawnServiceOptions {
   /** Used in error messages (and as log prefix with UNBROKEN_TEST_LOGS=1). */
@@ -65,9 +65,9 @@ class Service implements ServiceHandle {
     readonly name: string,
     private readonly child: ChildProcess,
   ) {
-    this.exitedP = exitPromise(child, 'close');
+    this.exitedP = exitPromise(child, "close");
     const unregister = registerCleanup(() => {
-      if (isRunning(child)) child.kill('SIGKILL');
+      if (isRunning(child)) child.kill("SIGKILL");
     });
     void this.exitedP.then(() => {
       this.closed = true;
@@ -76,12 +76,12 @@ class Service implements ServiceHandle {
     });
     // Spawned with stdio pipes (see spawnService), so both streams are there.
     const { stdout, stderr } = child as ChildProcess & { stdout: NodeJS.ReadableStream; stderr: NodeJS.ReadableStream };
-    createInterface({ input: stdout, crlfDelay: Infinity }).on('line', (line) => this.onLine(line));
-    stderr.on('data', (c: Buffer) => {
+    createInterface({ input: stdout, crlfDelay: Infinity }).on("line", (line) => this.onLine(line));
+    stderr.on("data", (c: Buffer) => {
       this.stderr.push(c);
       if (verbose()) process.stderr.write(`[${name}:stderr] ${c.toString()}`);
     });
-    child.on('error', (e) => this.stderr.push(`spawn error: ${e.message}\n`));
+    child.on("error", (e) => this.stderr.push(`spawn error: ${e.message}\n`));
     release(child);
   }
 
@@ -112,7 +112,7 @@ class Service implements ServiceHandle {
 
   /** Last lines of output, for error messages. */
   tail(): string {
-    return `--- stderr ---\n${this.stderr}\n--- stdout (last 20 lines) ---\n${this.lines.slice(-20).join('\n')}`;
+    return `--- stderr ---\n${this.stderr}\n--- stdout (last 20 lines) ---\n${this.lines.slice(-20).join("\n")}`;
   }
 
   // biome-ignore lint/suspicious/noExplicitAny: see ServiceHandle.waitForLine
@@ -148,22 +148,22 @@ class Service implements ServiceHandle {
     });
   }
 
-  stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000): Promise<ExitInfo> {
+  stop(signal: NodeJS.Signals = "SIGTERM", timeoutMs = 10_000): Promise<ExitInfo> {
     return terminate(this.child, this.exitedP, signal, timeoutMs);
   }
 
   async kill(): Promise<void> {
-    await terminate(this.child, this.exitedP, 'SIGKILL', 5_000);
+    await terminate(this.child, this.exitedP, "SIGKILL", 5_000);
   }
 }
 
 export async function spawnService(opts: SpawnServiceOptions): Promise<ServiceHandle> {
   const { name, script, env, readyMsg, timeoutMs = 15_000 } = opts;
-  const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   const svc = new Service(name, child);
   try {
     const ready = await svc.waitForLine((o) => o.msg === readyMsg, timeoutMs);
-    if (typeof ready.port === 'number') svc.port = ready.port;
+    if (typeof ready.port === "number") svc.port = ready.port;
   } catch (err) {
     await svc.kill();
     throw new Error(`${name} (${script}) did not log "${readyMsg}": ${(err as Error).message}`);

@@ -4,8 +4,8 @@
 // template, 2 layers, embedding 64, about 0.6 MB. Weights come from a seeded PRNG, so the same options give the same bytes.
 // It says nothing sensible; tests compare token sequences, not meaning.
 
-import { writeFile } from 'node:fs/promises';
-import { GgufType, arr, bool, encodeGguf, f32, str, u32, type GgufTensor, type GgufValue } from './gguf.js';
+import { writeFile } from "node:fs/promises";
+import { GgufType, arr, bool, encodeGguf, f32, str, u32, type GgufTensor, type GgufValue } from "./gguf.js";
 
 export interface TinyGgufOptions {
   /** PRNG seed for the weights (default 1). */
@@ -35,18 +35,18 @@ const BYTE = 6;
 const SPECIALS = 5;
 
 const WORDS = (
-  'the a an and or but of to in on at for with from by as is are was were be been it this that ' +
-  'you we they he she i my your our their not no yes so if then than when what which who how why ' +
-  'river valley mountain water stone light night day time story word world answer question model ' +
-  'token stream steer resume write tell about short long more less very good new old small large'
-).split(' ');
+  "the a an and or but of to in on at for with from by as is are was were be been it this that " +
+  "you we they he she i my your our their not no yes so if then than when what which who how why " +
+  "river valley mountain water stone light night day time story word world answer question model " +
+  "token stream steer resume write tell about short long more less very good new old small large"
+).split(" ");
 
 /** Unique vocab: specials, 256 byte tokens, characters, then every prefix of "▁word". */
 export function tinyVocab(): { tokens: string[]; scores: number[]; types: number[] } {
-  const tokens: string[] = ['<unk>', '<s>', '</s>', '<|im_start|>', '<|im_end|>'];
+  const tokens: string[] = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"];
   const types: number[] = [UNKNOWN, CONTROL, CONTROL, CONTROL, CONTROL];
   for (let b = 0; b < 256; b++) {
-    tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
+    tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
     types.push(BYTE);
   }
   const seen = new Set(tokens);
@@ -56,14 +56,14 @@ export function tinyVocab(): { tokens: string[]; scores: number[]; types: number
     tokens.push(piece);
     types.push(NORMAL);
   };
-  const chars = '▁abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,;:!?\'"-()';
+  const chars = "▁abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,;:!?'\"-()";
   for (const c of chars) add(c);
-  for (const c of ['é', 'ü', 'ß', '—', '…', '日', '本', '語', '🙂']) add(c);
-  add('▁café');
-  add('▁日本語');
+  for (const c of ["é", "ü", "ß", "—", "…", "日", "本", "語", "🙂"]) add(c);
+  add("▁café");
+  add("▁日本語");
   for (const word of WORDS) {
     const piece = `▁${word}`;
-    for (let i = 2; i <= [...piece].length; i++) add([...piece].slice(0, i).join(''));
+    for (let i = 2; i <= [...piece].length; i++) add([...piece].slice(0, i).join(""));
   }
   // SPM merges prefer higher scores: longer pieces first, earlier pieces on ties.
   const scores = tokens.map((t, i) => (types[i] === NORMAL ? [...t].length * 10 - i / 1000 : 0));
@@ -95,38 +95,38 @@ interface Dims {
 function dimsOf(opts: TinyGgufOptions, vocab: number): Dims {
   const embd = opts.embedding ?? 64;
   const layers = opts.layers ?? 2;
-  if (embd < 32 || embd > 64 || embd % 4 !== 0) throw new Error('embedding must be 32..64 and a multiple of 4');
-  if (layers < 1 || layers > 2) throw new Error('layers must be 1 or 2');
+  if (embd < 32 || embd > 64 || embd % 4 !== 0) throw new Error("embedding must be 32..64 and a multiple of 4");
+  if (layers < 1 || layers > 2) throw new Error("layers must be 1 or 2");
   return { vocab, embd, ff: embd * 2, heads: 4, headsKv: 2, layers, ctx: opts.contextLength ?? 4096 };
 }
 
 function metadataOf(d: Dims, name: string, vocab: ReturnType<typeof tinyVocab>): Array<[string, GgufValue]> {
   const headDim = d.embd / d.heads;
   return [
-    ['general.architecture', str('llama')],
-    ['general.name', str(name)],
-    ['general.alignment', u32(32)],
-    ['general.file_type', u32(0)], // all f32
-    ['llama.context_length', u32(d.ctx)],
-    ['llama.embedding_length', u32(d.embd)],
-    ['llama.block_count', u32(d.layers)],
-    ['llama.feed_forward_length', u32(d.ff)],
-    ['llama.attention.head_count', u32(d.heads)],
-    ['llama.attention.head_count_kv', u32(d.headsKv)],
-    ['llama.rope.dimension_count', u32(headDim)],
-    ['llama.rope.freq_base', f32(10000)],
-    ['llama.attention.layer_norm_rms_epsilon', f32(1e-5)],
-    ['llama.vocab_size', u32(d.vocab)],
-    ['tokenizer.ggml.model', str('llama')],
-    ['tokenizer.ggml.tokens', arr(GgufType.STRING, vocab.tokens)],
-    ['tokenizer.ggml.scores', arr(GgufType.FLOAT32, vocab.scores)],
-    ['tokenizer.ggml.token_type', arr(GgufType.INT32, vocab.types)],
-    ['tokenizer.ggml.unknown_token_id', u32(0)],
-    ['tokenizer.ggml.bos_token_id', u32(1)],
-    ['tokenizer.ggml.eos_token_id', u32(2)],
-    ['tokenizer.ggml.add_bos_token', bool(true)],
-    ['tokenizer.ggml.add_eos_token', bool(false)],
-    ['tokenizer.chat_template', str(TINY_CHAT_TEMPLATE)],
+    ["general.architecture", str("llama")],
+    ["general.name", str(name)],
+    ["general.alignment", u32(32)],
+    ["general.file_type", u32(0)], // all f32
+    ["llama.context_length", u32(d.ctx)],
+    ["llama.embedding_length", u32(d.embd)],
+    ["llama.block_count", u32(d.layers)],
+    ["llama.feed_forward_length", u32(d.ff)],
+    ["llama.attention.head_count", u32(d.heads)],
+    ["llama.attention.head_count_kv", u32(d.headsKv)],
+    ["llama.rope.dimension_count", u32(headDim)],
+    ["llama.rope.freq_base", f32(10000)],
+    ["llama.attention.layer_norm_rms_epsilon", f32(1e-5)],
+    ["llama.vocab_size", u32(d.vocab)],
+    ["tokenizer.ggml.model", str("llama")],
+    ["tokenizer.ggml.tokens", arr(GgufType.STRING, vocab.tokens)],
+    ["tokenizer.ggml.scores", arr(GgufType.FLOAT32, vocab.scores)],
+    ["tokenizer.ggml.token_type", arr(GgufType.INT32, vocab.types)],
+    ["tokenizer.ggml.unknown_token_id", u32(0)],
+    ["tokenizer.ggml.bos_token_id", u32(1)],
+    ["tokenizer.ggml.eos_token_id", u32(2)],
+    ["tokenizer.ggml.add_bos_token", bool(true)],
+    ["tokenizer.ggml.add_eos_token", bool(false)],
+    ["tokenizer.chat_template", str(TINY_CHAT_TEMPLATE)],
   ];
 }
 
@@ -142,7 +142,7 @@ function tensorsOf(d: Dims, rand: () => number): GgufTensor[] {
   };
   const ones = (name: string, n: number): GgufTensor => ({ name, ne: [n], data: new Float32Array(n).fill(1) });
   const fanIn = (n: number): number => 1 / Math.sqrt(n);
-  const tensors: GgufTensor[] = [random('token_embd.weight', [d.embd, d.vocab], 1)];
+  const tensors: GgufTensor[] = [random("token_embd.weight", [d.embd, d.vocab], 1)];
   for (let l = 0; l < d.layers; l++) {
     const p = `blk.${l}`;
     tensors.push(
@@ -159,12 +159,12 @@ function tensorsOf(d: Dims, rand: () => number): GgufTensor[] {
   }
   // The final norm makes the hidden state's RMS 1, so logits have deviation
   // sqrt(embd) * scale: about 2.5 here, enough spread for sampling to pick varied tokens.
-  const output = random('output.weight', [d.embd, d.vocab], 0.3);
+  const output = random("output.weight", [d.embd, d.vocab], 0.3);
   // Special tokens (<unk>, <s>, </s>, <|im_start|>, <|im_end|>) get zero weights, so logit 0
   // against the others' spread: the model rarely ends an answer or opens a turn by itself,
   // and tests decide where answers end (max_tokens, stop sequences, cancel).
   output.data.fill(0, 0, SPECIALS * d.embd);
-  tensors.push(ones('output_norm.weight', d.embd), output);
+  tensors.push(ones("output_norm.weight", d.embd), output);
   return tensors;
 }
 
@@ -173,7 +173,7 @@ export function tinyGguf(opts: TinyGgufOptions = {}): Buffer {
   const vocab = tinyVocab();
   const d = dimsOf(opts, vocab.tokens.length);
   const rand = prng(opts.seed ?? 1);
-  return encodeGguf({ metadata: metadataOf(d, opts.name ?? 'unbroken-tiny', vocab), tensors: tensorsOf(d, rand) });
+  return encodeGguf({ metadata: metadataOf(d, opts.name ?? "unbroken-tiny", vocab), tensors: tensorsOf(d, rand) });
 }
 
 export async function writeTinyGguf(file: string, opts: TinyGgufOptions = {}): Promise<void> {
@@ -188,31 +188,31 @@ export async function writeTinyGguf(file: string, opts: TinyGgufOptions = {}): P
  *   from it and trips GGML_ASSERT(ne >= 1) while loading: abort(), the process dies (SIGABRT).
  * - `garbage`: the GGUF magic followed by random bytes.
  */
-export type CorruptKind = 'truncated' | 'shape' | 'heads' | 'garbage';
+export type CorruptKind = "truncated" | "shape" | "heads" | "garbage";
 
 export function corruptGguf(kind: CorruptKind, opts: TinyGgufOptions = {}): Buffer {
   const vocab = tinyVocab();
   const d = dimsOf(opts, vocab.tokens.length);
   const rand = prng(opts.seed ?? 1);
-  const metadata = metadataOf(d, opts.name ?? 'unbroken-tiny-corrupt', vocab);
+  const metadata = metadataOf(d, opts.name ?? "unbroken-tiny-corrupt", vocab);
   const tensors = tensorsOf(d, rand);
-  if (kind === 'truncated') {
+  if (kind === "truncated") {
     const whole = encodeGguf({ metadata, tensors });
     return whole.subarray(0, Math.floor(whole.length * 0.6));
   }
-  if (kind === 'shape') {
+  if (kind === "shape") {
     const embd = tensors[0] as GgufTensor;
     tensors[0] = { ...embd, ne: [d.vocab, d.embd] };
     return encodeGguf({ metadata, tensors });
   }
-  if (kind === 'heads') {
-    const at = metadata.findIndex(([k]) => k === 'llama.attention.head_count');
-    metadata[at] = ['llama.attention.head_count', u32(0)];
+  if (kind === "heads") {
+    const at = metadata.findIndex(([k]) => k === "llama.attention.head_count");
+    metadata[at] = ["llama.attention.head_count", u32(0)];
     return encodeGguf({ metadata, tensors });
   }
   const junk = Buffer.alloc(4096);
   for (let i = 0; i < junk.length; i++) junk[i] = Math.floor(rand() * 256);
-  junk.write('GGUF', 0, 'ascii');
+  junk.write("GGUF", 0, "ascii");
   junk.writeUInt32LE(3, 4);
   return junk;
 }

@@ -1,8 +1,8 @@
 // Fresh temp directories for tests, removed on dispose.
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 
 export interface TempDir extends AsyncDisposable {
   readonly path: string;
@@ -10,7 +10,7 @@ export interface TempDir extends AsyncDisposable {
 }
 
 /** mkdtemp under os.tmpdir(); use with `await using` or call remove(). */
-export async function makeTempDir(prefix = 'unbroken-'): Promise<TempDir> {
+export async function makeTempDir(prefix = "unbroken-"): Promise<TempDir> {
   const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
   const remove = (): Promise<void> => rm(dir, { recursive: true, force: true });
   return { path: dir, remove, [Symbol.asyncDispose]: remove };

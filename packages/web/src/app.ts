@@ -149,9 +149,9 @@ function openLink(): void {
   if (rid === null || !isRid(rid)) return;
   const known = views.get(rid);
   if (known) {
-known.el.scrollIntoView({ block: "nearest" });
-return;
-}
+    known.el.scrollIntoView({ block: "nearest" });
+    return;
+  }
   const turn: AnswerTurn = { role: "assistant", rid, parts: [], seq: 0, accepted: true, shared: true };
   turns.push(turn);
   saveTurns(turns);

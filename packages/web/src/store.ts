@@ -63,7 +63,10 @@ export function flushTurns(): void {
 
 /** The text of an answer without its steer markers. */
 export function answerText(turn: AnswerTurn): string {
-  return turn.parts.filter((p) => p.kind === "text").map((p) => p.text).join("");
+  return turn.parts
+    .filter((p) => p.kind === "text")
+    .map((p) => p.text)
+    .join("");
 }
 
 /** `?token=` (kept for this tab, then removed from the address bar) or the one kept earlier. */

@@ -39,7 +39,11 @@ export const workerOwnEnv = {
     "the request queue's ack wait: a worker silent this long (killed, frozen, cut off) has its responses taken over and continued by another worker. All workers should share it; keep it below the edges' ORPHAN_TIMEOUT",
     { default: "10s" },
   ),
-  STALL_TIMEOUT: envVar(envDuration("60s"), "a generation that produces nothing for this long ends with `end` `error` `stalled`, freeing its slot", { default: "60s" }),
+  STALL_TIMEOUT: envVar(
+    envDuration("60s"),
+    "a generation that produces nothing for this long ends with `end` `error` `stalled`, freeing its slot",
+    { default: "60s" },
+  ),
   COALESCE_MS: envVar(
     envDuration("20ms"),
     "how long a token may wait to share a `token` event with the tokens after it while the worker is busy (5 × that while saturated); `0` = one event per token, the latency-first setting",
@@ -49,12 +53,22 @@ export const workerOwnEnv = {
     share("0.4"),
     "the worker counts as busy (and gathers tokens for COALESCE_MS) while its event loop works more than this share of the time (sampled every 100 ms); `0` = always gather",
   ),
-  WORKER_ID: envVar(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(), "the worker's name in logs and response records", { default: "random" }),
+  WORKER_ID: envVar(
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/)
+      .optional(),
+    "the worker's name in logs and response records",
+    { default: "random" },
+  ),
   METRICS_PORT: envVar(
     metricsPort,
     "port of the worker's Prometheus `GET /metrics`; `0` = any free port, `off` = none. When the port is taken (a second worker on this host) the worker warns and serves on any free port (logged as `metricsPort` in `ready`)",
   ),
-  METRICS_HOST: envVar(z.string().min(1).default("127.0.0.1"), "address of that server (`0.0.0.0` in a container to be scraped from outside it)"),
+  METRICS_HOST: envVar(
+    z.string().min(1).default("127.0.0.1"),
+    "address of that server (`0.0.0.0` in a container to be scraped from outside it)",
+  ),
 };
 
 export const workerEnvSchema = z.object({ ...sharedEnv, ...generatorEnv, ...workerOwnEnv }).superRefine(checkGeneratorEnv);

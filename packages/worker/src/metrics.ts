@@ -221,10 +221,15 @@ export async function serveMetrics(registry: Registry, port: number, host: strin
   } catch (err) {
     // A taken port (a second worker on this host) never stops a worker: metrics go to any free port.
     if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE" || port === 0) {
-      throw new Error(`METRICS_PORT: cannot listen on ${host}:${port}: ${(err as Error).message} (METRICS_PORT=0 takes any free port, off none)`);
+      throw new Error(
+        `METRICS_PORT: cannot listen on ${host}:${port}: ${(err as Error).message} (METRICS_PORT=0 takes any free port, off none)`,
+      );
     }
     await listen(server, 0, host);
-    log?.warn({ wanted: port, metricsPort: (server.address() as AddressInfo).port }, "METRICS_PORT is taken (another worker on this host?); serving metrics on a free port instead");
+    log?.warn(
+      { wanted: port, metricsPort: (server.address() as AddressInfo).port },
+      "METRICS_PORT is taken (another worker on this host?); serving metrics on a free port instead",
+    );
   }
   return {
     port: (server.address() as AddressInfo).port,

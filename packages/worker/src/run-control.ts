@@ -118,33 +118,32 @@ export class RunControl {
     if (this.parting === "lost" || this.parting === "released") return;
     const req = call.request;
     if (req.op === "status") {
-call.respond({ ok: true });
-return;
-}
+      call.respond({ ok: true });
+      return;
+    }
     if (req.op === "fence") {
-this.target.fenced(req.epoch);
-return;
-}
+      this.target.fenced(req.epoch);
+      return;
+    }
     if (req.op === "cancel") {
       if (this.parting === "ended") {
-call.respond({ ok: true });
-return;
-}
+        call.respond({ ok: true });
+        return;
+      }
       this.log.info({ started: this.target.started() }, "cancel received");
       this.cancels.push(call);
       this.target.cancel();
       return;
     }
     if (this.parting === "ended") {
-call.respond(FINISHED);
-return;
-}
+      call.respond(FINISHED);
+      return;
+    }
     if (!this.target.started()) this.early.push(req.text);
     else if (!this.target.steer(req.text)) {
-call.respond(FINISHED);
-return;
-}
-    else this.log.info("steer taken");
+      call.respond(FINISHED);
+      return;
+    } else this.log.info("steer taken");
     const timer = setTimeout(() => this.logged(req.text), STEER_REPLY_MAX_MS);
     this.steers.push({ text: req.text, call, timer });
   }

@@ -1,5 +1,14 @@
 import type { EndEvent, ResponseEvent, ResponseRecord } from "@unbroken/protocol";
-import { FencedError, StoreError, ends, isStale, type Broker, type EventLogWriter, type StoredRecord, type WorkDelivery } from "@unbroken/store";
+import {
+  FencedError,
+  StoreError,
+  ends,
+  isStale,
+  type Broker,
+  type EventLogWriter,
+  type StoredRecord,
+  type WorkDelivery,
+} from "@unbroken/store";
 import type { Logger } from "pino";
 import { TokenCoalescer, type CoalescePolicy } from "./coalescer.js";
 import { GeneratorError, type GenerationOutput, type GenerationSession, type ResumeState, type TokenGenerator } from "@unbroken/generators";
@@ -195,11 +204,20 @@ export class ResponseRun {
   private async generate(record: ResponseRecord, writer: EventLogWriter, steers: string[], resume?: ResumeState): Promise<Outcome> {
     const { generator } = this.deps;
     this.metrics?.began();
-    const session = generator.start({ rid: this.rid, body: record.request, steers, signal: this.abort.signal, ...(resume ? { resume } : {}) });
+    const session = generator.start({
+      rid: this.rid,
+      body: record.request,
+      steers,
+      signal: this.abort.signal,
+      ...(resume ? { resume } : {}),
+    });
     this.session = session;
     for (const text of steers) await this.write(writer, { kind: "steer", text });
     const resumed = resume?.tokens.length ?? 0;
-    this.log.info({ steers: steers.length, epoch: this.epoch, resumed, seq: writer.seq }, resume ? "generation continued" : "generation started");
+    this.log.info(
+      { steers: steers.length, epoch: this.epoch, resumed, seq: writer.seq },
+      resume ? "generation continued" : "generation started",
+    );
     const end = await this.stream(session, writer);
     if (!end) return this.release();
     if (this.lost) throw new FencedError(this.rid, writer.seq + 1);
@@ -291,7 +309,8 @@ export class ResponseRun {
 
   private failed(err: unknown): Outcome {
     if (err instanceof FencedError || this.lost) {
-      if (!this.lost) this.log.warn({ err: (err as Error).message, epoch: this.epoch }, "another writer owns this response's log; stopping");
+      if (!this.lost)
+        this.log.warn({ err: (err as Error).message, epoch: this.epoch }, "another writer owns this response's log; stopping");
       this.lost = true;
       return "lost";
     }

@@ -38,7 +38,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   for (const warning of config.warnings) wlog.warn(warning);
   const metrics = new WorkerMetrics(() => runs.size);
   // First, so a metrics address that cannot be used stops the worker before it loads a model or takes work.
-  const metricsServer: MetricsServer | undefined = config.metrics && (await serveMetrics(metrics.registry, config.metrics.port, config.metrics.host, wlog));
+  const metricsServer: MetricsServer | undefined =
+    config.metrics && (await serveMetrics(metrics.registry, config.metrics.port, config.metrics.host, wlog));
   let generator: TokenGenerator;
   let broker: Broker;
   try {
@@ -48,7 +49,13 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     throw err;
   }
   try {
-    broker = await Broker.connect({ url: config.natsUrl, name: `unbroken-worker-${id}`, retentionMs: config.retentionMs, replicas: config.replicas, log: wlog });
+    broker = await Broker.connect({
+      url: config.natsUrl,
+      name: `unbroken-worker-${id}`,
+      retentionMs: config.retentionMs,
+      replicas: config.replicas,
+      log: wlog,
+    });
   } catch (err) {
     await Promise.allSettled([generator.close(), metricsServer?.close()]);
     throw err;
@@ -91,7 +98,14 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   }
   intake.start();
   wlog.info(
-    { generator: config.generator, why: config.reason, model: generator.model, concurrency: config.concurrency, coalesceMs: config.coalesceMs, metricsPort: metricsServer?.port },
+    {
+      generator: config.generator,
+      why: config.reason,
+      model: generator.model,
+      concurrency: config.concurrency,
+      coalesceMs: config.coalesceMs,
+      metricsPort: metricsServer?.port,
+    },
     "ready",
   );
 

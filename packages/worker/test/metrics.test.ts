@@ -81,7 +81,8 @@ async function readLog(rid: string): Promise<StoredEvent[]> {
   return broker.logs.readAll(rid);
 }
 
-const ended = (rid: string) => until(async () => ((await broker.logs.last(rid))?.frame.event.kind === "end" ? true : undefined), `the end of ${rid}`);
+const ended = (rid: string) =>
+  until(async () => ((await broker.logs.last(rid))?.frame.event.kind === "end" ? true : undefined), `the end of ${rid}`);
 
 async function control(rid: string, req: object): Promise<unknown> {
   return tools.request(controlSubject(rid), JSON.stringify(req));

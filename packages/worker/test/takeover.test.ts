@@ -25,7 +25,11 @@ after(async () => {
 
 const START: ResponseEvent = { kind: "start", model: "scripted", created_at: new Date(0).toISOString() };
 const marker = (epoch: number): HandoverEvent => ({ kind: "handover", worker: "w-new", epoch, reason: "lost" });
-const opts = (epoch: number) => ({ marker: marker(epoch), start: START as ResponseEvent & { kind: "start" }, deadline: Date.now() + 10_000 });
+const opts = (epoch: number) => ({
+  marker: marker(epoch),
+  start: START as ResponseEvent & { kind: "start" },
+  deadline: Date.now() + 10_000,
+});
 
 async function readAll(rid: string): Promise<StoredEvent[]> {
   return broker.logs.readAll(rid);
@@ -34,18 +38,34 @@ async function readAll(rid: string): Promise<StoredEvent[]> {
 test("the marker follows the last event; the resume state is the log's tokens and steers", async () => {
   const rid = newRid();
   const old = broker.logs.writer(rid, undefined, { epoch: 1 });
-  for (const e of [START, { kind: "steer", text: "be brief" }, { kind: "token", text: "One" }, { kind: "token", text: " two" }, { kind: "steer", text: "go on" }] as ResponseEvent[]) {
+  for (const e of [
+    START,
+    { kind: "steer", text: "be brief" },
+    { kind: "token", text: "One" },
+    { kind: "token", text: " two" },
+    { kind: "steer", text: "go on" },
+  ] as ResponseEvent[]) {
     await old.append(e);
   }
   const taken = await takeOverLog(broker2, rid, opts(2));
   assert.equal(taken.kind, "resumed");
   if (taken.kind !== "resumed") return;
-  assert.deepEqual(taken.resume, { tokens: ["One", " two"], steers: [{ at: 0, text: "be brief" }, { at: 2, text: "go on" }], generated: 2 });
+  assert.deepEqual(taken.resume, {
+    tokens: ["One", " two"],
+    steers: [
+      { at: 0, text: "be brief" },
+      { at: 2, text: "go on" },
+    ],
+    generated: 2,
+  });
   assert.equal(taken.writer.seq, 6);
   assert.equal(await taken.writer.append({ kind: "token", text: " three" }), 7);
   await assert.rejects(old.append({ kind: "token", text: " zombie" }), FencedError);
   const log = await readAll(rid);
-  assert.deepEqual(log.map((e) => e.frame.event.kind), ["start", "steer", "token", "token", "steer", "handover", "token"]);
+  assert.deepEqual(
+    log.map((e) => e.frame.event.kind),
+    ["start", "steer", "token", "token", "steer", "handover", "token"],
+  );
 });
 
 test("an ended log is left alone; an empty one gets `start`", async () => {
@@ -59,7 +79,10 @@ test("an ended log is left alone; an empty one gets `start`", async () => {
   const empty = newRid();
   const fresh = await takeOverLog(broker2, empty, opts(2));
   assert.equal(fresh.kind, "fresh");
-  assert.deepEqual((await readAll(empty)).map((e) => e.frame.event.kind), ["start"]);
+  assert.deepEqual(
+    (await readAll(empty)).map((e) => e.frame.event.kind),
+    ["start"],
+  );
 });
 
 test("while the old worker still writes, the marker lands after its last stored token and fences it", async () => {
@@ -91,7 +114,10 @@ test("while the old worker still writes, the marker lands after its last stored 
     await writing;
     assert.deepEqual(taken.resume.tokens, written, "the continuation starts after every token the old worker stored");
     const log = await readAll(rid);
-    assert.deepEqual(log.map((e) => e.frame.seq), log.map((_, i) => i + 1));
+    assert.deepEqual(
+      log.map((e) => e.frame.seq),
+      log.map((_, i) => i + 1),
+    );
     assert.equal(log.at(-2)?.frame.event.kind, "handover");
     assert.equal(log.length, written.length + 3);
   }

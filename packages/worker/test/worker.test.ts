@@ -41,7 +41,13 @@ async function submit(maxTokens: number): Promise<string> {
 
 test("under coalescing, `end` usage counts generated tokens, and so do the events' `n`", async (t) => {
   // Always busy (COALESCE_BUSY 0) with a long window: tokens travel several to an event.
-  const config = workerConfigFromEnv({ NATS_URL: nats.url, SCRIPTED_TPS: "200", COALESCE_BUSY: "0", COALESCE_MS: "100ms", METRICS_PORT: "off" });
+  const config = workerConfigFromEnv({
+    NATS_URL: nats.url,
+    SCRIPTED_TPS: "200",
+    COALESCE_BUSY: "0",
+    COALESCE_MS: "100ms",
+    METRICS_PORT: "off",
+  });
   const worker = await startWorker(config, pino({ level: "silent" }));
   t.after(() => worker.close());
   const rid = await submit(60);
@@ -53,7 +59,11 @@ test("under coalescing, `end` usage counts generated tokens, and so do the event
   const log = await broker.logs.readAll(rid);
   const tokenEvents = log.filter((e) => e.kind === "token");
   assert.ok(tokenEvents.length < 60, `coalesced: ${tokenEvents.length} token events for 60 tokens`);
-  assert.equal(tokenEvents.reduce((n, e) => n + tokensIn(e.frame.event), 0), 60, "the events' counts add up to the tokens");
+  assert.equal(
+    tokenEvents.reduce((n, e) => n + tokensIn(e.frame.event), 0),
+    60,
+    "the events' counts add up to the tokens",
+  );
   const end = log.at(-1)?.frame.event as unknown as { reason: string; usage: { completion_tokens: number } };
   assert.equal(end.reason, "length");
   assert.equal(end.usage.completion_tokens, 60);
