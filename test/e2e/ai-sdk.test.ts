@@ -356,9 +356,19 @@ describe("AI SDK ChatTransport", () => {
       assert.equal(endReason(log), "cancelled");
       const kept = messageText(chat.messages[1]);
       assert.ok(textOf(log).startsWith(kept));
-      // The bound: the same socket replays the ended answer to its end, so anything of it still
-      // on the way to this client has arrived by then.
-      await within(client.subscribe(chat.messages[1]!.id).done, "the replay's end");
+      // The bound: once the transport has let go of the answer (its handle saw the cancelled
+      // end), the same socket replays the ended answer to its end, so anything of it still on
+      // the way to this client has arrived by then.
+      let replay: ReturnType<typeof client.subscribe> | undefined;
+      await until(() => {
+        try {
+          replay = client.subscribe(chat.messages[1]!.id);
+          return true;
+        } catch {
+          return false; // the transport still holds the answer's live handle
+        }
+      }, "the transport letting go of the answer");
+      await within(replay!.done, "the replay's end");
       assert.equal(messageText(chat.messages[1]), kept, "no text after stop");
     });
 
