@@ -6,97 +6,14 @@ import {
   uiMessagesToChatMessages,
   webStorageChatStore,
   type ChatResponseStore,
-  type StorageLike,
 } from "@unbroken/client";
-import { AbstractChat, readUIMessageStream, type ChatInit, type ChatState, type ChatStatus, type UIMessage, type UIMessageChunk } from "ai";
-import type { EventFrame } from "@unbroken/protocol";
+import { readUIMessageStream, type UIMessageChunk } from "ai";
 import { WebSocket } from "ws";
+import { deltaCount, deltas, endReason, fastReconnect, logOf, mapStorage, messageText, send, types, until } from "../helpers/ai-sdk.js";
 import { CuttableProxy } from "../helpers/proxy.js";
-import { RawClient, textOf } from "../helpers/raw-client.js";
+import { textOf } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
 import { collect, read, readInto } from "../helpers/streams.js";
-import { within } from "../helpers/within.js";
-
-const fastReconnect = { minDelayMs: 20, maxDelayMs: 200 };
-
-let nextId = 0;
-const userMessage = (text: string): UIMessage => ({ id: `u${++nextId}`, role: "user", parts: [{ type: "text", text }] });
-
-function send(
-  transport: UnbrokenChatTransport,
-  chatId: string,
-  text: string,
-  abortSignal?: AbortSignal,
-): Promise<ReadableStream<UIMessageChunk>> {
-  return transport.sendMessages({ trigger: "submit-message", chatId, messageId: undefined, messages: [userMessage(text)], abortSignal });
-}
-
-const endReason = (log: EventFrame[]): string | undefined => {
-  const last = log.at(-1)?.event;
-  return last?.kind === "end" ? last.reason : undefined;
-};
-const deltas = (chunks: UIMessageChunk[]): string => chunks.map((c) => (c.type === "text-delta" ? c.delta : "")).join("");
-const types = (chunks: UIMessageChunk[]): string[] => chunks.map((c) => c.type);
-const messageText = (m: UIMessage | undefined): string => (m?.parts ?? []).map((p) => (p.type === "text" ? p.text : "")).join("");
-
-const deltaCount = (n: number) => (chunks: UIMessageChunk[]) => chunks.filter((c) => c.type === "text-delta").length >= n;
-
-/** The response's whole log, read on a socket of its own. */
-async function logOf(url: string, rid: string) {
-  const reader = await RawClient.connect(url);
-  try {
-    await reader.request({ type: "subscribe", rid });
-    return await reader.untilEnd(rid);
-  } finally {
-    reader.close();
-  }
-}
-
-function mapStorage(): StorageLike & { map: Map<string, string> } {
-  const map = new Map<string, string>();
-  return {
-    map,
-    getItem: (k) => map.get(k) ?? null,
-    setItem: (k, v) => void map.set(k, v),
-    removeItem: (k) => void map.delete(k),
-  };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-/** `useChat` without React: the AI SDK's own Chat logic, with a plain state object. */
-class NodeChatState implements ChatState<UIMessage> {
-  status: ChatStatus = "ready";
-  error: Error | undefined = undefined;
-  messages: UIMessage[];
-  constructor(messages: UIMessage[] = []) {
-    this.messages = messages;
-  }
-  pushMessage = (m: UIMessage) => {
-    this.messages = this.messages.concat(m);
-  };
-  popMessage = () => {
-    this.messages = this.messages.slice(0, -1);
-  };
-  replaceMessage = (i: number, m: UIMessage) => {
-    this.messages = [...this.messages.slice(0, i), this.snapshot(m), ...this.messages.slice(i + 1)];
-  };
-  snapshot = <T>(thing: T): T => structuredClone(thing);
-}
-
-class NodeChat extends AbstractChat<UIMessage> {
-  constructor(init: ChatInit<UIMessage>) {
-    super({ ...init, state: new NodeChatState(init.messages) });
-  }
-}
 
 describe("AI SDK ChatTransport", () => {
   let stack: Stack;
@@ -329,100 +246,5 @@ describe("AI SDK ChatTransport", () => {
     } finally {
       await lonely.stop();
     }
-  });
-
-  describe("driven by the AI SDK's own Chat (useChat without React)", () => {
-    it("sendMessage: one user and one assistant message, the assistant's text is the log's", async () => {
-      const chat = new NodeChat({ id: "c-send", transport: new UnbrokenChatTransport({ client: newClient() }) });
-      await chat.sendMessage({ text: "write 40 words about lakes" });
-      assert.equal(chat.status, "ready");
-      assert.deepEqual(
-        chat.messages.map((m) => m.role),
-        ["user", "assistant"],
-      );
-      const log = await logOf(stack.url, chat.messages[1]!.id);
-      assert.equal(messageText(chat.messages[1]), textOf(log));
-    });
-
-    it("stop() cancels the generation and keeps the text so far", async () => {
-      const client = newClient();
-      const chat = new NodeChat({ id: "c-stop", transport: new UnbrokenChatTransport({ client }) });
-      const sent = chat.sendMessage({ text: "write 300 words about brakes" });
-      await until(() => messageText(chat.messages[1]).length > 20, "some text");
-      await chat.stop();
-      await sent;
-      assert.equal(chat.status, "ready");
-      const log = await logOf(stack.url, chat.messages[1]!.id);
-      assert.equal(endReason(log), "cancelled");
-      const kept = messageText(chat.messages[1]);
-      assert.ok(textOf(log).startsWith(kept));
-      // The bound: once the transport has let go of the answer (its handle saw the cancelled
-      // end), the same socket replays the ended answer to its end, so anything of it still on
-      // the way to this client has arrived by then.
-      let replay: ReturnType<typeof client.subscribe> | undefined;
-      await until(() => {
-        try {
-          replay = client.subscribe(chat.messages[1]!.id);
-          return true;
-        } catch {
-          return false; // the transport still holds the answer's live handle
-        }
-      }, "the transport letting go of the answer");
-      await within(replay!.done, "the replay's end");
-      assert.equal(messageText(chat.messages[1]), kept, "no text after stop");
-    });
-
-    it("resumeStream() after a reload rebuilds the answer in place: one assistant message, no duplicate", async () => {
-      const storage = mapStorage();
-      const clientA = newClient(proxy.url());
-      const chatA = new NodeChat({
-        id: "c-reload",
-        transport: new UnbrokenChatTransport({ client: clientA, store: webStorageChatStore(storage) }),
-      });
-      void chatA.sendMessage({ text: "write 100 words about bridges" });
-      await until(() => messageText(chatA.messages[1]).length > 40, "some text");
-      proxy.cut();
-      await until(() => messageText(chatA.messages[1]).length > 120, "more text after the cut");
-      // The app persisted the messages (with the partial answer); then the page reloads.
-      const persisted = structuredClone(chatA.messages);
-      proxy.setDown(true);
-
-      const chatB = new NodeChat({
-        id: "c-reload",
-        messages: persisted,
-        transport: new UnbrokenChatTransport({ client: newClient(), store: webStorageChatStore(storage) }),
-      });
-      // React's StrictMode mounts twice: the first resume is replaced by the second, and that
-      // abort is not a stop.
-      void chatB.resumeStream();
-      await chatB.resumeStream();
-      proxy.setDown(false);
-      assert.equal(chatB.status, "ready");
-      assert.deepEqual(
-        chatB.messages.map((m) => m.role),
-        ["user", "assistant"],
-      );
-      const rid = chatB.messages[1]!.id;
-      const log = await logOf(stack.url, rid);
-      assert.equal(endReason(log), "stop");
-      assert.equal(messageText(chatB.messages[1]), textOf(log));
-      assert.equal(storage.map.size, 0);
-    });
-
-    it("transport.steer() shows up in the message the Chat builds", async () => {
-      const transport = new UnbrokenChatTransport({ client: newClient() });
-      const chat = new NodeChat({ id: "c-steer", transport });
-      const sent = chat.sendMessage({ text: "write 120 words about mountains" });
-      await until(() => messageText(chat.messages[1]).length > 30, "some text");
-      await transport.steer(chat.id, "mention cats");
-      await sent;
-      const parts = chat.messages[1]!.parts;
-      assert.deepEqual(
-        parts.map((p) => p.type),
-        ["text", "steering-message", "text"],
-      );
-      const log = await logOf(stack.url, chat.messages[1]!.id);
-      assert.equal(messageText(chat.messages[1]), textOf(log));
-    });
   });
 });
