@@ -39,6 +39,8 @@ export class Subscription {
   private queueTimer: ReturnType<typeof setTimeout> | undefined;
   private watchTimer: ReturnType<typeof setTimeout> | undefined;
   private lastEventAt = Date.now();
+  /** Some event reached this reader: the response is not queued any more. */
+  private sawEvent = false;
   private closed = false;
   /** performance.now() at start; undefined until started (a close before start counts nothing). */
   private startedAt: number | undefined;
@@ -65,6 +67,7 @@ export class Subscription {
       ended: record.status === "ended",
       onStart: (last) => this.measureSilenceFrom(last),
       onEvent: (e, replayed) => {
+        this.sawEvent = true;
         this.clearQueueTimer();
         // Silence is the log's, not this reader's: a replayed event is old news.
         if (!replayed) this.lastEventAt = Date.now();
@@ -146,16 +149,25 @@ export class Subscription {
     this.onEnd();
   }
 
-  private armQueueTimer(record: ResponseRecord): void {
+  /**
+   * QUEUE_TIMEOUT: when the response is still queued then, this reader ends it `no_worker`. A
+   * check that fails (NATS unreachable) is tried again, backing off to 5 s, until it succeeds
+   * or an event comes: nobody else may be left to end it.
+   */
+  private armQueueTimer(record: ResponseRecord, failures = 0): void {
     const due = Date.parse(record.created_at) + this.deps.queueTimeoutMs - Date.now();
+    const delay = failures === 0 ? Math.max(0, due) + 50 : Math.min(5_000, 250 * 2 ** failures);
     this.queueTimer = setTimeout(() => {
       this.queueTimer = undefined;
       if (this.closed) return;
       this.deps.broker.records
         .get(this.rid)
         .then((s) => (s ? this.deps.responses.expireIfStale(s.record) : false))
-        .catch((err) => this.deps.log.warn({ rid: this.rid, err: String(err) }, "queue timeout check failed"));
-    }, Math.max(0, due) + 50);
+        .catch((err) => {
+          this.deps.log.warn({ rid: this.rid, err: String(err) }, "queue timeout check failed; trying again");
+          if (!this.closed && this.queueTimer === undefined && !this.sawEvent) this.armQueueTimer(record, failures + 1);
+        });
+    }, delay);
   }
 
   private clearQueueTimer(): void {
