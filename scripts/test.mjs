@@ -1,4 +1,4 @@
-// Runs the compiled tests with Node's built-in runner.
+// Runs the compiled tests with Node's built-in runner: unit tests first, then end-to-end.
 //
 //   node scripts/test.mjs [filter...] [node --test options...]
 //
@@ -76,9 +76,30 @@ if (files.length === 0) {
   process.exit(1);
 }
 
+// Two runs: the packages' unit tests two files at a time (each has its own nats-server, and
+// they take half the time so on 2 cores), then the end-to-end tests one file at a time (they
+// start clusters, browsers and many processes, and kill them: one at a time keeps them honest).
 // User options come last so they override the defaults (last one wins). The timeout is a
 // hang guard per file: the cluster test waits through three JetStream leader elections,
 // each up to ~15 s on nats-server 2.9, and needed more than 120 s on a slow run.
-const args = ["--test", "--test-concurrency=1", "--test-timeout=300000", ...options, ...files];
-const child = spawn(process.execPath, args, { cwd: root, stdio: "inherit" });
-child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+const isE2e = (f) => f.startsWith(`test${path.sep}`);
+const runs = [
+  { files: files.filter((f) => !isE2e(f)), concurrency: 2 },
+  { files: files.filter(isE2e), concurrency: 1 },
+].filter((r) => r.files.length > 0);
+
+function run({ files, concurrency }) {
+  const args = ["--test", `--test-concurrency=${concurrency}`, "--test-timeout=300000", ...options, ...files];
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { cwd: root, stdio: "inherit" });
+    child.on("exit", (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+  });
+}
+
+// Both runs always run; the exit code is the first failure's.
+let failed = 0;
+for (const r of runs) {
+  const code = await run(r);
+  failed ||= code;
+}
+process.exit(failed);
