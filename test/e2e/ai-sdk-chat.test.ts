@@ -1,33 +1,14 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { UnbrokenChatTransport, UnbrokenClient, webStorageChatStore } from "@unbroken/client";
-import { WebSocket } from "ws";
-import { NodeChat, endReason, fastReconnect, logOf, mapStorage, messageText, until } from "../helpers/ai-sdk.js";
-import { CuttableProxy } from "../helpers/proxy.js";
+import { describe, it } from "node:test";
+import { UnbrokenChatTransport, webStorageChatStore } from "@unbroken/client";
+import { NodeChat, aiSdkFixture, endReason, logOf, mapStorage, messageText, until } from "../helpers/ai-sdk.js";
 import { textOf } from "../helpers/raw-client.js";
-import { Stack } from "../helpers/stack.js";
 import { within } from "../helpers/within.js";
 
 // The transport under the AI SDK's own Chat (what useChat runs), without React.
 describe("AI SDK Chat over the transport", () => {
-  let stack: Stack;
-  let proxy: CuttableProxy;
-  const clients: UnbrokenClient[] = [];
-  const newClient = (url = stack.url) => {
-    const c = new UnbrokenClient({ url, WebSocket, reconnect: fastReconnect });
-    clients.push(c);
-    return c;
-  };
-
-  before(async () => {
-    stack = await Stack.start({ workerEnv: { SCRIPTED_TPS: "50" } });
-    proxy = await CuttableProxy.start(stack.edges[0]!.port);
-  });
-  after(async () => {
-    await Promise.allSettled(clients.map((c) => c.close()));
-    await proxy.close();
-    await stack.stop();
-  });
+  const fixture = aiSdkFixture();
+  const { newClient } = fixture;
 
   describe("driven by the AI SDK's own Chat (useChat without React)", () => {
     it("sendMessage: one user and one assistant message, the assistant's text is the log's", async () => {
@@ -38,7 +19,7 @@ describe("AI SDK Chat over the transport", () => {
         chat.messages.map((m) => m.role),
         ["user", "assistant"],
       );
-      const log = await logOf(stack.url, chat.messages[1]!.id);
+      const log = await logOf(fixture.stack().url, chat.messages[1]!.id);
       assert.equal(messageText(chat.messages[1]), textOf(log));
     });
 
@@ -50,7 +31,7 @@ describe("AI SDK Chat over the transport", () => {
       await chat.stop();
       await sent;
       assert.equal(chat.status, "ready");
-      const log = await logOf(stack.url, chat.messages[1]!.id);
+      const log = await logOf(fixture.stack().url, chat.messages[1]!.id);
       assert.equal(endReason(log), "cancelled");
       const kept = messageText(chat.messages[1]);
       assert.ok(textOf(log).startsWith(kept));
@@ -72,18 +53,18 @@ describe("AI SDK Chat over the transport", () => {
 
     it("resumeStream() after a reload rebuilds the answer in place: one assistant message, no duplicate", async () => {
       const storage = mapStorage();
-      const clientA = newClient(proxy.url());
+      const clientA = newClient(fixture.proxy().url());
       const chatA = new NodeChat({
         id: "c-reload",
         transport: new UnbrokenChatTransport({ client: clientA, store: webStorageChatStore(storage) }),
       });
       void chatA.sendMessage({ text: "write 100 words about bridges" });
       await until(() => messageText(chatA.messages[1]).length > 40, "some text");
-      proxy.cut();
+      fixture.proxy().cut();
       await until(() => messageText(chatA.messages[1]).length > 120, "more text after the cut");
       // The app persisted the messages (with the partial answer); then the page reloads.
       const persisted = structuredClone(chatA.messages);
-      proxy.setDown(true);
+      fixture.proxy().setDown(true);
 
       const chatB = new NodeChat({
         id: "c-reload",
@@ -94,14 +75,14 @@ describe("AI SDK Chat over the transport", () => {
       // abort is not a stop.
       void chatB.resumeStream();
       await chatB.resumeStream();
-      proxy.setDown(false);
+      fixture.proxy().setDown(false);
       assert.equal(chatB.status, "ready");
       assert.deepEqual(
         chatB.messages.map((m) => m.role),
         ["user", "assistant"],
       );
       const rid = chatB.messages[1]!.id;
-      const log = await logOf(stack.url, rid);
+      const log = await logOf(fixture.stack().url, rid);
       assert.equal(endReason(log), "stop");
       assert.equal(messageText(chatB.messages[1]), textOf(log));
       assert.equal(storage.map.size, 0);
@@ -119,7 +100,7 @@ describe("AI SDK Chat over the transport", () => {
         parts.map((p) => p.type),
         ["text", "steering-message", "text"],
       );
-      const log = await logOf(stack.url, chat.messages[1]!.id);
+      const log = await logOf(fixture.stack().url, chat.messages[1]!.id);
       assert.equal(messageText(chat.messages[1]), textOf(log));
     });
   });

@@ -1,39 +1,15 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import {
-  UnbrokenChatTransport,
-  UnbrokenClient,
-  uiMessagesToChatMessages,
-  webStorageChatStore,
-  type ChatResponseStore,
-} from "@unbroken/client";
+import { describe, it } from "node:test";
+import { UnbrokenChatTransport, uiMessagesToChatMessages, webStorageChatStore, type ChatResponseStore } from "@unbroken/client";
 import { readUIMessageStream, type UIMessageChunk } from "ai";
-import { WebSocket } from "ws";
-import { deltaCount, deltas, endReason, fastReconnect, logOf, mapStorage, messageText, send, types, until } from "../helpers/ai-sdk.js";
-import { CuttableProxy } from "../helpers/proxy.js";
-import { textOf } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
+import { aiSdkFixture, deltaCount, deltas, endReason, logOf, mapStorage, messageText, send, types, until } from "../helpers/ai-sdk.js";
+import { textOf } from "../helpers/raw-client.js";
 import { collect, read, readInto } from "../helpers/streams.js";
 
 describe("AI SDK ChatTransport", () => {
-  let stack: Stack;
-  let proxy: CuttableProxy;
-  const clients: UnbrokenClient[] = [];
-  const newClient = (url = stack.url) => {
-    const c = new UnbrokenClient({ url, WebSocket, reconnect: fastReconnect });
-    clients.push(c);
-    return c;
-  };
-
-  before(async () => {
-    stack = await Stack.start({ workerEnv: { SCRIPTED_TPS: "50" } });
-    proxy = await CuttableProxy.start(stack.edges[0]!.port);
-  });
-  after(async () => {
-    await Promise.allSettled(clients.map((c) => c.close()));
-    await proxy.close();
-    await stack.stop();
-  });
+  const fixture = aiSdkFixture();
+  const { newClient } = fixture;
 
   it("streams an answer as start, text-start, text-delta…, text-end, finish; a valid UIMessage", async () => {
     const transport = new UnbrokenChatTransport({ client: newClient() });
@@ -44,7 +20,7 @@ describe("AI SDK ChatTransport", () => {
     const start = chunks[0];
     assert.ok(start?.type === "start" && start.messageId !== undefined);
     const rid = start.messageId;
-    const log = await logOf(stack.url, rid);
+    const log = await logOf(fixture.stack().url, rid);
     assert.deepEqual(types(chunks).slice(0, 3), ["start", "text-start", "text-delta"]);
     assert.deepEqual(types(chunks).slice(-2), ["text-end", "finish"]);
     assert.deepEqual(chunks.at(-1), { type: "finish", finishReason: "stop" });
@@ -74,7 +50,7 @@ describe("AI SDK ChatTransport", () => {
       [],
     );
 
-    const log = await logOf(stack.url, rid);
+    const log = await logOf(fixture.stack().url, rid);
     assert.equal(endReason(log), "cancelled");
     assert.ok(textOf(log).startsWith(deltas(before)));
     assert.ok(textOf(log).split(" ").length < 250, "stopped well before 300 words");
@@ -99,7 +75,7 @@ describe("AI SDK ChatTransport", () => {
       { type: "abort", reason: "cancelled" },
       { type: "finish", finishReason: "other" },
     ]);
-    const log = await logOf(stack.url, (chunks[0] as { messageId: string }).messageId);
+    const log = await logOf(fixture.stack().url, (chunks[0] as { messageId: string }).messageId);
     assert.equal(endReason(log), "cancelled");
     assert.equal(deltas(chunks), textOf(log));
   });
@@ -114,7 +90,7 @@ describe("AI SDK ChatTransport", () => {
     assert.ok(again);
     const chunks = await read(again);
     const rid = transport.activeRid("chat-leave") ?? (chunks[0] as { messageId: string }).messageId;
-    const log = await logOf(stack.url, rid);
+    const log = await logOf(fixture.stack().url, rid);
     assert.equal(endReason(log), "stop");
     assert.equal(deltas(chunks), textOf(log), "the reconnect replays the whole answer");
   });
@@ -122,7 +98,7 @@ describe("AI SDK ChatTransport", () => {
   it("resumes through a cut, and after a reload (new client, new transport, same store) continues without a duplicate", async () => {
     const storage = mapStorage();
     const store = webStorageChatStore(storage);
-    const first = new UnbrokenChatTransport({ client: newClient(proxy.url()), store, resume: "continue" });
+    const first = new UnbrokenChatTransport({ client: newClient(fixture.proxy().url()), store, resume: "continue" });
     const stream = await send(first, "chat-reload", "write 120 words about tunnels");
     const reader = stream.getReader();
     const seen: UIMessageChunk[] = [];
@@ -131,12 +107,12 @@ describe("AI SDK ChatTransport", () => {
       await readInto(reader, seen, deltaCount(target), `${target} deltas`);
     };
     await readDeltas(8);
-    proxy.cut(); // the client reconnects and resumes by itself: the stream does not notice
+    fixture.proxy().cut(); // the client reconnects and resumes by itself: the stream does not notice
     await readDeltas(8);
     assert.ok(storage.map.size === 1, "the answer is in the store");
 
     // The page reloads: the socket dies, nothing is sent, the old objects are gone.
-    proxy.setDown(true);
+    fixture.proxy().setDown(true);
     reader.releaseLock();
     const rid = store.get("chat-reload")!.rid;
     assert.ok(store.get("chat-reload")!.seq! > 8);
@@ -146,9 +122,9 @@ describe("AI SDK ChatTransport", () => {
     const resumed = await second.reconnectToStream({ chatId: "chat-reload" });
     assert.ok(resumed);
     const rest = await read(resumed);
-    proxy.setDown(false);
+    fixture.proxy().setDown(false);
 
-    const log = await logOf(stack.url, rid);
+    const log = await logOf(fixture.stack().url, rid);
     assert.deepEqual(rest[0], { type: "start", messageId: rid });
     assert.equal(rest[1]?.type, "text-start");
     assert.deepEqual(types(rest).slice(-2), ["text-end", "finish"]);
@@ -169,7 +145,7 @@ describe("AI SDK ChatTransport", () => {
     assert.ok(resumed);
     const messages = await collect(readUIMessageStream({ stream: resumed, terminateOnError: true }));
     const rid = (seen[0] as { messageId: string }).messageId;
-    const log = await logOf(stack.url, rid);
+    const log = await logOf(fixture.stack().url, rid);
     assert.equal(messageText(messages.at(-1)), textOf(log));
     assert.ok(textOf(log).startsWith(deltas(seen)));
     assert.equal(storage.map.size, 0);
@@ -186,7 +162,7 @@ describe("AI SDK ChatTransport", () => {
     const stream = await send(first, "chat-late", "write 12 words, then stop");
     await read(stream, deltaCount(1));
     const rid = store.get("chat-late")!.rid;
-    await logOf(stack.url, rid); // it has ended
+    await logOf(fixture.stack().url, rid); // it has ended
     const second = new UnbrokenChatTransport({ client: newClient(), store: mapStore });
     const chunks = await read((await second.reconnectToStream({ chatId: "chat-late" }))!);
     assert.deepEqual(chunks.at(-1), { type: "finish", finishReason: "length" });
@@ -205,7 +181,7 @@ describe("AI SDK ChatTransport", () => {
     await readInto(reader, chunks);
 
     const rid = (chunks[0] as { messageId: string }).messageId;
-    const log = await logOf(stack.url, rid);
+    const log = await logOf(fixture.stack().url, rid);
     assert.equal(deltas(chunks), textOf(log));
     const at = chunks.findIndex((c) => c.type === "steering-message");
     assert.ok(at > 0);
@@ -235,8 +211,7 @@ describe("AI SDK ChatTransport", () => {
     // No worker: the request times out in the queue and ends with no_worker.
     const lonely = await Stack.start({ workers: 0, edgeEnv: { QUEUE_TIMEOUT: "400ms" }, workerEnv: { QUEUE_TIMEOUT: "400ms" } });
     try {
-      const client = new UnbrokenClient({ url: lonely.url, WebSocket, reconnect: fastReconnect });
-      clients.push(client);
+      const client = newClient(lonely.url);
       const transport = new UnbrokenChatTransport({ client });
       const chunks = await read(await send(transport, "chat-error", "hello?"));
       assert.deepEqual(types(chunks), ["start", "error", "finish"]);

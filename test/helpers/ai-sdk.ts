@@ -1,9 +1,13 @@
 // Shared by the AI SDK tests: sending through the transport, reading chunks and messages,
 // a storage, and the AI SDK's own Chat without React.
-import type { UnbrokenChatTransport, StorageLike } from "@unbroken/client";
+import { after, before } from "node:test";
+import { UnbrokenClient, type UnbrokenChatTransport, type StorageLike } from "@unbroken/client";
 import { AbstractChat, type ChatInit, type ChatState, type ChatStatus, type UIMessage, type UIMessageChunk } from "ai";
 import type { EventFrame } from "@unbroken/protocol";
+import { WebSocket } from "ws";
+import { CuttableProxy } from "./proxy.js";
 import { RawClient } from "./raw-client.js";
+import { Stack } from "./stack.js";
 
 export const fastReconnect = { minDelayMs: 20, maxDelayMs: 200 };
 
@@ -84,4 +88,36 @@ export class NodeChat extends AbstractChat<UIMessage> {
   constructor(init: ChatInit<UIMessage>) {
     super({ ...init, state: new NodeChatState(init.messages) });
   }
+}
+
+/**
+ * The stack the AI SDK tests run on (a worker at 50 tokens/s, a cuttable proxy in front of the
+ * edge) and a factory of clients, each closed after the suite. Call inside a `describe`.
+ */
+export function aiSdkFixture(): { stack: () => Stack; proxy: () => CuttableProxy; newClient: (url?: string) => UnbrokenClient } {
+  let stack: Stack | undefined;
+  let proxy: CuttableProxy | undefined;
+  const clients: UnbrokenClient[] = [];
+  before(async () => {
+    stack = await Stack.start({ workerEnv: { SCRIPTED_TPS: "50" } });
+    proxy = await CuttableProxy.start(stack.edges[0]!.port);
+  });
+  after(async () => {
+    await Promise.allSettled(clients.map((c) => c.close()));
+    await proxy?.close();
+    await stack?.stop();
+  });
+  const started = <T>(v: T | undefined): T => {
+    if (v === undefined) throw new Error("the fixture is not started (use it inside a describe)");
+    return v;
+  };
+  return {
+    stack: () => started(stack),
+    proxy: () => started(proxy),
+    newClient: (url = started(stack).url) => {
+      const c = new UnbrokenClient({ url, WebSocket, reconnect: fastReconnect });
+      clients.push(c);
+      return c;
+    },
+  };
 }
