@@ -4,6 +4,7 @@ import {
   StorageType,
   jetstreamManager,
   type ConsumerConfig,
+  type ConsumerInfo,
   type JetStreamManager,
   type StreamConfig,
   type StreamInfo,
@@ -21,7 +22,7 @@ import {
   formatDuration,
 } from "@unbroken/protocol";
 import type { Log } from "./log.js";
-import { apiError, isStreamNotFound, isUnreachable } from "./nats-errors.js";
+import { apiError, isConsumerNotFound, isStreamNotFound, isUnreachable } from "./nats-errors.js";
 
 /**
  * The whole JetStream layout, declared here and nowhere else:
@@ -86,7 +87,7 @@ function requestsConfig(opts: LayoutOptions): StreamSettings {
 const ownersMaxAgeMs = (retentionMs: number): number => 2 * retentionMs;
 
 /** The workers consumer: one durable pull consumer all workers share; `ackWaitMs` is TAKEOVER_TIMEOUT. */
-export function workersConsumerConfig(ackWaitMs: number): Partial<ConsumerConfig> & { durable_name: string } {
+function workersConsumerConfig(ackWaitMs: number): Partial<ConsumerConfig> & { durable_name: string } {
   return {
     durable_name: WORKERS_CONSUMER,
     ack_policy: AckPolicy.Explicit,
@@ -94,6 +95,31 @@ export function workersConsumerConfig(ackWaitMs: number): Partial<ConsumerConfig
     filter_subject: REQUEST_SUBJECTS,
     max_ack_pending: -1,
   };
+}
+
+/** Creates the workers consumer (a worker does, with its TAKEOVER_TIMEOUT: edges never pull). */
+export async function createWorkersConsumer(jsm: JetStreamManager, ackWaitMs: number): Promise<void> {
+  await jsm.consumers.add(REQUESTS_STREAM, workersConsumerConfig(ackWaitMs));
+}
+
+/**
+ * The workers consumer's info, or undefined when the server did not know it and it was created
+ * now; an existing one is brought to `ackWaitMs` (logged).
+ */
+export async function ensureWorkersConsumer(jsm: JetStreamManager, ackWaitMs: number, log: Log): Promise<ConsumerInfo | undefined> {
+  let info: ConsumerInfo;
+  try {
+    info = await jsm.consumers.info(REQUESTS_STREAM, WORKERS_CONSUMER);
+  } catch (err) {
+    if (!isConsumerNotFound(err)) throw err;
+    await createWorkersConsumer(jsm, ackWaitMs);
+    return undefined;
+  }
+  if (info.config.ack_wait !== ackWaitMs * NS) {
+    info = await jsm.consumers.update(REQUESTS_STREAM, WORKERS_CONSUMER, { ack_wait: ackWaitMs * NS });
+    log.info({ ack_wait_ms: ackWaitMs }, "updated workers consumer");
+  }
+  return info;
 }
 
 /** Creates the stream, or brings an existing one's max age to the configured retention. */

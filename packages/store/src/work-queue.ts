@@ -1,18 +1,9 @@
-import {
-  JetStreamApiCodes,
-  type Consumer,
-  type ConsumerInfo,
-  type JetStreamClient,
-  type JetStreamManager,
-  type JsMsg,
-} from "@nats-io/jetstream";
+import { JetStreamApiCodes, type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { REQUESTS_STREAM, WORKERS_CONSUMER, requestSubject, workRequestSchema, type WorkRequest } from "@unbroken/protocol";
 import type { Log } from "./log.js";
-import { workersConsumerConfig } from "./layout.js";
-import { isConsumerNotFound } from "./nats-errors.js";
+import { createWorkersConsumer, ensureWorkersConsumer } from "./layout.js";
 
-const NS = 1_000_000;
 /** How long past its expiry a pull may go on before it is ended and the worker pulls again. */
 const PULL_MARGIN_MS = 2_000;
 
@@ -74,13 +65,9 @@ export class WorkQueue {
     private readonly log: Log,
   ) {}
 
-  /** Creates the consumer, or brings it to this worker's ack wait. */
+  /** Creates the consumer, or brings it to this worker's ack wait (layout.ts declares it). */
   async open(): Promise<void> {
-    const info = await this.infoOrCreate();
-    if (info && info.config.ack_wait !== this.ackWaitMs * NS) {
-      await this.jsm.consumers.update(REQUESTS_STREAM, WORKERS_CONSUMER, { ack_wait: this.ackWaitMs * NS });
-      this.log.info({ ack_wait_ms: this.ackWaitMs }, "updated workers consumer");
-    }
+    await ensureWorkersConsumer(this.jsm, this.ackWaitMs, this.log);
     // Pulls name the consumer; one created again later (repair) is the same to this handle.
     this.consumer = await this.js.consumers.get(REQUESTS_STREAM, WORKERS_CONSUMER);
   }
@@ -122,7 +109,7 @@ export class WorkQueue {
    * reason (NATS unreachable: the calls fail and are logged). Says what it did.
    */
   async repair(): Promise<string> {
-    const info = await this.infoOrCreate();
+    const info = await ensureWorkersConsumer(this.jsm, this.ackWaitMs, this.log);
     if (!info) return "created again";
     const leader = info.cluster?.leader;
     if (!leader) return "no leader to step down";
@@ -134,19 +121,8 @@ export class WorkQueue {
     if (reply.success) return `leader ${leader} stepped down`;
     // Seen on 2.9.10: one node still reports the consumer while its leader no longer knows it.
     if (reply.error?.err_code !== JetStreamApiCodes.ConsumerNotFound) return `step down refused: ${reply.error?.description}`;
-    await this.jsm.consumers.add(REQUESTS_STREAM, workersConsumerConfig(this.ackWaitMs));
+    await createWorkersConsumer(this.jsm, this.ackWaitMs);
     return "created again (its leader did not know it)";
-  }
-
-  /** The consumer's info, or undefined when the server did not know it and it was created. */
-  private async infoOrCreate(): Promise<ConsumerInfo | undefined> {
-    try {
-      return await this.jsm.consumers.info(REQUESTS_STREAM, WORKERS_CONSUMER);
-    } catch (err) {
-      if (!isConsumerNotFound(err)) throw err;
-      await this.jsm.consumers.add(REQUESTS_STREAM, workersConsumerConfig(this.ackWaitMs));
-      return undefined;
-    }
   }
 }
 
