@@ -66,6 +66,21 @@ describe("HTTP and Server-Sent Events", () => {
     assert.equal(textOf(all), textOf(whole.messages.map((m) => JSON.parse(m.data))));
   });
 
+  it("a reconnect from the end it already has gets 204 (an EventSource stops); one before it gets the rest", async () => {
+    const { rid } = (await (await post(`${base}/v1/responses`, { prompt: "write 20 words then reconnect" })).json()) as { rid: string };
+    const whole = await readSse(`${base}/v1/responses/${rid}/events`);
+    const endId = whole.messages.at(-1)!.id!;
+    const atEnd = await fetch(`${base}/v1/responses/${rid}/events`, { headers: { "last-event-id": endId } });
+    assert.equal(atEnd.status, 204);
+    assert.equal(await atEnd.text(), "");
+    const before = await readSse(`${base}/v1/responses/${rid}/events`, { headers: { "last-event-id": String(Number(endId) - 1) } });
+    assert.equal(before.status, 200);
+    assert.deepEqual(
+      before.messages.map((m) => m.id),
+      [endId],
+    );
+  });
+
   it("cancels and steers over HTTP; steering an ended response is 409", async () => {
     const { rid } = (await (await post(`${base}/v1/responses`, { prompt: "write 400 words to steer then stop" })).json()) as {
       rid: string;

@@ -187,6 +187,18 @@ export class ResponseService {
     return record;
   }
 
+  /**
+   * True when a reader after `after` already has rid's `end`: nothing more will ever come. The
+   * log decides, not the record (which is marked ended just after the `end` is stored); one
+   * lookup per resume, none for a first read. A read error answers false: the reader is then
+   * served as usual.
+   */
+  async readToEnd(record: ResponseRecord, after: number): Promise<boolean> {
+    if (record.status === "queued" || after === 0) return false;
+    const last = await this.broker.logs.last(record.rid).catch(() => null);
+    return last?.kind === "end" && last.seq <= after;
+  }
+
   /** Ends rid with `no_worker` if it has waited in the queue past QUEUE_TIMEOUT. */
   expireIfStale(record: ResponseRecord): Promise<boolean> {
     return this.broker.lifecycle.expireIfStale(record, this.opts.queueTimeoutMs);

@@ -16,7 +16,8 @@ function resumeAfter(req: IncomingMessage, query: URLSearchParams): number {
  * `GET /v1/responses/{rid}/events`: the same log as the socket, as Server-Sent Events.
  * Each event is `id: <seq>` plus `data: <the socket's event frame>` with no `event:` line,
  * so EventSource's onmessage sees them all; comments keep an idle stream open; the stream
- * closes after `end`. A reader that stops reading (MAX_SOCKET_BUFFER bytes waiting) is cut
+ * closes after `end`, and a reconnect from that `end` (the EventSource's own) gets 204, which
+ * stops it. A reader that stops reading (MAX_SOCKET_BUFFER bytes waiting) is cut
  * off; it reconnects with Last-Event-ID like after any drop.
  */
 export async function streamEvents(
@@ -31,6 +32,13 @@ export async function streamEvents(
   if (!rid.success) throw new ProtocolError("bad_request", "rid must match ^[A-Za-z0-9_-]{8,64}$");
   const after = resumeAfter(req, query);
   const record = await ctx.responses.authorizeRead(principal, rid.data, after);
+  // An EventSource reconnects by itself after the stream closes at `end`, with Last-Event-ID at
+  // that end: 204 is what makes it stop (a stream that closed at once again would be retried
+  // for ever, every few seconds).
+  if (await ctx.responses.readToEnd(record, after)) {
+    res.writeHead(204).end();
+    return;
+  }
   res.writeHead(200, {
     "content-type": "text/event-stream; charset=utf-8",
     "cache-control": "no-cache, no-transform",
