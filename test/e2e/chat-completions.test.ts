@@ -21,6 +21,15 @@ describe("POST /v1/chat/completions", () => {
   const nativeText = async (rid: string) =>
     textOf((await readSse(`${base}/v1/responses/${rid}/events`)).messages.map((m) => JSON.parse(m.data)));
 
+  it("lists the models the running workers serve (models.list of the official client)", async () => {
+    const models = await openai.models.list();
+    assert.deepEqual(
+      models.data.map((m) => [m.id, m.object, m.owned_by]),
+      [["scripted", "model", "unbroken"]],
+    );
+    assert.ok(models.data[0]!.created > 0);
+  });
+
   it("answers a non-streaming completion whose id is the rid", async () => {
     const { data, response } = await openai.chat.completions
       .create({ model: "any", messages: [{ role: "user", content: "say something" }], max_tokens: 12, seed: 3 })

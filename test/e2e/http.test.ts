@@ -145,6 +145,7 @@ describe("HTTP with auth on", () => {
   after(() => stack.stop());
 
   it("needs a bearer token and shows an owner only its own responses", async () => {
+    assert.equal((await fetch(`${base}/v1/models`)).status, 401, "models need a token too");
     assert.equal((await post(`${base}/v1/responses`, { prompt: "x" })).status, 401);
     assert.equal((await post(`${base}/v1/responses`, { prompt: "x" }, { authorization: "Bearer nonsense" })).status, 401);
     const alice = { authorization: `Bearer ${await token("alice")}` };

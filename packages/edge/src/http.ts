@@ -4,6 +4,7 @@ import type { Authenticate, Principal } from "./auth.js";
 import { chatCompletions } from "./chat-completions.js";
 import type { HttpContext } from "./http-context.js";
 import { bearerToken, sendError, sendJson } from "./http-util.js";
+import { listModels } from "./models.js";
 import { cancelResponse, createResponse, steerResponse } from "./rest.js";
 import { streamEvents } from "./sse.js";
 import { serveStatic } from "./static.js";
@@ -19,6 +20,7 @@ type Route = (ctx: HttpContext, m: RegExpExecArray, req: IncomingMessage, res: S
 const ROUTES: Array<[method: string, pattern: RegExp, route: Route]> = [
   ["POST", /^\/v1\/responses$/, (ctx, _m, req, res) => createResponse(ctx, req, res)],
   ["POST", /^\/v1\/chat\/completions$/, (ctx, _m, req, res) => chatCompletions(ctx, req, res)],
+  ["GET", /^\/v1\/models$/, (ctx, _m, req, res) => listModels(ctx, req, res)],
   ["GET", /^\/v1\/responses\/([^/]+)\/events$/, (ctx, m, req, res, q) => streamEvents(ctx, m[1] as string, q, req, res)],
   ["POST", /^\/v1\/responses\/([^/]+)\/cancel$/, (ctx, m, req, res) => cancelResponse(ctx, m[1] as string, req, res)],
   ["POST", /^\/v1\/responses\/([^/]+)\/steer$/, (ctx, m, req, res) => steerResponse(ctx, m[1] as string, req, res)],

@@ -1,5 +1,5 @@
 import { LIMITS, ProtocolError, newRid, type ControlRequest, type GenerateFrame, type ResponseRecord } from "@unbroken/protocol";
-import { ends, goneError, toProtocolError, type Broker, type ControlOutcome } from "@unbroken/store";
+import { ends, goneError, toProtocolError, type Broker, type ControlOutcome, type ServedModel } from "@unbroken/store";
 import type { Logger } from "pino";
 import { generatingOwner, type Principal, type Scope } from "./auth.js";
 import type { EdgeLimits } from "./config.js";
@@ -197,6 +197,14 @@ export class ResponseService {
     if (record.status === "queued" || after === 0) return false;
     const last = await this.broker.logs.last(record.rid).catch(() => null);
     return last?.kind === "end" && last.seq <= after;
+  }
+
+  /** The models the running workers serve (`GET /v1/models`). */
+  models(): Promise<ServedModel[]> {
+    this.ensureConnected();
+    return this.broker.models.list().catch((err: unknown) => {
+      throw toProtocolError(err);
+    });
   }
 
   /** Ends rid with `no_worker` if it has waited in the queue past QUEUE_TIMEOUT. */

@@ -67,3 +67,11 @@ export const controlReplySchema = z.union([
   z.object({ ok: z.literal(false), code: z.enum(["finished", "internal"]), message: z.string() }),
 ]);
 export type ControlReply = z.infer<typeof controlReplySchema>;
+
+/** A worker's answer on MODELS_SUBJECT: the model it serves, and since when (ms since the epoch). */
+export const modelInfoSchema = z.object({
+  model: z.string().min(1).max(256),
+  worker: z.string(),
+  since: z.number().int().nonnegative(),
+});
+export type ModelInfo = z.infer<typeof modelInfoSchema>;

@@ -20,6 +20,8 @@ export const liveSubject = (rid: string): string => `llm.live.${rid}`;
 export const requestSubject = (rid: string): string => `llm.req.${rid}`;
 /** Cancel and steer for the worker that runs rid. */
 export const controlSubject = (rid: string): string => `llm.ctl.${rid}`;
+/** Asked on by an edge listing models (`GET /v1/models`): every running worker answers with its own. */
+export const MODELS_SUBJECT = "llm.models";
 
 export const EVENT_SUBJECTS = "llm.ev.*";
 export const LIVE_SUBJECTS = "llm.live.*";

@@ -7,6 +7,7 @@ import { EventLogs } from "./event-log.js";
 import { EventPublisher } from "./event-publisher.js";
 import { ensureLayoutWhenReady, type Layout, type LayoutOptions } from "./layout.js";
 import { ResponseLifecycle } from "./lifecycle.js";
+import { ModelDirectory } from "./models.js";
 import { LiveTails } from "./live-tails.js";
 import type { Log } from "./log.js";
 import { RidOwners } from "./owners.js";
@@ -54,6 +55,8 @@ export class Broker {
   readonly owners: RidOwners;
   /** Every way a response ends. */
   readonly lifecycle: ResponseLifecycle;
+  /** The models the running workers serve (`GET /v1/models`). */
+  readonly models: ModelDirectory;
   private readonly events: EventPublisher;
   private readonly tails: LiveTails;
   private readonly js: JetStreamClient;
@@ -75,6 +78,7 @@ export class Broker {
     this.logs = new EventLogs({ js: this.js, jsm, events: this.events, tails: this.tails, onReconnect: (l) => this.onReconnect(l) });
     this.control = new ControlChannel(nc, log, () => this.connected);
     this.lifecycle = new ResponseLifecycle(this.records, this.logs, this.control, log);
+    this.models = new ModelDirectory(nc, log);
     void this.watch();
   }
 

@@ -97,6 +97,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     throw err;
   }
   intake.start();
+  // Listed by the edges' GET /v1/models for as long as this worker takes requests.
+  const unlist = broker.models.serve({ model: generator.model, worker: id, since: Date.now() });
   wlog.info(
     {
       generator: config.generator,
@@ -111,6 +113,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
 
   let closing: Promise<void> | undefined;
   const close = async (): Promise<void> => {
+    unlist();
     await intake.stop();
     const deadline = new Promise<void>((r) => setTimeout(r, config.drainTimeoutMs).unref());
     const finished = Promise.all([...runs.values()].map((r) => r.done));
