@@ -116,14 +116,16 @@ export class ResponseLifecycle {
    */
   async endOrphan(rid: string, end: EndEvent, opts?: WriterOptions): Promise<boolean> {
     for (;;) {
-      const pos = await this.logs.position(rid);
-      if (pos.last?.kind === "end") {
-        await this.markEnded(rid, String(pos.last.frame.event.reason));
+      // One read gives both the usage and where to append (its last event fences the write).
+      const events = await this.logs.readAll(rid);
+      const last = events.at(-1);
+      if (last?.kind === "end") {
+        await this.markEnded(rid, String(last.frame.event.reason));
         return false;
       }
-      const usage = usageOf(await this.logs.readAll(rid));
+      const pos = last ? { seq: last.seq, streamSeq: last.streamSeq } : { seq: 0, streamSeq: 0 };
       try {
-        await this.logs.writer(rid, pos, opts).append({ ...end, usage });
+        await this.logs.writer(rid, pos, opts).append({ ...end, usage: usageOf(events) });
         break;
       } catch (err) {
         // Someone wrote meanwhile (the worker was slow, not gone): look again.
