@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, test } from "node:test";
-import { controlSubject, newRid, type ResponseRecord } from "@unbroken/protocol";
+import { controlSubject } from "@unbroken/protocol";
 import { Broker, silentLog, type StoredEvent } from "@unbroken/store";
 import { NatsTools, scrapeMetrics, startNatsServer, type NatsServerHandle, type Scrape } from "@unbroken/testing";
 import { pino } from "pino";
 import { workerConfigFromEnv } from "../src/config.js";
+import { submit } from "./submit.js";
 import { startWorker, type Worker } from "../src/worker.js";
 
 // The worker's /metrics against a real nats-server and a real (in-process) worker: responses
@@ -49,24 +50,6 @@ async function scrapeUntil(w: Worker, cond: (m: Scrape) => boolean, what: string
   }
 }
 
-/** Creates the record and queues the request, as an edge's generate does. */
-async function submit(prompt: string, maxTokens: number): Promise<string> {
-  const rid = newRid();
-  const record: ResponseRecord = {
-    v: 1,
-    rid,
-    owner: "",
-    status: "queued",
-    created_at: new Date().toISOString(),
-    request: { prompt, params: { max_tokens: maxTokens } },
-    steers: [],
-    epoch: 0,
-  };
-  assert.notEqual(await broker.records.create(record), null);
-  await broker.enqueue({ rid });
-  return rid;
-}
-
 async function until<T>(f: () => Promise<T | undefined>, what: string): Promise<T> {
   const deadline = Date.now() + 30_000;
   for (;;) {
@@ -91,7 +74,7 @@ async function control(rid: string, req: object): Promise<unknown> {
 describe("worker metrics", () => {
   test("one response to its end: every event's publish timed, TTFT once, a gap per later token", async () => {
     const w = await worker();
-    const rid = await submit("write 300 words about rivers", 12);
+    const rid = await submit(broker, "write 300 words about rivers", 12, false);
     await ended(rid);
     const m = await scrapeUntil(w, (s) => s.get("unbroken_worker_generations_active") === 0, "the run finishing");
 
@@ -114,7 +97,7 @@ describe("worker metrics", () => {
 
   test("steer and cancel: counted once each, and the cancel timed to its end", async () => {
     const w = await worker();
-    const rid = await submit("write 3000 words about rivers", 5000);
+    const rid = await submit(broker, "write 3000 words about rivers", 5000, false);
     await until(async () => ((await readLog(rid)).some((e) => e.frame.event.kind === "token") ? true : undefined), "a first token");
     assert.deepEqual(await control(rid, { op: "steer", text: "be brief" }), { ok: true });
     assert.equal((await scrape(w)).get("unbroken_worker_generations_active"), 1);

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { newRid, tokensIn, type ResponseRecord } from "@unbroken/protocol";
+import { tokensIn } from "@unbroken/protocol";
 import { Broker, silentLog } from "@unbroken/store";
 import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
 import { pino } from "pino";
 import { workerConfigFromEnv } from "../src/config.js";
+import { submit } from "./submit.js";
 import { startWorker } from "../src/worker.js";
 
 // A worker against a real nats-server, its request queued as an edge queues it.
@@ -21,24 +22,6 @@ after(async () => {
   await nats?.stop();
 });
 
-async function submit(maxTokens: number): Promise<string> {
-  const rid = newRid();
-  const record: ResponseRecord = {
-    v: 1,
-    rid,
-    owner: "",
-    status: "queued",
-    created_at: new Date().toISOString(),
-    request: { prompt: "write 300 words about rivers", params: { max_tokens: maxTokens } },
-    steers: [],
-    epoch: 0,
-  };
-  const revision = await broker.records.create(record);
-  assert.ok(revision);
-  await broker.enqueue({ rid, record, revision });
-  return rid;
-}
-
 test("under coalescing, `end` usage counts generated tokens, and so do the events' `n`", async (t) => {
   // Always busy (COALESCE_BUSY 0) with a long window: tokens travel several to an event.
   const config = workerConfigFromEnv({
@@ -50,7 +33,7 @@ test("under coalescing, `end` usage counts generated tokens, and so do the event
   });
   const worker = await startWorker(config, pino({ level: "silent" }));
   t.after(() => worker.close());
-  const rid = await submit(60);
+  const rid = await submit(broker, "write 300 words about rivers", 60);
   const deadline = Date.now() + 30_000;
   while ((await broker.logs.last(rid))?.kind !== "end") {
     assert.ok(Date.now() < deadline, "the response ends within 30 s");
