@@ -5,9 +5,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { ProtocolError, newRid, type ErrorCode, type GenerateFrame, type ResponseEvent } from "@unbroken/protocol";
-import { Broker, ends, silentLog } from "@unbroken/store";
-import { NatsTools, startNatsServer, type NatsServerHandle } from "@unbroken/testing";
+import { type Broker, ends } from "@unbroken/store";
+import type { NatsTools } from "@unbroken/testing";
 import { pino } from "pino";
+import { type BrokerKit, startBrokerKit } from "./broker-kit.js";
 import type { Principal, Scope } from "../src/auth.js";
 import { edgeConfigFromEnv } from "../src/config.js";
 import { ResponseService } from "../src/responses.js";
@@ -15,20 +16,15 @@ import { ResponseService } from "../src/responses.js";
 const log = pino({ level: "silent" });
 const limits = edgeConfigFromEnv({}).limits;
 
-let nats: NatsServerHandle;
+let kit: BrokerKit;
 let broker: Broker;
 let tools: NatsTools;
 
 before(async () => {
-  nats = await startNatsServer();
-  broker = await Broker.connect({ url: nats.url, name: "responses-auth-test", retentionMs: 3_600_000, log: silentLog });
-  tools = await NatsTools.connect(nats.url);
+  kit = await startBrokerKit("responses-auth-test");
+  ({ broker, tools } = kit);
 });
-after(async () => {
-  await tools?.close();
-  await broker?.close();
-  await nats?.stop();
-});
+after(() => kit?.stop());
 
 const service = (authOn: boolean) => new ResponseService(broker, { authOn, queueTimeoutMs: 600_000, limits }, log);
 const owner = (name: string): Principal => ({ kind: "owner", owner: name });

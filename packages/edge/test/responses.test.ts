@@ -9,6 +9,7 @@ import { ProtocolError, newRid, type ErrorCode, type GenerateFrame, type Respons
 import { Broker, silentLog } from "@unbroken/store";
 import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
 import { pino } from "pino";
+import { type BrokerKit, startBrokerKit } from "./broker-kit.js";
 import type { Principal } from "../src/auth.js";
 import { edgeConfigFromEnv, type EdgeLimits } from "../src/config.js";
 import { ResponseService, type ResponseServiceOptions } from "../src/responses.js";
@@ -16,17 +17,15 @@ import { ResponseService, type ResponseServiceOptions } from "../src/responses.j
 const log = pino({ level: "silent" });
 const defaults = edgeConfigFromEnv({}).limits;
 
+let kit: BrokerKit;
 let nats: NatsServerHandle;
 let broker: Broker;
 
 before(async () => {
-  nats = await startNatsServer();
-  broker = await Broker.connect({ url: nats.url, name: "responses-test", retentionMs: 3_600_000, log: silentLog });
+  kit = await startBrokerKit("responses-test");
+  ({ nats, broker } = kit);
 });
-after(async () => {
-  await broker?.close();
-  await nats?.stop();
-});
+after(() => kit?.stop());
 
 function service(
   opts: Partial<Omit<ResponseServiceOptions, "limits">> & { limits?: Partial<EdgeLimits> } = {},

@@ -6,10 +6,10 @@ import assert from "node:assert/strict";
 import type { Socket } from "node:net";
 import { after, afterEach, before, describe, test } from "node:test";
 import { CLOSE_UNAUTHORIZED, newRid } from "@unbroken/protocol";
-import { Broker, silentLog } from "@unbroken/store";
-import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
+import type { Broker } from "@unbroken/store";
 import { SignJWT } from "jose";
-import { Client, serveSessions, type Frame, type SessionServer } from "./session-kit.js";
+import { type BrokerKit, startBrokerKit } from "./broker-kit.js";
+import { ClientPool, type Client, serveSessions, type Frame, type SessionServer } from "./session-kit.js";
 
 const SECRET = "session-test-secret";
 const key = new TextEncoder().encode(SECRET);
@@ -17,35 +17,24 @@ const sign = (claims: Record<string, unknown>, secret = key) =>
   new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setIssuedAt().setExpirationTime("10m").sign(secret);
 const ownerToken = (sub: string) => sign({ sub });
 
-let nats: NatsServerHandle;
+let kit: BrokerKit;
 let broker: Broker;
 let server: SessionServer;
-const clients: Client[] = [];
+const pool = new ClientPool();
 
 before(async () => {
-  nats = await startNatsServer();
-  broker = await Broker.connect({ url: nats.url, name: "session-auth-test", retentionMs: 3_600_000, log: silentLog });
+  kit = await startBrokerKit("session-auth-test");
+  ({ broker } = kit);
   server = await serveSessions(broker, { auth: { mode: "jwt", secret: SECRET } });
 });
-afterEach(() => {
-  for (const c of clients.splice(0)) c.ws.terminate();
-});
+afterEach(() => pool.closeAll());
 after(async () => {
   await server?.close();
-  await broker?.close();
-  await nats?.stop();
+  await kit?.stop();
 });
 
-async function open(s = server): Promise<Client> {
-  const c = await Client.open(s.url);
-  clients.push(c);
-  return c;
-}
-async function connect(token: string): Promise<Client> {
-  const c = await Client.connect(server.url, token);
-  clients.push(c);
-  return c;
-}
+const open = (s = server): Promise<Client> => pool.open(s.url);
+const connect = (token: string): Promise<Client> => pool.connect(server.url, token);
 
 /** Sends `frames` in one write to the socket, so the edge reads them at once. */
 function together(c: Client, frames: Frame[]): void {
@@ -163,8 +152,7 @@ describe("the verdict on hello", () => {
   test("a socket that said hello in time is not refused when HELLO_TIMEOUT has passed", async () => {
     const quick = await serveSessions(broker, { helloTimeoutMs: 100 });
     try {
-      const c = await Client.connect(quick.url);
-      clients.push(c);
+      const c = await pool.connect(quick.url);
       const session = [...quick.sessions.values()][0];
       assert.ok(session);
       // The bound: a socket opened after this one, never said hello on, refused by its own

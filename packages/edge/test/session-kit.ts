@@ -177,3 +177,27 @@ export class Client {
     for (const w of this.waiters.splice(0)) w();
   }
 }
+
+/** The clients a test file opens, each terminated after its test (`afterEach(() => pool.closeAll())`). */
+export class ClientPool {
+  private readonly clients: Client[] = [];
+
+  /** A socket that has said nothing yet. */
+  async open(url: string): Promise<Client> {
+    return this.keep(await Client.open(url));
+  }
+
+  /** A socket past its hello (with `token` when given). */
+  async connect(url: string, token?: string): Promise<Client> {
+    return this.keep(await Client.connect(url, token));
+  }
+
+  closeAll(): void {
+    for (const c of this.clients.splice(0)) c.ws.terminate();
+  }
+
+  private keep(c: Client): Client {
+    this.clients.push(c);
+    return c;
+  }
+}

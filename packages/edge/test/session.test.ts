@@ -7,46 +7,35 @@ import assert from "node:assert/strict";
 import { after, afterEach, before, describe, test } from "node:test";
 import { newRid, type ResponseEvent } from "@unbroken/protocol";
 import { Broker, ends, silentLog } from "@unbroken/store";
-import { NatsTools, startNatsServer, type NatsServerHandle } from "@unbroken/testing";
+import type { NatsServerHandle, NatsTools } from "@unbroken/testing";
 import WebSocket from "ws";
 import { ANONYMOUS } from "../src/auth.js";
-import { Client, serveSessions, type Frame, type SessionServer } from "./session-kit.js";
+import { type BrokerKit, startBrokerKit } from "./broker-kit.js";
+import { ClientPool, type Client, serveSessions, type Frame, type SessionServer } from "./session-kit.js";
 
+let kit: BrokerKit;
 let nats: NatsServerHandle;
 let broker: Broker;
 let writer: Broker;
 let tools: NatsTools;
 let server: SessionServer;
-const clients: Client[] = [];
+const pool = new ClientPool();
 
 before(async () => {
-  nats = await startNatsServer();
-  broker = await Broker.connect({ url: nats.url, name: "session-test-edge", retentionMs: 3_600_000, log: silentLog });
+  kit = await startBrokerKit("session-test-edge");
+  ({ nats, broker, tools } = kit);
   writer = await Broker.connect({ url: nats.url, name: "session-test-worker", retentionMs: 3_600_000, log: silentLog });
-  tools = await NatsTools.connect(nats.url);
   server = await serveSessions(broker, { heartbeatMs: 1_234 });
 });
-afterEach(() => {
-  for (const c of clients.splice(0)) c.ws.terminate();
-});
+afterEach(() => pool.closeAll());
 after(async () => {
   await server?.close();
-  await tools?.close();
   await writer?.close();
-  await broker?.close();
-  await nats?.stop();
+  await kit?.stop();
 });
 
-async function open(s = server): Promise<Client> {
-  const c = await Client.open(s.url);
-  clients.push(c);
-  return c;
-}
-async function connect(s = server): Promise<Client> {
-  const c = await Client.connect(s.url);
-  clients.push(c);
-  return c;
-}
+const open = (s = server): Promise<Client> => pool.open(s.url);
+const connect = (s = server): Promise<Client> => pool.connect(s.url);
 
 const START: ResponseEvent = { kind: "start", model: "test", created_at: new Date(0).toISOString() };
 const token = (i: number): ResponseEvent => ({ kind: "token", text: ` t${i}` });
@@ -262,8 +251,7 @@ describe("commands", () => {
   test("MAX_SUBSCRIPTIONS_PER_SOCKET: one more is rate_limited; the same rid again is not one more", async () => {
     const limited = await serveSessions(broker, { limits: { subscriptionsPerSocket: 1 } });
     try {
-      const c = await Client.connect(limited.url);
-      clients.push(c);
+      const c = await pool.connect(limited.url);
       const rid = await generate(c);
       const refused = await c.request({ type: "generate", prompt: "another" });
       assert.equal(refused.code, "rate_limited", JSON.stringify(refused));
@@ -279,8 +267,7 @@ describe("commands", () => {
   test("a socket's close closes its subscriptions", async () => {
     const own = await serveSessions(broker);
     try {
-      const c = await Client.connect(own.url);
-      clients.push(c);
+      const c = await pool.connect(own.url);
       await generate(c);
       await generate(c);
       const session = [...own.sessions.values()][0];

@@ -6,9 +6,10 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, test } from "node:test";
 import { newRid, type ResponseEvent, type ResponseRecord } from "@unbroken/protocol";
-import { Broker, ends, silentLog, type StoredEvent } from "@unbroken/store";
-import { NatsTools, startNatsServer, type NatsServerHandle } from "@unbroken/testing";
+import { type Broker, ends, type StoredEvent } from "@unbroken/store";
+import type { NatsTools } from "@unbroken/testing";
 import { pino } from "pino";
+import { type BrokerKit, startBrokerKit } from "./broker-kit.js";
 import { edgeConfigFromEnv } from "../src/config.js";
 import { EdgeMetrics } from "../src/metrics.js";
 import { ResponseService } from "../src/responses.js";
@@ -17,14 +18,13 @@ import { Subscription, type SubscriptionDeps, type SubscriptionHooks } from "../
 const log = pino({ level: "silent" });
 const limits = edgeConfigFromEnv({}).limits;
 
-let nats: NatsServerHandle;
+let kit: BrokerKit;
 let broker: Broker;
 let tools: NatsTools;
 
 before(async () => {
-  nats = await startNatsServer();
-  broker = await Broker.connect({ url: nats.url, name: "subscription-test", retentionMs: 3_600_000, log: silentLog });
-  tools = await NatsTools.connect(nats.url);
+  kit = await startBrokerKit("subscription-test");
+  ({ broker, tools } = kit);
 });
 // A test that failed midway leaves its subscriptions open, and their timers would keep the
 // process alive: every one is closed after each test.
@@ -32,11 +32,7 @@ const readers: Reader[] = [];
 afterEach(() => {
   for (const r of readers.splice(0)) r.sub.close();
 });
-after(async () => {
-  await tools?.close();
-  await broker?.close();
-  await nats?.stop();
-});
+after(() => kit?.stop());
 
 /** Deps as the server builds them; the service and the subscription share QUEUE_TIMEOUT, as there. */
 function deps(opts: { queueTimeoutMs?: number; orphanTimeoutMs?: number } = {}): SubscriptionDeps {
