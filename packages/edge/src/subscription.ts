@@ -39,8 +39,6 @@ export class Subscription {
   private queueTimer: ReturnType<typeof setTimeout> | undefined;
   private watchTimer: ReturnType<typeof setTimeout> | undefined;
   private lastEventAt = Date.now();
-  /** Some event reached this reader: the response is not queued any more. */
-  private sawEvent = false;
   private closed = false;
   /** performance.now() at start; undefined until started (a close before start counts nothing). */
   private startedAt: number | undefined;
@@ -67,7 +65,6 @@ export class Subscription {
       ended: record.status === "ended",
       onStart: (last) => this.measureSilenceFrom(last),
       onEvent: (e, replayed) => {
-        this.sawEvent = true;
         this.clearQueueTimer();
         // Silence is the log's, not this reader's: a replayed event is old news.
         if (!replayed) this.lastEventAt = Date.now();
@@ -165,7 +162,7 @@ export class Subscription {
         .then((s) => (s ? this.deps.responses.expireIfStale(s.record) : false))
         .catch((err) => {
           this.deps.log.warn({ rid: this.rid, err: String(err) }, "queue timeout check failed; trying again");
-          if (!this.closed && this.queueTimer === undefined && !this.sawEvent) this.armQueueTimer(record, failures + 1);
+          if (!this.closed && this.queueTimer === undefined && this.lastSeq === this.after) this.armQueueTimer(record, failures + 1);
         });
     }, delay);
   }
