@@ -37,7 +37,7 @@ export async function generate(req: GenerateRequest, signal: AbortSignal, send: 
   for await (const out of session) {
     if (out.type === "token") emit({ kind: "token", text: out.text });
     else if (out.type === "steer") emit({ kind: "steer", text: out.text });
-    else if (!signal.aborted) return emit({ kind: "end", reason: out.reason, usage: out.usage });
+    else if (out.type === "done" && !signal.aborted) return emit({ kind: "end", reason: out.reason, usage: out.usage });
   }
   emit({ kind: "end", reason: "cancelled", usage: session.usage() });
 }

@@ -2,7 +2,7 @@ import type { UIMessage, UIMessageChunk } from "ai";
 import { LIMITS, type ChatMessage } from "@unbroken/protocol";
 import type { ResponseEventFrame } from "./frames.js";
 
-const FINISH_REASON = { stop: "stop", length: "length", error: "error", cancelled: "other" } as const;
+const FINISH_REASON = { stop: "stop", length: "length", tool_calls: "tool-calls", error: "error", cancelled: "other" } as const;
 
 /** Turns one response's event frames into UI message chunks (the `start` chunk is sent before). */
 export class ChunkMapper {
@@ -62,7 +62,7 @@ export class ChunkMapper {
  */
 export function uiMessagesToChatMessages(messages: readonly UIMessage[]): ChatMessage[] {
   const out: ChatMessage[] = [];
-  const push = (role: ChatMessage["role"], content: string): void => {
+  const push = (role: "system" | "user" | "assistant", content: string): void => {
     if (content !== "") out.push({ role, content });
   };
   for (const message of messages) {

@@ -57,7 +57,13 @@ function toGenerate(body: ChatRequest, rid: string): GenerateFrame {
   return { type: "generate", rid, messages, params };
 }
 
-const FINISH: Record<EndEvent["reason"], string> = { stop: "stop", length: "length", cancelled: "stop", error: "stop" };
+const FINISH: Record<EndEvent["reason"], string> = {
+  stop: "stop",
+  length: "length",
+  tool_calls: "tool_calls",
+  cancelled: "stop",
+  error: "stop",
+};
 
 /**
  * `POST /v1/chat/completions`, OpenAI-compatible, backed by the same pipeline: the

@@ -1,10 +1,26 @@
 import type { EndErrorCode, GenerationBody, Usage } from "@unbroken/protocol";
 
 /** What a generator produces, in order; the runner writes each to the log as it comes. */
+/**
+ * What a generator produces, in order; the runner writes each to the log as it comes (see the
+ * event kinds in protocol). A tool call is `tool_call`, its `tool_args` deltas, then
+ * `tool_done` with the whole argument text (JSON), or `tool_dropped`; calls do not
+ * interleave with each other or with text. A steer is yielded only between parts, never
+ * inside a tool call (the next safe boundary). `done` with `tool_calls` when the answer
+ * stops to wait for the results of its calls.
+ */
 export type GenerationOutput =
   | { type: "token"; text: string; tokens: number }
+  | { type: "reasoning"; text: string; tokens: number }
+  | { type: "tool_call"; id: string; name: string }
+  | { type: "tool_args"; id: string; text: string; tokens: number }
+  | { type: "tool_done"; id: string; arguments: string }
+  | { type: "tool_dropped"; id: string; reason: string }
   | { type: "steer"; text: string }
-  | { type: "done"; reason: "stop" | "length"; usage: Usage };
+  | { type: "done"; reason: "stop" | "length" | "tool_calls"; usage: Usage };
+
+/** One event of the log a resumed session continues, as the generator yielded it (steers included). */
+export type ResumedOutput = Exclude<GenerationOutput, { type: "done" }>;
 
 /**
  * What an earlier worker wrote of this response before it was lost or handed it over, read
@@ -24,6 +40,13 @@ export interface ResumeState {
    * here. Absent: one per token event.
    */
   generated?: number;
+  /** Of `generated`, the reasoning tokens. */
+  reasoningTokens?: number;
+  /**
+   * Every event of the log that a generator yields (text, reasoning, tool-call events and
+   * steers), in order, as outputs. `tokens` and `steers` above are its text-only view.
+   */
+  outputs?: ResumedOutput[];
 }
 
 /** Tokens already generated in a resumed log. */

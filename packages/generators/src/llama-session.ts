@@ -70,7 +70,10 @@ export class LlamaSession implements GenerationSession {
     return {
       type: "start",
       id: this.id,
-      messages: body.messages ?? [{ role: "user", content: body.prompt ?? "" }],
+      messages: (body.messages ?? [{ role: "user" as const, content: body.prompt ?? "" }]).map((m) => ({
+        role: m.role === "tool" ? "user" : m.role,
+        content: m.content,
+      })),
       params: {
         max_tokens: body.params?.max_tokens,
         temperature: body.params?.temperature,

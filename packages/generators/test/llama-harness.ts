@@ -36,7 +36,7 @@ export async function runSession(g: LlamaGenerator, body: GenerationBody, opts: 
         if (opts.steerAfter?.tokens === r.tokens.length) assert.equal(session.steer(opts.steerAfter.text), true);
         if (opts.abortAfter === r.tokens.length) ac.abort();
       } else if (out.type === "steer") r.steerAt.push(r.tokens.length);
-      else {
+      else if (out.type === "done") {
         assert.equal(r.done, undefined, "only one done");
         r.done = out;
       }

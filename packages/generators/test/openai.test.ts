@@ -81,7 +81,9 @@ test("steer stops the request, yields steer, and continues the same answer witho
   });
   assert.equal(r.error, undefined);
   assert.deepEqual(
-    r.outputs.map((o) => (o.type === "token" ? o.text : o.type === "steer" ? `<steer:${o.text}>` : `<${o.reason}>`)),
+    r.outputs.map((o) =>
+      o.type === "token" ? o.text : o.type === "steer" ? `<steer:${o.text}>` : o.type === "done" ? `<${o.reason}>` : `<${o.type}>`,
+    ),
     ["The river", " flows", "<steer:Talk about mountains>", " and then", " mountains rise.", "<stop>"],
   );
   assert.equal(r.text, "The river flows and then mountains rise.");

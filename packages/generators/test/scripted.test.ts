@@ -41,7 +41,7 @@ async function run(body: GenerationBody, opts: RunOptions = {}): Promise<Run> {
       if (opts.steerAfter && tokens.length === opts.steerAfter.tokens) assert.equal(session.steer(opts.steerAfter.text), true);
       if (opts.abortAfter !== undefined && tokens.length === opts.abortAfter) ac.abort();
     } else if (out.type === "steer") steerAt.push(tokens.length);
-    else {
+    else if (out.type === "done") {
       assert.equal(done, undefined, "only one done");
       done = out;
     }

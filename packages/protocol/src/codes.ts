@@ -31,6 +31,8 @@ export const END_ERROR_CODES = [
   // Any generator.
   "invalid_request",
   "cannot_continue",
+  // The backend cannot do what was asked (e.g. tools where it has no function calling); the message says why.
+  "unsupported",
   "generator_error",
   "generator_closed",
   // llama (node-llama-cpp).

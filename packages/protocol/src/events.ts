@@ -2,12 +2,18 @@ import * as z from "zod";
 import type { EndErrorCode } from "./codes.js";
 import { ridSchema } from "./rid.js";
 
-export const END_REASONS = ["stop", "length", "cancelled", "error"] as const;
+/**
+ * Why a response ended. `tool_calls`: the model stopped to wait for the results of the tool
+ * calls in its log; the app runs them and sends a new generate with `tool` messages.
+ */
+export const END_REASONS = ["stop", "length", "tool_calls", "cancelled", "error"] as const;
 export type EndReason = (typeof END_REASONS)[number];
 
+/** `completion_tokens` counts every generated token, reasoning included; `reasoning_tokens` those of reasoning alone. */
 export const usageSchema = z.object({
   prompt_tokens: z.number().int().nonnegative(),
   completion_tokens: z.number().int().nonnegative(),
+  reasoning_tokens: z.number().int().nonnegative().optional(),
 });
 export type Usage = z.infer<typeof usageSchema>;
 
@@ -21,6 +27,32 @@ export const startEventSchema = z.object({
  * tokens of a busy moment into one event). Absent means one. Usage counts tokens, not events.
  */
 export const tokenEventSchema = z.object({ kind: z.literal("token"), text: z.string(), n: z.number().int().nonnegative().optional() });
+/** The model's reasoning ("thinking"), a delta like `token` and gathered the same way (`n`). */
+export const reasoningEventSchema = z.object({
+  kind: z.literal("reasoning"),
+  text: z.string(),
+  n: z.number().int().nonnegative().optional(),
+});
+/**
+ * A tool call begins: its id (unique in the response) and the function's name. Its argument
+ * text follows in `tool_args` deltas, then `tool_done` (or `tool_dropped`). Calls do not
+ * interleave: one call's events come together, in this order.
+ */
+export const toolCallEventSchema = z.object({ kind: z.literal("tool_call"), id: z.string(), name: z.string() });
+/** A delta of a call's arguments (JSON text, complete only at `tool_done`). */
+export const toolArgsEventSchema = z.object({
+  kind: z.literal("tool_args"),
+  id: z.string(),
+  text: z.string(),
+  n: z.number().int().nonnegative().optional(),
+});
+/** The call is complete: `arguments` is the whole argument text (every delta joined), and it parses as JSON. */
+export const toolDoneEventSchema = z.object({ kind: z.literal("tool_done"), id: z.string(), arguments: z.string() });
+/**
+ * The call will not complete: a worker that took the response over could not continue it
+ * (an upstream cannot resume half-written arguments). Readers drop it; the answer goes on.
+ */
+export const toolDroppedEventSchema = z.object({ kind: z.literal("tool_dropped"), id: z.string(), reason: z.string() });
 export const steerEventSchema = z.object({ kind: z.literal("steer"), text: z.string() });
 /**
  * Another worker took the response over from here: the events after it are that worker's
@@ -45,6 +77,11 @@ export const endEventSchema = z.object({
 export const eventSchema = z.discriminatedUnion("kind", [
   startEventSchema,
   tokenEventSchema,
+  reasoningEventSchema,
+  toolCallEventSchema,
+  toolArgsEventSchema,
+  toolDoneEventSchema,
+  toolDroppedEventSchema,
   steerEventSchema,
   handoverEventSchema,
   endEventSchema,
@@ -52,6 +89,11 @@ export const eventSchema = z.discriminatedUnion("kind", [
 
 export type StartEvent = z.infer<typeof startEventSchema>;
 export type TokenEvent = z.infer<typeof tokenEventSchema>;
+export type ReasoningEvent = z.infer<typeof reasoningEventSchema>;
+export type ToolCallEvent = z.infer<typeof toolCallEventSchema>;
+export type ToolArgsEvent = z.infer<typeof toolArgsEventSchema>;
+export type ToolDoneEvent = z.infer<typeof toolDoneEventSchema>;
+export type ToolDroppedEvent = z.infer<typeof toolDroppedEventSchema>;
 export type SteerEvent = z.infer<typeof steerEventSchema>;
 export type HandoverEvent = z.infer<typeof handoverEventSchema>;
 export type EndEvent = z.infer<typeof endEventSchema>;
@@ -84,9 +126,12 @@ export const looseEventFrameSchema = z.object({
 });
 export type LooseEventFrame = z.infer<typeof looseEventFrameSchema>;
 
-/** The number of generated tokens a `token` event holds (its `n`, else one). */
+/** Kinds whose events carry generated text (and count tokens with `n`). */
+const GENERATED = new Set(["token", "reasoning", "tool_args"]);
+
+/** The number of generated tokens an event holds: its `n`, else one for `token`, `reasoning` and `tool_args`, else none. */
 export function tokensIn(event: { kind: string; n?: unknown }): number {
-  if (event.kind !== "token") return 0;
+  if (!GENERATED.has(event.kind)) return 0;
   return typeof event.n === "number" && Number.isSafeInteger(event.n) && event.n >= 0 ? event.n : 1;
 }
 

@@ -13,13 +13,79 @@ export const LIMITS = {
   stopLength: 64,
   maxTokens: 32_768,
   steerText: 4_096,
+  /** Functions offered in `tools`, and calls in one assistant message. */
+  tools: 128,
+  toolCalls: 128,
+  /** A function name (OpenAI's rule: letters, digits, `_` and `-`). */
+  toolName: 64,
+  /** A tool call's id. */
+  toolCallId: 128,
 } as const;
 
 export const frameIdSchema = z.string().max(LIMITS.frameId);
 
-export const roleSchema = z.enum(["system", "user", "assistant"]);
-export const chatMessageSchema = z.object({ role: roleSchema, content: z.string() });
+export const roleSchema = z.enum(["system", "user", "assistant", "tool"]);
+export type Role = z.infer<typeof roleSchema>;
+
+export const toolNameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]+$/, "a function name is letters, digits, _ and -")
+  .min(1)
+  .max(LIMITS.toolName);
+export const toolCallIdSchema = z.string().min(1).max(LIMITS.toolCallId);
+
+/** A call the assistant made, as OpenAI's chat messages carry it. */
+export const messageToolCallSchema = z.object({
+  id: toolCallIdSchema,
+  type: z.literal("function").default("function"),
+  function: z.object({ name: toolNameSchema, arguments: z.string() }),
+});
+export type MessageToolCall = z.infer<typeof messageToolCallSchema>;
+
+/** `null` (what OpenAI sends beside tool calls) reads as "". */
+const contentSchema = z
+  .string()
+  .nullish()
+  .transform((c) => c ?? "");
+
+/**
+ * OpenAI-shaped chat messages: an assistant message may carry the `tool_calls` it made, and a
+ * `tool` message answers one of them by its `tool_call_id`.
+ */
+export const chatMessageSchema = z.discriminatedUnion("role", [
+  z.object({ role: z.literal("system"), content: z.string() }),
+  z.object({ role: z.literal("user"), content: z.string() }),
+  z.object({
+    role: z.literal("assistant"),
+    content: contentSchema,
+    tool_calls: z.array(messageToolCallSchema).min(1).max(LIMITS.toolCalls).optional(),
+  }),
+  z.object({ role: z.literal("tool"), content: z.string(), tool_call_id: toolCallIdSchema }),
+]);
 export type ChatMessage = z.infer<typeof chatMessageSchema>;
+export type ChatMessageInput = z.input<typeof chatMessageSchema>;
+
+/** A function the model may call: its parameters are a JSON Schema object. */
+export const toolSchema = z.object({
+  type: z.literal("function"),
+  function: z.object({
+    name: toolNameSchema,
+    description: z.string().optional(),
+    parameters: z.record(z.string(), z.unknown()).optional(),
+    strict: z.boolean().nullish(),
+  }),
+});
+export type Tool = z.infer<typeof toolSchema>;
+
+export const toolChoiceSchema = z.union([
+  z.enum(["none", "auto", "required"]),
+  z.object({ type: z.literal("function"), function: z.object({ name: toolNameSchema }) }),
+]);
+export type ToolChoice = z.infer<typeof toolChoiceSchema>;
+
+/** How hard a reasoning model thinks (OpenAI's `reasoning_effort`); generators without reasoning ignore it. */
+export const reasoningEffortSchema = z.enum(["none", "minimal", "low", "medium", "high"]);
+export type ReasoningEffort = z.infer<typeof reasoningEffortSchema>;
 
 export const generationParamsSchema = z.object({
   max_tokens: z.number().int().positive().max(LIMITS.maxTokens).optional(),
@@ -29,6 +95,7 @@ export const generationParamsSchema = z.object({
   stop: z
     .union([z.string().min(1).max(LIMITS.stopLength), z.array(z.string().min(1).max(LIMITS.stopLength)).max(LIMITS.stopSequences)])
     .optional(),
+  reasoning_effort: reasoningEffortSchema.optional(),
 });
 export type GenerationParams = z.infer<typeof generationParamsSchema>;
 
@@ -39,8 +106,34 @@ const generateFields = {
   messages: z.array(chatMessageSchema).min(1).max(LIMITS.messages).optional(),
   prompt: z.string().optional(),
   params: generationParamsSchema.optional(),
+  tools: z.array(toolSchema).max(LIMITS.tools).optional(),
+  tool_choice: toolChoiceSchema.optional(),
   after: afterSchema.optional(),
 };
+
+/** Every tool message answers a call an earlier assistant message made, and a forced function is one of `tools`. */
+function checkTools(
+  b: { messages?: ChatMessage[] | undefined; tools?: Tool[] | undefined; tool_choice?: ToolChoice | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  const calls = new Set<string>();
+  for (const [i, m] of (b.messages ?? []).entries()) {
+    if (m.role === "assistant") for (const c of m.tool_calls ?? []) calls.add(c.id);
+    if (m.role === "tool" && !calls.has(m.tool_call_id))
+      ctx.addIssue({
+        code: "custom",
+        path: ["messages", i, "tool_call_id"],
+        message: "answers no tool call of an earlier assistant message",
+      });
+  }
+  const names = new Set((b.tools ?? []).map((t) => t.function.name));
+  if (names.size < (b.tools ?? []).length) ctx.addIssue({ code: "custom", path: ["tools"], message: "function names must be unique" });
+  const choice = b.tool_choice;
+  if (typeof choice === "object" && !names.has(choice.function.name))
+    ctx.addIssue({ code: "custom", path: ["tool_choice", "function", "name"], message: "names no function of tools" });
+  if ((choice === "required" || typeof choice === "object") && names.size === 0)
+    ctx.addIssue({ code: "custom", path: ["tool_choice"], message: "asks for a tool call but no tools are given" });
+}
 
 /** What a generation is asked to do: exactly one of `messages` and `prompt`. */
 export const generationBodySchema = z
@@ -48,10 +141,13 @@ export const generationBodySchema = z
     messages: generateFields.messages,
     prompt: generateFields.prompt,
     params: generateFields.params,
+    tools: generateFields.tools,
+    tool_choice: generateFields.tool_choice,
   })
   .refine((b) => (b.messages === undefined) !== (b.prompt === undefined), {
     message: "give exactly one of messages and prompt",
-  });
+  })
+  .superRefine(checkTools);
 export type GenerationBody = z.infer<typeof generationBodySchema>;
 
 const withId = { id: frameIdSchema.optional() };
@@ -61,7 +157,8 @@ export const generateFrameSchema = z
   .object({ type: z.literal("generate"), ...generateFields, ...withId })
   .refine((f) => (f.messages === undefined) !== (f.prompt === undefined), {
     message: "give exactly one of messages and prompt",
-  });
+  })
+  .superRefine(checkTools);
 export const subscribeFrameSchema = z.object({
   type: z.literal("subscribe"),
   rid: ridSchema,

@@ -9,3 +9,4 @@ export * from "./subjects.js";
 export * from "./internal.js";
 export * from "./config.js";
 export * from "./close-codes.js";
+export * from "./parts.js";

@@ -192,3 +192,48 @@ describe("parseClientFrame: each frame type", () => {
     assert.match(bad({ type: "generate", prompt: "p", params: { top_p: 0 } }).message, /top_p/);
   });
 });
+
+describe("parseClientFrame: tools and OpenAI-shaped messages", () => {
+  const tools = [
+    { type: "function", function: { name: "get_time", parameters: { type: "object", properties: { zone: { type: "string" } } } } },
+  ];
+  const turn = [
+    { role: "user", content: "What time is it?" },
+    { role: "assistant", content: null, tool_calls: [{ id: "call_1", type: "function", function: { name: "get_time", arguments: "{}" } }] },
+    { role: "tool", tool_call_id: "call_1", content: "12:00" },
+  ];
+
+  test("an agent turn with tools, a forced function and reasoning effort is accepted; null content reads as empty", () => {
+    const f = ok({
+      type: "generate",
+      messages: turn,
+      tools,
+      tool_choice: { type: "function", function: { name: "get_time" } },
+      params: { reasoning_effort: "low" },
+    });
+    assert.equal((f.messages as Array<{ content: string }>)[1]?.content, "");
+    assert.equal((f.tools as unknown[]).length, 1);
+  });
+
+  test("bad shapes name the field", () => {
+    const msg = (frame: object) => bad({ type: "generate", ...frame }).message;
+    assert.match(
+      msg({
+        messages: [
+          { role: "user", content: "x" },
+          { role: "tool", tool_call_id: "nope", content: "r" },
+        ],
+      }),
+      /messages\.1\.tool_call_id/,
+    );
+    assert.match(msg({ messages: turn, tools: [{ type: "function", function: { name: "has space" } }] }), /tools\.0\.function\.name/);
+    assert.match(msg({ messages: turn, tools, tool_choice: { type: "function", function: { name: "other" } } }), /tool_choice/);
+    assert.match(msg({ prompt: "p", tool_choice: "required" }), /tool_choice/);
+    assert.match(msg({ messages: turn, tools: [...tools, ...tools] }), /tools/);
+    assert.match(msg({ prompt: "p", params: { reasoning_effort: "extreme" } }), /params\.reasoning_effort/);
+    assert.match(
+      msg({ prompt: "p", tools: Array.from({ length: LIMITS.tools + 1 }, (_, i) => ({ type: "function", function: { name: `f${i}` } })) }),
+      /tools/,
+    );
+  });
+});

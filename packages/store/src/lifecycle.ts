@@ -26,7 +26,7 @@ import type { ResponseRecords } from "./records.js";
 
 /** The `end` events this system writes. */
 export const ends = {
-  done: (reason: "stop" | "length", usage: Usage): EndEvent => ({ kind: "end", reason, usage }),
+  done: (reason: "stop" | "length" | "tool_calls", usage: Usage): EndEvent => ({ kind: "end", reason, usage }),
   cancelled: (usage: Usage = zeroUsage()): EndEvent => ({ kind: "end", reason: "cancelled", usage }),
   error: (error: EndError, usage: Usage = zeroUsage()): EndEvent => ({ kind: "end", reason: "error", error, usage }),
   noWorker: (): EndEvent => ends.error({ code: "no_worker", message: "no worker began this response within QUEUE_TIMEOUT" }),
@@ -37,11 +37,18 @@ export const ends = {
 
 export const zeroUsage = (): Usage => ({ prompt_tokens: 0, completion_tokens: 0 });
 
-/** Generated tokens in a log (tokens, not events: one event may carry several). */
+/** Generated tokens in a log (tokens, not events: one event may carry several), reasoning among them. */
 export function usageOf(events: Iterable<{ kind: string; frame: { event: { kind: string; n?: unknown } } }>): Usage {
   let completion = 0;
-  for (const e of events) if (e.kind === "token") completion += tokensIn(e.frame.event);
-  return { prompt_tokens: 0, completion_tokens: completion };
+  let reasoning = 0;
+  for (const e of events) {
+    const n = tokensIn(e.frame.event);
+    completion += n;
+    if (e.kind === "reasoning") reasoning += n;
+  }
+  return reasoning > 0
+    ? { prompt_tokens: 0, completion_tokens: completion, reasoning_tokens: reasoning }
+    : { prompt_tokens: 0, completion_tokens: completion };
 }
 
 /** A queued response nobody began within QUEUE_TIMEOUT. */

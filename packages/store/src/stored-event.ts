@@ -52,7 +52,7 @@ export function decodeEvent(data: Uint8Array, streamSeq = 0, storedAt?: number):
 const HEAD = '{"type":"event","rid":"';
 const SEQ = '","seq":';
 const EVENT_KIND = ',"event":{"kind":"';
-const KINDS = ["token", "start", "steer", "handover", "end"];
+const KINDS = ["token", "reasoning", "tool_args", "start", "tool_call", "tool_done", "steer", "handover", "end", "tool_dropped"];
 
 function scanEvent(raw: string, streamSeq: number, storedAt?: number): StoredEvent | null {
   if (!raw.startsWith(HEAD) || !raw.endsWith("}}")) return null;

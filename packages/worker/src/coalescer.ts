@@ -15,17 +15,34 @@ const MAX_EVENT_TEXT = 16_384;
 /** Past this much text waiting behind a write, the generator is made to wait for it. */
 const MAX_BACKLOG = 65_536;
 
+/** A generated delta the coalescer gathers: text, reasoning, or a tool call's argument text. */
+export interface Delta {
+  kind: "token" | "reasoning" | "tool_args";
+  /** The tool call's id (`tool_args` only). */
+  id?: string;
+  text: string;
+  tokens: number;
+}
+
+/** Deltas of one kind (and call) waiting to be written, gathered into one event when coalescing. */
+interface Run {
+  kind: Delta["kind"];
+  id: string | undefined;
+  texts: string[];
+  /** How many generated tokens each text holds. */
+  counts: number[];
+}
+
 /**
- * Turns a response's tokens into `token` events. Every event costs the same to store and
+ * Turns a response's deltas into `token`, `reasoning` and `tool_args` events; deltas of
+ * different kinds (or calls) never share an event, and keep their order. Every event costs the same to store and
  * deliver however many tokens it carries, so tokens are gathered when sending one event per
  * token would cost more than it is worth: always while the response's previous write is in
  * flight (an idle path then still sends each token at once), and for up to `delayMs()`
  * while the worker is busy, except the first. Writes stay one at a time per response, in order.
  */
-export class TokenCoalescer {
-  private pending: string[] = [];
-  /** How many generated tokens each pending text holds. */
-  private counts: number[] = [];
+export class DeltaCoalescer {
+  private pending: Run[] = [];
   private pendingBytes = 0;
   /** performance.now() of the oldest pending token. */
   private since = 0;
@@ -44,12 +61,16 @@ export class TokenCoalescer {
    * Takes a token. Returns a promise only when the caller must wait before the next one:
    * a write failed (it rejects), or too much text waits behind a slow write.
    */
-  add(text: string, tokens = 1): Promise<void> | undefined {
+  add(delta: Delta): Promise<void> | undefined {
     if (this.failure) return Promise.reject(this.failure.err);
+    const { text } = delta;
     if (text.length === 0) return undefined;
     if (this.pending.length === 0) this.since = performance.now();
-    this.pending.push(text);
-    this.counts.push(tokens);
+    const last = this.pending.at(-1);
+    if (last && last.kind === delta.kind && last.id === delta.id) {
+      last.texts.push(text);
+      last.counts.push(delta.tokens);
+    } else this.pending.push({ kind: delta.kind, id: delta.id, texts: [text], counts: [delta.tokens] });
     this.pendingBytes += text.length;
     this.pump();
     if (this.pendingBytes > MAX_BACKLOG && this.inFlight) return this.settled();
@@ -70,7 +91,6 @@ export class TokenCoalescer {
   stop(): void {
     this.clearTimer();
     this.pending = [];
-    this.counts = [];
     this.pendingBytes = 0;
   }
 
@@ -98,22 +118,22 @@ export class TokenCoalescer {
   private send(): void {
     this.clearTimer();
     this.first = false;
+    const run = this.pending[0] as Run;
     let text: string;
     let n: number;
     if (this.policy.maxDelayMs > 0) {
-      text = this.pending.length === 1 ? (this.pending[0] as string) : this.pending.join("");
-      n = this.counts.reduce((a, b) => a + b, 0);
-      this.pending = [];
-      this.counts = [];
-      this.pendingBytes = 0;
+      // The whole first run: a run of another kind behind it goes in the next event.
+      text = run.texts.length === 1 ? (run.texts[0] as string) : run.texts.join("");
+      n = run.counts.reduce((a, b) => a + b, 0);
+      this.pending.shift();
     } else {
-      text = this.pending.shift() as string;
-      n = this.counts.shift() as number;
-      this.pendingBytes -= text.length;
-      this.since = performance.now();
+      text = run.texts.shift() as string;
+      n = run.counts.shift() as number;
+      if (run.texts.length === 0) this.pending.shift();
     }
-    // `n` only when the event holds other than one token: usage counts tokens, not events.
-    this.inFlight = this.write(n === 1 ? { kind: "token", text } : { kind: "token", text, n }).then(
+    this.pendingBytes -= text.length;
+    if (this.pending.length > 0) this.since = performance.now();
+    this.inFlight = this.write(eventOf(run, text, n)).then(
       () => {
         this.inFlight = undefined;
         this.pump();
@@ -130,4 +150,11 @@ export class TokenCoalescer {
     clearTimeout(this.timer);
     this.timer = undefined;
   }
+}
+
+/** `n` only when the event holds other than one token: usage counts tokens, not events. */
+function eventOf(run: Run, text: string, n: number): ResponseEvent {
+  const counted = n === 1 ? {} : { n };
+  if (run.kind === "tool_args") return { kind: "tool_args", id: run.id as string, text, ...counted };
+  return { kind: run.kind, text, ...counted };
 }

@@ -10,7 +10,7 @@ import {
   type WorkDelivery,
 } from "@unbroken/store";
 import type { Logger } from "pino";
-import { TokenCoalescer, type CoalescePolicy } from "./coalescer.js";
+import { DeltaCoalescer, type CoalescePolicy } from "./coalescer.js";
 import { GeneratorError, type GenerationOutput, type GenerationSession, type ResumeState, type TokenGenerator } from "@unbroken/generators";
 import type { RunMetrics, WorkerMetrics } from "./metrics.js";
 import { Ownership, STALLED, StallWatch } from "./ownership.js";
@@ -230,7 +230,7 @@ export class ResponseRun {
   private async stream(session: GenerationSession, writer: EventLogWriter): Promise<EndEvent | null> {
     const it = session[Symbol.asyncIterator]();
     const watch = new StallWatch(this.deps.stallTimeoutMs);
-    const tokens = new TokenCoalescer((e) => this.write(writer, e), this.deps.coalesce);
+    const tokens = new DeltaCoalescer((e) => this.write(writer, e), this.deps.coalesce);
     let exhausted = false;
     try {
       for (;;) {
@@ -244,16 +244,21 @@ export class ResponseRun {
           break;
         }
         const out: GenerationOutput = r.value;
-        if (out.type === "token") {
+        if (out.type === "token" || out.type === "reasoning" || out.type === "tool_args") {
           this.metrics?.generated();
-          const wait = tokens.add(out.text, out.tokens);
+          const wait = tokens.add(
+            out.type === "tool_args"
+              ? { kind: out.type, id: out.id, text: out.text, tokens: out.tokens }
+              : { kind: out.type, text: out.text, tokens: out.tokens },
+          );
           if (wait) await wait;
           continue;
         }
-        // What was generated before a steer or the end is logged before it.
+        // What was generated before a steer, a tool call's edge or the end is logged before it.
         await tokens.flush();
-        if (out.type === "steer") await this.write(writer, { kind: "steer", text: out.text });
-        else if (!this.abort.signal.aborted) return ends.done(out.reason, out.usage);
+        if (out.type === "done") {
+          if (!this.abort.signal.aborted) return ends.done(out.reason, out.usage);
+        } else await this.write(writer, eventOfOutput(out));
       }
       if (!this.lost) await tokens.flush();
     } catch (err) {
@@ -350,6 +355,20 @@ export class ResponseRun {
         if (this.epoch > 0 && epoch > this.epoch) this.loseTo(epoch);
       },
     };
+  }
+}
+
+/** The event an output other than a delta or `done` is logged as. */
+function eventOfOutput(out: Exclude<GenerationOutput, { type: "token" | "reasoning" | "tool_args" | "done" }>): ResponseEvent {
+  switch (out.type) {
+    case "steer":
+      return { kind: "steer", text: out.text };
+    case "tool_call":
+      return { kind: "tool_call", id: out.id, name: out.name };
+    case "tool_done":
+      return { kind: "tool_done", id: out.id, arguments: out.arguments };
+    case "tool_dropped":
+      return { kind: "tool_dropped", id: out.id, reason: out.reason };
   }
 }
 

@@ -1,6 +1,6 @@
 import { tokensIn, type HandoverEvent, type StartEvent } from "@unbroken/protocol";
 import { FencedError, type Broker, type EventLogWriter, type StoredEvent, type WriterOptions } from "@unbroken/store";
-import type { ResumeState } from "@unbroken/generators";
+import type { ResumeState, ResumedOutput } from "@unbroken/generators";
 
 /** What a worker that took a response over finds in its log, once it holds the next write. */
 export type TakenLog =
@@ -11,20 +11,49 @@ export type TakenLog =
   /** The handover marker is written after the previous worker's last event. */
   | { kind: "resumed"; writer: EventLogWriter; resume: ResumeState };
 
-/** The continuation state of a log: its token texts, and each steer with the tokens before it. */
+/**
+ * The continuation state of a log: every generated event as an output, its token texts, and
+ * each steer with the token events before it.
+ */
 export function resumeStateOf(events: readonly StoredEvent[]): ResumeState {
   const tokens: string[] = [];
   const steers: ResumeState["steers"] = [];
+  const outputs: ResumedOutput[] = [];
   let generated = 0;
+  let reasoningTokens = 0;
   for (const { frame } of events) {
-    const text = frame.event.text;
-    if (typeof text !== "string") continue;
-    if (frame.event.kind === "token") {
-      tokens.push(text);
-      generated += tokensIn(frame.event);
-    } else if (frame.event.kind === "steer") steers.push({ at: tokens.length, text });
+    const out = outputOf(frame.event);
+    if (!out) continue;
+    outputs.push(out);
+    if (out.type === "token" || out.type === "reasoning" || out.type === "tool_args") generated += out.tokens;
+    if (out.type === "reasoning") reasoningTokens += out.tokens;
+    if (out.type === "token") tokens.push(out.text);
+    else if (out.type === "steer") steers.push({ at: tokens.length, text: out.text });
   }
-  return { tokens, steers, generated };
+  return { tokens, steers, generated, reasoningTokens, outputs };
+}
+
+/** A logged event as the output a generator yielded for it; null for the transport's own kinds. */
+function outputOf(event: { kind: string; [key: string]: unknown }): ResumedOutput | null {
+  const { kind, text, id } = event;
+  const str = (v: unknown): v is string => typeof v === "string";
+  switch (kind) {
+    case "token":
+    case "reasoning":
+      return str(text) ? { type: kind, text, tokens: tokensIn(event) } : null;
+    case "steer":
+      return str(text) ? { type: kind, text } : null;
+    case "tool_args":
+      return str(text) && str(id) ? { type: kind, id, text, tokens: tokensIn(event) } : null;
+    case "tool_call":
+      return str(id) && str(event.name) ? { type: kind, id, name: event.name } : null;
+    case "tool_done":
+      return str(id) && str(event.arguments) ? { type: kind, id, arguments: event.arguments } : null;
+    case "tool_dropped":
+      return str(id) && str(event.reason) ? { type: kind, id, reason: event.reason } : null;
+    default:
+      return null;
+  }
 }
 
 export interface TakeOverOptions {

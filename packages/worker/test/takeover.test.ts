@@ -35,15 +35,18 @@ async function readAll(rid: string): Promise<StoredEvent[]> {
   return broker.logs.readAll(rid);
 }
 
-test("the marker follows the last event; the resume state is the log's tokens and steers", async () => {
+test("the marker follows the last event; the resume state is the log's outputs, tokens and steers", async () => {
   const rid = newRid();
   const old = broker.logs.writer(rid, undefined, { epoch: 1 });
   for (const e of [
     START,
     { kind: "steer", text: "be brief" },
+    { kind: "reasoning", text: "Hm.", n: 2 },
     { kind: "token", text: "One" },
     { kind: "token", text: " two" },
     { kind: "steer", text: "go on" },
+    { kind: "tool_call", id: "c1", name: "f" },
+    { kind: "tool_args", id: "c1", text: '{"a"', n: 3 },
   ] as ResponseEvent[]) {
     await old.append(e);
   }
@@ -56,15 +59,25 @@ test("the marker follows the last event; the resume state is the log's tokens an
       { at: 0, text: "be brief" },
       { at: 2, text: "go on" },
     ],
-    generated: 2,
+    generated: 7,
+    reasoningTokens: 2,
+    outputs: [
+      { type: "steer", text: "be brief" },
+      { type: "reasoning", text: "Hm.", tokens: 2 },
+      { type: "token", text: "One", tokens: 1 },
+      { type: "token", text: " two", tokens: 1 },
+      { type: "steer", text: "go on" },
+      { type: "tool_call", id: "c1", name: "f" },
+      { type: "tool_args", id: "c1", text: '{"a"', tokens: 3 },
+    ],
   });
-  assert.equal(taken.writer.seq, 6);
-  assert.equal(await taken.writer.append({ kind: "token", text: " three" }), 7);
+  assert.equal(taken.writer.seq, 9);
+  assert.equal(await taken.writer.append({ kind: "token", text: " three" }), 10);
   await assert.rejects(old.append({ kind: "token", text: " zombie" }), FencedError);
   const log = await readAll(rid);
   assert.deepEqual(
     log.map((e) => e.frame.event.kind),
-    ["start", "steer", "token", "token", "steer", "handover", "token"],
+    ["start", "steer", "reasoning", "token", "token", "steer", "tool_call", "tool_args", "handover", "token"],
   );
 });
 
