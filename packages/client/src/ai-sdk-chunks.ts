@@ -1,13 +1,24 @@
-import type { UIMessage, UIMessageChunk } from "ai";
-import { LIMITS, type ChatMessage } from "@unbroken/protocol";
+import type { UIMessageChunk } from "ai";
+import { AnswerParts, type PartChange } from "@unbroken/protocol";
 import type { ResponseEventFrame } from "./frames.js";
 
 const FINISH_REASON = { stop: "stop", length: "length", tool_calls: "tool-calls", error: "error", cancelled: "other" } as const;
 
-/** Turns one response's event frames into UI message chunks (the `start` chunk is sent before). */
+/** Set on the tool part of a call a worker dropped, so `uiMessagesToChatMessages` leaves it out. */
+export const DROPPED_METADATA_KEY = "unbrokenDropped";
+
+/**
+ * Turns one response's event frames into UI message chunks (the `start` and `start-step` chunks
+ * are sent before). The answer is cut into parts by the protocol's `AnswerParts`; each part
+ * becomes the AI SDK's: text → `text-*`, reasoning → `reasoning-*`, a tool call →
+ * `tool-input-start`, `tool-input-delta`…, `tool-input-available` (or `tool-input-error` when a
+ * worker dropped it). Ids are named after the seq a part starts at, so a replay gives the same ids.
+ */
 export class ChunkMapper {
   readonly #rid: string;
-  #textId: string | undefined;
+  readonly #parts = new AnswerParts();
+  /** The text or reasoning part open on the UI side: its index in the answer and its chunk id. */
+  #open: { index: number; id: string; type: "text" | "reasoning" } | undefined;
 
   constructor(rid: string) {
     this.#rid = rid;
@@ -16,68 +27,66 @@ export class ChunkMapper {
   map(frame: ResponseEventFrame): UIMessageChunk[] {
     const ev = frame.event;
     const out: UIMessageChunk[] = [];
-    switch (ev.kind) {
-      case "token":
-        if (typeof ev.text !== "string" || ev.text === "") break;
-        if (this.#textId === undefined) {
-          // Named after the seq it starts at, so a replay gives the same ids.
-          this.#textId = `text-${frame.seq}`;
-          out.push({ type: "text-start", id: this.#textId });
-        }
-        out.push({ type: "text-delta", id: this.#textId, delta: ev.text });
-        break;
-      case "steer":
-        // The text after a steer is a new part, so the marker sits where it took effect.
-        this.#closeText(out);
-        out.push({ type: "steering-message", id: `${this.#rid}-steer-${frame.seq}`, parts: [{ type: "text", text: ev.text }] });
-        break;
-      case "end": {
-        this.#closeText(out);
-        if (ev.reason === "error") {
-          const code = ev.error?.code ?? "error";
-          out.push({ type: "error", errorText: `${code}: ${ev.error?.message ?? "the generation failed"}` });
-        } else if (ev.reason === "cancelled") {
-          out.push({ type: "abort", reason: "cancelled" });
-        }
-        out.push({ type: "finish", finishReason: FINISH_REASON[ev.reason] ?? "other" });
-        break;
+    if (ev.kind === "steer") {
+      // The text after a steer is a new UI part, so the marker sits where it took effect.
+      this.#closeOpen(out);
+      out.push({ type: "steering-message", id: `${this.#rid}-steer-${frame.seq}`, parts: [{ type: "text", text: ev.text }] });
+      return out;
+    }
+    for (const change of this.#parts.apply(ev)) this.#change(change, frame, out);
+    if (ev.kind === "end") {
+      if (ev.reason === "error") {
+        const code = ev.error?.code ?? "error";
+        out.push({ type: "error", errorText: `${code}: ${ev.error?.message ?? "the generation failed"}` });
+      } else if (ev.reason === "cancelled") {
+        out.push({ type: "abort", reason: "cancelled" });
       }
-      default:
-        break; // `start`, and kinds a later edge may add
+      out.push({ type: "finish-step" }, { type: "finish", finishReason: FINISH_REASON[ev.reason] ?? "other" });
     }
     return out;
   }
 
-  #closeText(out: UIMessageChunk[]): void {
-    if (this.#textId === undefined) return;
-    out.push({ type: "text-end", id: this.#textId });
-    this.#textId = undefined;
-  }
-}
-
-/**
- * The default `toMessages`: each message's text parts joined, roles kept (`system`, `user`,
- * `assistant`). A steer inside an assistant answer becomes a user message between its two
- * halves. Messages without text are left out, and at most the last 256 are sent.
- */
-export function uiMessagesToChatMessages(messages: readonly UIMessage[]): ChatMessage[] {
-  const out: ChatMessage[] = [];
-  const push = (role: "system" | "user" | "assistant", content: string): void => {
-    if (content !== "") out.push({ role, content });
-  };
-  for (const message of messages) {
-    const role = message.role;
-    if (role !== "system" && role !== "user" && role !== "assistant") continue;
-    let text = "";
-    for (const part of message.parts) {
-      if (part.type === "text") text += part.text;
-      else if (part.type === "steering-message") {
-        push(role, text);
-        text = "";
-        push("user", part.parts.map((p) => (p.type === "text" ? p.text : "")).join(""));
+  #change(change: PartChange, frame: ResponseEventFrame, out: UIMessageChunk[]): void {
+    const part = change.part;
+    if (part.type === "tool_call") {
+      const ids = { toolCallId: part.id, toolName: part.name };
+      if (change.type === "start") out.push({ type: "tool-input-start", ...ids });
+      else if (change.type === "delta") out.push({ type: "tool-input-delta", toolCallId: part.id, inputTextDelta: change.delta });
+      else if (part.state === "done") out.push({ type: "tool-input-available", ...ids, input: part.input });
+      else {
+        const reason = frame.event.kind === "tool_dropped" ? frame.event.reason : "the call did not complete";
+        out.push({
+          type: "tool-input-error",
+          ...ids,
+          input: undefined,
+          errorText: `dropped: ${reason}`,
+          toolMetadata: { [DROPPED_METADATA_KEY]: true },
+        });
+        // A new step after it: the answer goes on, and `lastAssistantMessageIsCompleteWithToolCalls`
+        // must not take the dropped call for one that waits to be sent back.
+        out.push({ type: "finish-step" }, { type: "start-step" });
       }
+      return;
     }
-    push(role, text);
+    if (change.type === "delta") {
+      if (this.#open?.index !== change.index) {
+        this.#closeOpen(out);
+        this.#open = { index: change.index, id: `${part.type}-${frame.seq}`, type: part.type };
+        out.push({ type: part.type === "text" ? "text-start" : "reasoning-start", id: this.#open.id });
+      }
+      const id = this.#open.id;
+      out.push(
+        part.type === "text" ? { type: "text-delta", id, delta: change.delta } : { type: "reasoning-delta", id, delta: change.delta },
+      );
+    } else if (change.type === "end" && this.#open?.index === change.index) {
+      this.#closeOpen(out);
+    }
   }
-  return out.slice(-LIMITS.messages);
+
+  #closeOpen(out: UIMessageChunk[]): void {
+    const open = this.#open;
+    if (open === undefined) return;
+    out.push({ type: open.type === "text" ? "text-end" : "reasoning-end", id: open.id });
+    this.#open = undefined;
+  }
 }

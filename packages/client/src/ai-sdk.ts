@@ -7,15 +7,16 @@
  * that never imports `UnbrokenChatTransport` drops this module.
  */
 import type { ChatTransport, UIMessage, UIMessageChunk } from "ai";
-import { isRid, type ChatMessage, type GenerationParams } from "@unbroken/protocol";
+import { isRid, type ChatMessage, type GenerationParams, type ReasoningEffort, type Tool, type ToolChoice } from "@unbroken/protocol";
 import type { UnbrokenClient } from "./client.js";
 import { UnbrokenError, callSafely, isUnbrokenError } from "./errors.js";
 import type { ResponseEventFrame } from "./frames.js";
 import type { ResponseHandle } from "./response.js";
-import { ChunkMapper, uiMessagesToChatMessages } from "./ai-sdk-chunks.js";
+import { ChunkMapper } from "./ai-sdk-chunks.js";
+import { uiMessagesToChatMessages } from "./ai-sdk-messages.js";
 import { memoryChatStore, type ChatResponseRecord, type ChatResponseStore } from "./ai-sdk-store.js";
 
-export { uiMessagesToChatMessages } from "./ai-sdk-chunks.js";
+export { uiMessagesToChatMessages } from "./ai-sdk-messages.js";
 export { webStorageChatStore, type ChatResponseRecord, type ChatResponseStore, type StorageLike } from "./ai-sdk-store.js";
 
 export interface UnbrokenChatTransportOptions<UI_MESSAGE extends UIMessage = UIMessage> {
@@ -24,8 +25,13 @@ export interface UnbrokenChatTransportOptions<UI_MESSAGE extends UIMessage = UIM
   store?: ChatResponseStore;
   /** Turns the chat's UI messages into the generate request's messages. Default: `uiMessagesToChatMessages`. */
   toMessages?: (messages: UI_MESSAGE[]) => ChatMessage[];
-  /** Generation parameters of every request (`max_tokens`, `temperature`, `seed`, `stop`…). */
+  /** Generation parameters of every request (`max_tokens`, `temperature`, `seed`, `stop`, `reasoning_effort`…). */
   params?: GenerationParams;
+  /** Functions offered to the model in every request (OpenAI function tools); the app runs them. */
+  tools?: Tool[];
+  tool_choice?: ToolChoice;
+  /** Shorthand for `params.reasoning_effort`. */
+  reasoning_effort?: ReasoningEffort;
   /**
    * What `reconnectToStream` delivers. `"replay"` (default): the whole answer from its first
    * event, which is what `useChat` needs (it rebuilds the assistant message from the resumed
@@ -81,8 +87,10 @@ const GONE_CODES = new Set(["not_found", "gone", "forbidden"]);
  *   answer, or one that finished before it was read to the end, or null when there is none.
  * - `steer(chatId, text)` steers the chat's running answer; it appears as a `steering-message` part.
  *
- * The request's `headers`, `body` and `metadata` are not used: authentication is the client's
- * `token`.
+ * The request's `body` (useChat's `sendMessage(message, { body })`) may carry `tools`,
+ * `tool_choice`, `params` and `reasoning_effort` for that request: they replace the constructor's
+ * (`params` are merged key by key). `headers` and `metadata` are not used: authentication is the
+ * client's `token`.
  */
 export class UnbrokenChatTransport<UI_MESSAGE extends UIMessage = UIMessage> implements ChatTransport<UI_MESSAGE> {
   /** Tells `useChat` whether a reconnect starts over (and it must rebuild the message). */
@@ -91,7 +99,7 @@ export class UnbrokenChatTransport<UI_MESSAGE extends UIMessage = UIMessage> imp
   readonly #client: UnbrokenClient;
   readonly #store: ChatResponseStore;
   readonly #toMessages: (messages: UI_MESSAGE[]) => ChatMessage[];
-  readonly #params: GenerationParams | undefined;
+  readonly #defaults: RequestOptions;
   readonly #continue: boolean;
   /** The latest stream of each chat on this transport. */
   readonly #active = new Map<string, Attachment>();
@@ -101,7 +109,7 @@ export class UnbrokenChatTransport<UI_MESSAGE extends UIMessage = UIMessage> imp
     this.#client = options.client;
     this.#store = options.store ?? memoryChatStore();
     this.#toMessages = options.toMessages ?? uiMessagesToChatMessages;
-    this.#params = options.params;
+    this.#defaults = requestOptions(options, "options");
     if (options.resume !== undefined && options.resume !== "replay" && options.resume !== "continue") {
       throw new TypeError('UnbrokenChatTransport: options.resume must be "replay" or "continue"');
     }
@@ -112,8 +120,8 @@ export class UnbrokenChatTransport<UI_MESSAGE extends UIMessage = UIMessage> imp
   async sendMessages(options: SendOptions<UI_MESSAGE>): Promise<ReadableStream<UIMessageChunk>> {
     const { chatId, messages, abortSignal } = options;
     throwIfAborted(abortSignal);
-    const request = { messages: this.#toMessages(messages), ...(this.#params ? { params: this.#params } : {}) };
-    const handle = this.#client.generate(request);
+    const extra = mergeOptions(this.#defaults, requestOptions(options.body ?? {}, "body"));
+    const handle = this.#client.generate({ messages: this.#toMessages(messages), ...extra });
     this.#store.set(chatId, { rid: handle.rid });
     const att = this.#attach(chatId, handle.rid, "send", abortSignal);
     att.handle = handle;
@@ -218,6 +226,9 @@ export class UnbrokenChatTransport<UI_MESSAGE extends UIMessage = UIMessage> imp
           if (att.state !== "handshake") return controller.close();
           att.state = "streaming";
           controller.enqueue({ type: "start", messageId: handle.rid });
+          // Each answer is a step of its own: useChat's `lastAssistantMessageIsCompleteWithToolCalls`
+          // looks at the last step, and an agent loop's answers share one assistant message.
+          controller.enqueue({ type: "start-step" });
         },
         pull: (controller) => this.#pull(att, iterator, mapper, controller),
         cancel: () => this.#leave(att),
@@ -338,6 +349,33 @@ export class UnbrokenChatTransport<UI_MESSAGE extends UIMessage = UIMessage> imp
       if (this.#store.get(chatId)?.rid === rid) this.#store.delete(chatId);
     });
   }
+}
+
+/** What a request adds to its messages; the client's generate validates it. */
+interface RequestOptions {
+  params?: GenerationParams;
+  tools?: Tool[];
+  tool_choice?: ToolChoice;
+}
+
+/** The request options of the constructor's options or of a request's body (its other keys are ignored). */
+function requestOptions(source: object, where: string): RequestOptions {
+  const o = source as Partial<UnbrokenChatTransportOptions> & Record<string, unknown>;
+  if (o.params !== undefined && (typeof o.params !== "object" || o.params === null)) {
+    throw new TypeError(`UnbrokenChatTransport: ${where}.params must be an object`);
+  }
+  const params = o.reasoning_effort === undefined ? o.params : { ...o.params, reasoning_effort: o.reasoning_effort };
+  return {
+    ...(params !== undefined ? { params } : {}),
+    ...(o.tools !== undefined ? { tools: o.tools } : {}),
+    ...(o.tool_choice !== undefined ? { tool_choice: o.tool_choice } : {}),
+  };
+}
+
+function mergeOptions(base: RequestOptions, over: RequestOptions): RequestOptions {
+  const merged: RequestOptions = { ...base, ...over };
+  if (base.params !== undefined && over.params !== undefined) merged.params = { ...base.params, ...over.params };
+  return merged;
 }
 
 function abortError(signal: AbortSignal | undefined): unknown {

@@ -1,4 +1,14 @@
-import { LIMITS, generationBodySchema, isRid, newRid, type ChatMessage, type GenerationParams } from "@unbroken/protocol";
+import {
+  LIMITS,
+  generationBodySchema,
+  isRid,
+  newRid,
+  type ChatMessageInput,
+  type GenerationBody,
+  type GenerationParams,
+  type Tool,
+  type ToolChoice,
+} from "@unbroken/protocol";
 import { Backoff, backoffOptions, type BackoffOptions } from "./backoff.js";
 import { Connection, type ConnectionStatus, type TokenSource } from "./connection.js";
 import { UnbrokenError } from "./errors.js";
@@ -38,10 +48,17 @@ export interface UnbrokenClientOptions {
 }
 
 export interface GenerateRequest {
-  /** Exactly one of `messages` and `prompt`. */
-  messages?: ChatMessage[];
+  /**
+   * Exactly one of `messages` and `prompt`. Messages are OpenAI-shaped: an assistant message may
+   * carry its `tool_calls`, a `tool` message answers one by `tool_call_id`.
+   */
+  messages?: ChatMessageInput[];
   prompt?: string;
+  /** Generation parameters; `reasoning_effort` asks a reasoning model to think first. */
   params?: GenerationParams;
+  /** Functions the model may call (JSON-Schema `parameters`); a call ends the answer with `tool_calls`. */
+  tools?: Tool[];
+  tool_choice?: ToolChoice;
   /** The response id; by default a fresh random one (`newRid()`). */
   rid?: string;
 }
@@ -51,7 +68,7 @@ export interface SubscribeOptions {
   after?: number;
 }
 
-type Body = { messages?: ChatMessage[]; prompt?: string; params?: GenerationParams };
+type Body = GenerationBody;
 
 /** The client's bookkeeping for a live response. */
 interface Entry {
@@ -121,16 +138,15 @@ export class UnbrokenClient {
     this.#assertOpen();
     const rid = request.rid ?? newRid();
     if (!isRid(rid)) throw new UnbrokenError("bad_request", `rid must match ^[A-Za-z0-9_-]{8,64}$, got ${JSON.stringify(rid)}`);
-    const body: Body = {};
-    if (request.messages !== undefined) body.messages = request.messages;
-    if (request.prompt !== undefined) body.prompt = request.prompt;
-    if (request.params !== undefined) body.params = request.params;
-    const check = generationBodySchema.safeParse(body);
+    const { messages, prompt, params, tools, tool_choice } = request;
+    const check = generationBodySchema.safeParse({ messages, prompt, params, tools, tool_choice });
     if (!check.success) {
       const issue = check.error.issues[0];
       const where = issue && issue.path.length > 0 ? `${issue.path.join(".")}: ` : "";
       throw new UnbrokenError("bad_request", `invalid generate request: ${where}${issue?.message ?? "invalid"}`, { rid });
     }
+    // The parsed body is sent: the shape the edge checks, with OpenAI's nulls read as "".
+    const body = Object.fromEntries(Object.entries(check.data).filter(([, v]) => v !== undefined)) as Body;
     return this.#add(rid, 0, body).stream.handle;
   }
 

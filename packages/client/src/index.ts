@@ -16,8 +16,17 @@ export type { WebSocketLike, WebSocketConstructor, SocketEventLike } from "./web
 export type { ResponseEventFrame } from "./frames.js";
 export { newRid, isRid } from "@unbroken/protocol";
 export type {
+  AnswerPart,
+  AnswerToolCall,
   ChatMessage,
+  ChatMessageInput,
   GenerationParams,
+  ReasoningEffort,
+  ReasoningPart,
+  TextPart,
+  Tool,
+  ToolCallPart,
+  ToolChoice,
   EndEvent,
   EventFrame,
   EndReason,

@@ -1,4 +1,4 @@
-import type { EndEvent } from "@unbroken/protocol";
+import { AnswerParts, type AnswerPart, type AnswerToolCall, type EndEvent } from "@unbroken/protocol";
 import type { UnbrokenError } from "./errors.js";
 import { callSafely } from "./errors.js";
 import type { ResponseEventFrame } from "./frames.js";
@@ -21,7 +21,7 @@ export type ReceiveResult = "new" | "duplicate" | "gap" | "ignored";
 type Waiter = { resolve: (r: IteratorResult<ResponseEventFrame>) => void; reject: (err: unknown) => void };
 
 /**
- * The state of one response as this client sees it: dedup by seq, text, the event queue behind
+ * The state of one response as this client sees it: dedup by seq, its parts, the event queue behind
  * the async iterator, listeners and the `accepted`/`done` promises. Internal: the public face is
  * `ResponseHandle`.
  */
@@ -32,7 +32,8 @@ export class ResponseStream {
   readonly done: Promise<EndEvent>;
   state: StreamState = "live";
   lastSeq: number;
-  text = "";
+  /** The answer folded into parts, as every reader of the protocol cuts it. */
+  readonly answer = new AnswerParts();
   end: EndEvent | undefined;
   error: UnbrokenError | undefined;
   acceptedSettled = false;
@@ -73,7 +74,7 @@ export class ResponseStream {
     if (frame.seq > this.lastSeq + 1) return "gap";
     this.lastSeq = frame.seq;
     const ev = frame.event;
-    if (ev.kind === "token" && typeof ev.text === "string") this.text += ev.text;
+    this.answer.apply(ev);
     if (ev.kind === "end") {
       this.end = ev;
       this.state = "ended";
@@ -190,7 +191,22 @@ export class ResponseHandle implements AsyncIterable<ResponseEventFrame> {
   }
   /** The concatenated `token` texts received so far. */
   get text(): string {
-    return this.#s.text;
+    return this.#s.answer.text;
+  }
+  /** The concatenated `reasoning` texts received so far. */
+  get reasoning(): string {
+    return this.#s.answer.reasoning;
+  }
+  /**
+   * The complete tool calls received so far, in order, with `input` their parsed arguments. A call
+   * still streaming, or dropped by a worker that could not continue it, is not among them.
+   */
+  get toolCalls(): AnswerToolCall[] {
+    return this.#s.answer.toolCalls;
+  }
+  /** The answer as parts (text, reasoning, tool calls) in log order; a live view, do not mutate. */
+  get parts(): readonly AnswerPart[] {
+    return this.#s.answer.parts;
   }
   /** The seq of the last event delivered (the `after` given to subscribe before any event). */
   get lastSeq(): number {
