@@ -98,7 +98,7 @@ describe("AI SDK Chat over the transport", () => {
       const parts = chat.messages[1]!.parts;
       assert.deepEqual(
         parts.map((p) => p.type),
-        ["text", "steering-message", "text"],
+        ["step-start", "text", "steering-message", "text"],
       );
       const log = await logOf(fixture.stack().url, chat.messages[1]!.id);
       assert.equal(messageText(chat.messages[1]), textOf(log));

@@ -11,7 +11,7 @@ describe("AI SDK ChatTransport", () => {
   const fixture = aiSdkFixture();
   const { newClient } = fixture;
 
-  it("streams an answer as start, text-start, text-delta…, text-end, finish; a valid UIMessage", async () => {
+  it("streams an answer as start, start-step, text-start, text-delta…, text-end, finish-step, finish; a valid UIMessage", async () => {
     const transport = new UnbrokenChatTransport({ client: newClient() });
     const stream = await send(transport, "chat-send", "write 40 words about rivers");
     const [mine, sdk] = stream.tee();
@@ -21,8 +21,8 @@ describe("AI SDK ChatTransport", () => {
     assert.ok(start?.type === "start" && start.messageId !== undefined);
     const rid = start.messageId;
     const log = await logOf(fixture.stack().url, rid);
-    assert.deepEqual(types(chunks).slice(0, 3), ["start", "text-start", "text-delta"]);
-    assert.deepEqual(types(chunks).slice(-2), ["text-end", "finish"]);
+    assert.deepEqual(types(chunks).slice(0, 4), ["start", "start-step", "text-start", "text-delta"]);
+    assert.deepEqual(types(chunks).slice(-3), ["text-end", "finish-step", "finish"]);
     assert.deepEqual(chunks.at(-1), { type: "finish", finishReason: "stop" });
     assert.equal(deltas(chunks), textOf(log));
     assert.ok(textOf(log).length > 100);
@@ -30,7 +30,10 @@ describe("AI SDK ChatTransport", () => {
     const message = messages.at(-1)!;
     assert.equal(message.id, rid);
     assert.equal(message.role, "assistant");
-    assert.deepEqual(JSON.parse(JSON.stringify(message.parts)), [{ type: "text", text: textOf(log), state: "done" }]);
+    assert.deepEqual(JSON.parse(JSON.stringify(message.parts)), [
+      { type: "step-start" },
+      { type: "text", text: textOf(log), state: "done" },
+    ]);
     // Read to the end: nothing is left to reconnect to.
     assert.equal(await transport.reconnectToStream({ chatId: "chat-send" }), null);
   });
@@ -70,9 +73,10 @@ describe("AI SDK ChatTransport", () => {
     await read(streamA, deltaCount(5));
     abort.abort();
     const chunks = await following;
-    assert.deepEqual(types(chunks).slice(-3), ["text-end", "abort", "finish"]);
-    assert.deepEqual(chunks.slice(-2), [
+    assert.deepEqual(types(chunks).slice(-4), ["text-end", "abort", "finish-step", "finish"]);
+    assert.deepEqual(chunks.slice(-3), [
       { type: "abort", reason: "cancelled" },
+      { type: "finish-step" },
       { type: "finish", finishReason: "other" },
     ]);
     const log = await logOf(fixture.stack().url, (chunks[0] as { messageId: string }).messageId);
@@ -126,8 +130,9 @@ describe("AI SDK ChatTransport", () => {
 
     const log = await logOf(fixture.stack().url, rid);
     assert.deepEqual(rest[0], { type: "start", messageId: rid });
-    assert.equal(rest[1]?.type, "text-start");
-    assert.deepEqual(types(rest).slice(-2), ["text-end", "finish"]);
+    assert.equal(rest[1]?.type, "start-step");
+    assert.equal(rest[2]?.type, "text-start");
+    assert.deepEqual(types(rest).slice(-3), ["text-end", "finish-step", "finish"]);
     assert.equal(deltas(seen) + deltas(rest), textOf(log));
     assert.equal(storage.map.size, 0, "read to the end: forgotten");
     assert.equal(await second.reconnectToStream({ chatId: "chat-reload" }), null);
@@ -196,7 +201,7 @@ describe("AI SDK ChatTransport", () => {
     const message = (await messages).at(-1)!;
     assert.deepEqual(
       message.parts.map((p) => p.type),
-      ["text", "steering-message", "text"],
+      ["step-start", "text", "steering-message", "text"],
     );
     assert.match(messageText(message), /cats/);
     // Sent back as history, the steer becomes a user turn between the two halves.
@@ -214,10 +219,10 @@ describe("AI SDK ChatTransport", () => {
       const client = newClient(lonely.url);
       const transport = new UnbrokenChatTransport({ client });
       const chunks = await read(await send(transport, "chat-error", "hello?"));
-      assert.deepEqual(types(chunks), ["start", "error", "finish"]);
-      const error = chunks[1] as { errorText: string };
+      assert.deepEqual(types(chunks), ["start", "start-step", "error", "finish-step", "finish"]);
+      const error = chunks[2] as { errorText: string };
       assert.match(error.errorText, /^no_worker: /);
-      assert.deepEqual(chunks[2], { type: "finish", finishReason: "error" });
+      assert.deepEqual(chunks[4], { type: "finish", finishReason: "error" });
     } finally {
       await lonely.stop();
     }
