@@ -14,7 +14,7 @@ export type { ConnectionStatus, ConnectionState, TokenSource } from "./connectio
 export { Backoff, backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
 export type { WebSocketLike, WebSocketConstructor, SocketEventLike } from "./websocket.js";
 export type { ResponseEventFrame } from "./frames.js";
-export { newRid, isRid } from "@unbroken/protocol";
+export { newRid, isRid, AnswerParts, parseArguments, type PartChange } from "@unbroken/protocol";
 export type {
   AnswerPart,
   AnswerToolCall,

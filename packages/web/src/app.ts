@@ -1,10 +1,14 @@
 import { UnbrokenClient, isRid, newRid, type ResponseEventFrame, type ResponseHandle } from "@unbroken/client";
+import { AnswerFold } from "./fold.js";
 import { ConnectionIndicator } from "./status.js";
-import { flushTurns, loadTurns, recentMessages, saveTurns, takeToken, type AnswerTurn, type Turn } from "./store.js";
+import { flushTurns, loadTurns, recentMessages, saveTurns, takeToken, type AnswerTurn, type ToolPart, type Turn } from "./store.js";
+import { TOOLS, runTool } from "./tools.js";
 import { Tunnel } from "./tunnel.js";
 import { AnswerView, questionView, stickToBottom, type AnswerState } from "./view.js";
 
 const TUNNEL_MS = 4000;
+/** Tool rounds in a row after one question, before the page stops sending results back. */
+const MAX_TOOL_ROUNDS = 4;
 /** Codes after which the answer cannot come back: recorded, so a reload does not retry. */
 const FINAL_CODES = new Set(["not_found", "forbidden", "gone", "bad_request"]);
 
@@ -16,6 +20,7 @@ const steerForm = $<HTMLFormElement>("steer");
 const steerText = $<HTMLInputElement>("steer-text");
 const stopButton = $<HTMLButtonElement>("stop");
 const tunnelButton = $<HTMLButtonElement>("tunnel");
+const thinkToggle = $<HTMLInputElement>("think");
 const notice = $("notice");
 const intro = log.querySelector(".intro") as HTMLElement;
 
@@ -34,6 +39,7 @@ interface Live {
   turn: AnswerTurn;
   view: AnswerView;
   handle: ResponseHandle;
+  fold: AnswerFold;
 }
 
 let turns: Turn[] = loadTurns();
@@ -62,6 +68,7 @@ function updateControls(): void {
 function endState(reason: string): AnswerState {
   if (reason === "cancelled") return "stopped";
   if (reason === "length") return "length";
+  if (reason === "tool_calls") return "called";
   return reason === "stop" ? "done" : "error";
 }
 
@@ -70,14 +77,10 @@ function onEvent(l: Live, frame: ResponseEventFrame): void {
   const { turn, view } = l;
   const ev = frame.event;
   stickToBottom(log, () => {
-    if (ev.kind === "token" || ev.kind === "steer") {
-      const kind = ev.kind === "token" ? "text" : "steer";
-      const last = turn.parts[turn.parts.length - 1];
-      if (kind === "text" && last?.kind === "text") last.text += ev.text;
-      else turn.parts.push({ kind, text: ev.text });
-      view.add({ kind, text: ev.text });
-      if (view.el.dataset.state === "waiting") view.state("streaming");
-    } else if (ev.kind === "start") {
+    const changed = l.fold.apply(ev);
+    for (const i of changed) view.show(i, turn.parts[i] as AnswerTurn["parts"][number]);
+    if (changed.length > 0 && view.el.dataset.state === "waiting") view.state("streaming");
+    if (ev.kind === "start") {
       view.state("streaming");
     } else if (ev.kind === "end") {
       const detail = ev.error ? `${ev.error.code}: ${ev.error.message}` : undefined;
@@ -88,15 +91,63 @@ function onEvent(l: Live, frame: ResponseEventFrame): void {
     view.seq(frame.seq);
   });
   saveTurns(turns);
+  if (ev.kind === "end" && ev.reason === "tool_calls") runTools(turn);
+}
+
+/**
+ * The answer stopped to wait for its tool calls: the page runs them, shows each result on its
+ * card, and sends the results back in a new generate, whose answer goes on below. Also run
+ * after a reload that found such an answer last, without a follow-up yet.
+ */
+function runTools(turn: AnswerTurn): void {
+  if (turns[turns.length - 1] !== turn || turn.shared) return;
+  const view = views.get(turn.rid);
+  turn.parts.forEach((p, i) => {
+    if (p.kind !== "tool" || p.state !== "done" || p.result !== undefined) return;
+    p.result = runTool(p.name, parseInput(p));
+    view?.show(i, p);
+  });
+  if (toolRounds() > MAX_TOOL_ROUNDS) {
+    say("The model keeps calling tools: stopped sending results back.");
+    saveTurns(turns);
+    return;
+  }
+  const next: AnswerTurn = { role: "assistant", rid: newRid(), parts: [], seq: 0, accepted: false, request: recentMessages(turns) };
+  if (turn.effort !== undefined) next.effort = turn.effort;
+  turns.push(next);
+  saveTurns(turns);
+  flushTurns(); // a reload right now re-sends it with the same rid
+  show(next);
+}
+
+function parseInput(p: ToolPart): unknown {
+  try {
+    return JSON.parse(p.args) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** How many answers in a row, since the last question, ended calling tools. */
+function toolRounds(): number {
+  let n = 0;
+  for (let i = turns.length - 1; i >= 0; i--) {
+    const t = turns[i] as Turn;
+    if (t.role === "user") break;
+    if (t.end?.reason === "tool_calls") n++;
+  }
+  return n;
 }
 
 /** Streams an answer into its view: a new generate, or a resume/replay of one the log holds. */
 function follow(turn: AnswerTurn, view: AnswerView): void {
+  // Same rid: never a second inference. The page's tools are offered in every generate.
+  const params = turn.effort !== undefined ? { params: { reasoning_effort: turn.effort } } : {};
   const handle =
     !turn.accepted && turn.request !== undefined
-      ? client.generate({ rid: turn.rid, messages: turn.request }) // same rid: never a second inference
+      ? client.generate({ rid: turn.rid, messages: turn.request, tools: TOOLS, ...params })
       : client.subscribe(turn.rid, { after: turn.seq });
-  const l: Live = { turn, view, handle };
+  const l: Live = { turn, view, handle, fold: new AnswerFold(turn.parts) };
   live.set(turn.rid, l);
   view.state(turn.seq > 0 ? "streaming" : "waiting");
   handle.onEvent((frame) => onEvent(l, frame));
@@ -130,12 +181,14 @@ function show(turn: Turn): void {
     log.append(view.el);
     if (turn.end) view.state(endState(turn.end.reason), turn.end.detail);
     else follow(turn, view);
+    if (turn.end?.reason === "tool_calls") runTools(turn);
   });
 }
 
 function ask(question: string): void {
   const messages = recentMessages(turns, question);
   const answer: AnswerTurn = { role: "assistant", rid: newRid(), parts: [], seq: 0, accepted: false, request: messages };
+  if (thinkToggle.checked) answer.effort = "low";
   turns.push({ role: "user", text: question }, answer);
   saveTurns(turns);
   flushTurns(); // a reload right now re-sends it with the same rid
@@ -225,6 +278,6 @@ $("new").addEventListener("click", () => {
 window.addEventListener("hashchange", openLink);
 window.addEventListener("pagehide", flushTurns);
 
-for (const t of turns) show(t);
+for (const t of [...turns]) show(t); // a copy: showing an answer that called tools may add its follow-up
 openLink();
 updateControls();

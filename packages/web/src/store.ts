@@ -1,7 +1,23 @@
-import type { ChatMessage } from "@unbroken/client";
+import type { ChatMessage, ReasoningEffort } from "@unbroken/client";
 
-/** A piece of an answer: generated text, or a steer instruction at the spot it took effect. */
-export type Part = { kind: "text" | "steer"; text: string };
+/**
+ * A piece of an answer: generated text, the model's reasoning, a steer instruction at the spot
+ * it took effect, or a tool call (its arguments as they streamed, then the page's result).
+ */
+export type Part = TextLikePart | ToolPart;
+export interface TextLikePart {
+  kind: "text" | "steer" | "reasoning";
+  text: string;
+}
+export interface ToolPart {
+  kind: "tool";
+  id: string;
+  name: string;
+  args: string;
+  state: "streaming" | "done" | "dropped";
+  /** What the page's tool returned, once it ran. */
+  result?: string;
+}
 
 export interface UserTurn {
   role: "user";
@@ -18,6 +34,8 @@ export interface AnswerTurn {
   accepted: boolean;
   /** The request, kept until it is accepted so a reload can re-send it (same rid, idempotent). */
   request?: ChatMessage[];
+  /** The reasoning effort it was asked with (the page's "Think first" toggle). */
+  effort?: ReasoningEffort;
   /** How it ended; absent while it runs. */
   end?: { reason: string; detail?: string };
   /** Opened from a link: the question is not known here. */
@@ -61,12 +79,11 @@ export function flushTurns(): void {
   pending = undefined;
 }
 
-/** The text of an answer without its steer markers. */
+/** The text of an answer without its steer markers, reasoning and calls. */
 export function answerText(turn: AnswerTurn): string {
-  return turn.parts
-    .filter((p) => p.kind === "text")
-    .map((p) => p.text)
-    .join("");
+  let text = "";
+  for (const p of turn.parts) if (p.kind === "text") text += p.text;
+  return text;
 }
 
 /** `?token=` (kept for this tab, then removed from the address bar) or the one kept earlier. */
@@ -82,17 +99,34 @@ export function takeToken(): string | undefined {
   return sessionStorage.getItem(TOKEN_KEY) ?? undefined;
 }
 
-/** The messages a new question is sent with: the recent conversation, kept well under a frame. */
-export function recentMessages(turns: Turn[], question: string, maxChars = 16_000): ChatMessage[] {
-  const out: ChatMessage[] = [{ role: "user", content: question }];
-  let size = question.length;
+/** An answer as history: its text, and when it called tools, the calls and their results. */
+export function answerMessages(turn: AnswerTurn): ChatMessage[] {
+  const calls = turn.parts.filter((p): p is ToolPart => p.kind === "tool" && p.state === "done" && p.result !== undefined);
+  if (calls.length === 0) return [{ role: "assistant", content: answerText(turn) }];
+  return [
+    {
+      role: "assistant",
+      content: answerText(turn),
+      tool_calls: calls.map((c) => ({ id: c.id, type: "function" as const, function: { name: c.name, arguments: c.args } })),
+    },
+    ...calls.map((c): ChatMessage => ({ role: "tool", tool_call_id: c.id, content: c.result ?? "" })),
+  ];
+}
+
+/**
+ * The recent conversation as messages, kept well under a frame; `question`, when given, is
+ * the last. A turn is kept whole or not at all, so a tool result never loses its call.
+ */
+export function recentMessages(turns: Turn[], question?: string, maxChars = 16_000): ChatMessage[] {
+  const out: ChatMessage[] = question === undefined ? [] : [{ role: "user", content: question }];
+  let size = question?.length ?? 0;
   for (let i = turns.length - 1; i >= 0 && out.length < 16; i--) {
     const t = turns[i] as Turn;
-    const msg: ChatMessage = t.role === "user" ? { role: "user", content: t.text } : { role: "assistant", content: answerText(t) };
     if (t.role === "assistant" && t.shared) continue;
-    size += msg.content.length;
-    if (size > maxChars) break;
-    out.unshift(msg);
+    const msgs: ChatMessage[] = t.role === "user" ? [{ role: "user", content: t.text }] : answerMessages(t);
+    size += msgs.reduce((n, m) => n + m.content.length + JSON.stringify(m.role === "assistant" ? (m.tool_calls ?? []) : []).length, 0);
+    if (size > maxChars && out.length > 0) break;
+    out.unshift(...msgs);
   }
   return out;
 }

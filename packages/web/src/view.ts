@@ -1,12 +1,13 @@
-import type { AnswerTurn, Part } from "./store.js";
+import type { AnswerTurn, Part, ToolPart } from "./store.js";
 
-export type AnswerState = "waiting" | "streaming" | "stopping" | "done" | "stopped" | "length" | "error";
+export type AnswerState = "waiting" | "streaming" | "stopping" | "done" | "called" | "stopped" | "length" | "error";
 
 const LABELS: Record<AnswerState, string> = {
   waiting: "waiting for a worker…",
   streaming: "streaming",
   stopping: "stopping…",
   done: "done",
+  called: "called a tool",
   stopped: "stopped",
   length: "cut at max_tokens",
   error: "failed",
@@ -32,14 +33,18 @@ export function questionView(text: string): HTMLElement {
   return el;
 }
 
-/** One answer on the page: text as it streams, steer markers inline, its state and share link. */
+/**
+ * One answer on the page: its parts as they stream (text, a collapsible "thinking" part, steer
+ * markers, tool-call cards), its state and share link. Model output is always set as text.
+ */
 export class AnswerView {
   readonly el: HTMLElement;
   readonly #body: HTMLElement;
   readonly #caret: HTMLElement;
   readonly #label: HTMLElement;
   readonly #seq: HTMLElement;
-  #last: HTMLElement | undefined;
+  /** The element of each of the turn's parts, by index. */
+  readonly #els: HTMLElement[] = [];
 
   constructor(turn: AnswerTurn) {
     this.el = h("article", "turn answer");
@@ -60,24 +65,21 @@ export class AnswerView {
     this.#seq = h("span", "seq");
     meta.append(this.#label, share, this.#seq);
     this.el.append(bubble, meta);
-    for (const p of turn.parts) this.add(p);
+    for (const [i, p] of turn.parts.entries()) this.show(i, p);
     this.seq(turn.seq);
   }
 
-  /** Appends a part: text joins the text before it, a steer gets its own marker. */
-  add(part: Part): void {
-    if (part.kind === "text") {
-      if (this.#last === undefined) {
-        this.#last = h("span", "seg");
-        this.#body.insertBefore(this.#last, this.#caret);
-      }
-      this.#last.append(part.text);
-    } else {
-      const mark = h("span", "steer-mark", part.text);
-      mark.title = "steered here: what follows was generated with this instruction";
-      this.#body.insertBefore(mark, this.#caret);
-      this.#last = undefined;
+  /** Shows part `index` as it is now: creates its element the first time, then updates it. */
+  show(index: number, part: Part): void {
+    let el = this.#els[index];
+    if (el === undefined) {
+      el = create(part);
+      this.#els[index] = el;
+      this.#body.insertBefore(el, this.#caret);
     }
+    if (part.kind === "tool") fillCard(el, part);
+    else if (part.kind === "reasoning") (el.querySelector(".thinking-text") as HTMLElement).textContent = part.text;
+    else el.textContent = part.text;
   }
 
   seq(seq: number): void {
@@ -88,10 +90,54 @@ export class AnswerView {
   state(state: AnswerState, detail?: string): void {
     this.el.dataset.state = state;
     this.#label.textContent = detail ? `${LABELS[state]}: ${detail}` : LABELS[state];
-    const over = state === "done" || state === "stopped" || state === "length" || state === "error";
+    const over = state === "done" || state === "called" || state === "stopped" || state === "length" || state === "error";
     this.#caret.hidden = over;
-    if (over && !this.#body.querySelector(".end-mark") && state !== "done") {
+    if (over && !this.#body.querySelector(".end-mark") && state !== "done" && state !== "called") {
       this.#body.append(h("span", `end-mark end-${state}`, state === "stopped" ? "■ stopped" : LABELS[state]));
     }
   }
+}
+
+function create(part: Part): HTMLElement {
+  switch (part.kind) {
+    case "text":
+      return h("span", "seg");
+    case "steer": {
+      const mark = h("span", "steer-mark");
+      mark.title = "steered here: what follows was generated with this instruction";
+      return mark;
+    }
+    case "reasoning": {
+      const details = h("details", "thinking");
+      details.append(h("summary", "", "thinking"), h("div", "thinking-text"));
+      return details;
+    }
+    case "tool": {
+      const card = h("div", "tool-card");
+      const head = h("div", "tool-head");
+      head.append(h("span", "tool-icon", "⚙"), h("span", "tool-name"), h("span", "tool-state"));
+      card.append(head, h("pre", "tool-args"), h("pre", "tool-result"));
+      return card;
+    }
+  }
+}
+
+const TOOL_STATES: Record<string, string> = {
+  streaming: "calling…",
+  done: "called",
+  dropped: "dropped",
+  result: "result",
+};
+
+/** A tool call's card: the function's name, its arguments as they stream, then the page's result. */
+function fillCard(card: HTMLElement, part: ToolPart): void {
+  const state = part.result !== undefined ? "result" : part.state;
+  card.dataset.state = state;
+  card.dataset.id = part.id;
+  (card.querySelector(".tool-name") as HTMLElement).textContent = part.name;
+  (card.querySelector(".tool-state") as HTMLElement).textContent = TOOL_STATES[state] ?? state;
+  (card.querySelector(".tool-args") as HTMLElement).textContent = part.args;
+  const result = card.querySelector(".tool-result") as HTMLElement;
+  result.textContent = part.result ?? "";
+  result.hidden = part.result === undefined;
 }
