@@ -68,6 +68,8 @@ export async function until(cond: () => boolean, what: string, timeoutMs = 10_00
 export class NodeChatState implements ChatState<UIMessage> {
   status: ChatStatus = "ready";
   error: Error | undefined = undefined;
+  /** Every message a replace wrote, in order: what a UI would have rendered. */
+  readonly rendered: UIMessage[] = [];
   messages: UIMessage[];
   constructor(messages: UIMessage[] = []) {
     this.messages = messages;
@@ -79,14 +81,19 @@ export class NodeChatState implements ChatState<UIMessage> {
     this.messages = this.messages.slice(0, -1);
   };
   replaceMessage = (i: number, m: UIMessage) => {
-    this.messages = [...this.messages.slice(0, i), this.snapshot(m), ...this.messages.slice(i + 1)];
+    const copy = this.snapshot(m);
+    this.rendered.push(copy);
+    this.messages = [...this.messages.slice(0, i), copy, ...this.messages.slice(i + 1)];
   };
   snapshot = <T>(thing: T): T => structuredClone(thing);
 }
 
 export class NodeChat extends AbstractChat<UIMessage> {
+  readonly view: NodeChatState;
   constructor(init: ChatInit<UIMessage>) {
-    super({ ...init, state: new NodeChatState(init.messages) });
+    const state = new NodeChatState(init.messages);
+    super({ ...init, state });
+    this.view = state;
   }
 }
 

@@ -6,6 +6,8 @@ export interface ChatResponseRecord {
   rid: string;
   /** The last seq the consumer has read; written only with `resume: "continue"`. */
   seq?: number;
+  /** The UI message the answer streams into, when it is not `rid` (an agent loop's next answer). */
+  messageId?: string;
 }
 
 /**
@@ -36,7 +38,11 @@ export function webStorageChatStore(storage: StorageLike, prefix = "unbroken:cha
       try {
         const value = JSON.parse(raw) as Partial<ChatResponseRecord> | null;
         if (typeof value?.rid !== "string") return undefined;
-        return typeof value.seq === "number" ? { rid: value.rid, seq: value.seq } : { rid: value.rid };
+        return {
+          rid: value.rid,
+          ...(typeof value.seq === "number" ? { seq: value.seq } : {}),
+          ...(typeof value.messageId === "string" ? { messageId: value.messageId } : {}),
+        };
       } catch {
         return undefined;
       }

@@ -51,6 +51,8 @@ interface Attachment {
   readonly chatId: string;
   readonly rid: string;
   readonly kind: "send" | "reconnect";
+  /** The UI message the answer streams into (the `start` chunk's `messageId`). */
+  messageId: string;
   state: "handshake" | "streaming" | "done";
   handle: ResponseHandle | undefined;
   /** The handle of the attachment this one replaced, while it is still being released. */
@@ -122,8 +124,12 @@ export class UnbrokenChatTransport<UI_MESSAGE extends UIMessage = UIMessage> imp
     throwIfAborted(abortSignal);
     const extra = mergeOptions(this.#defaults, requestOptions(options.body ?? {}, "body"));
     const handle = this.#client.generate({ messages: this.#toMessages(messages), ...extra });
-    this.#store.set(chatId, { rid: handle.rid });
-    const att = this.#attach(chatId, handle.rid, "send", abortSignal);
+    // An agent loop's next answer (the last message is the assistant's, with tool results)
+    // continues that message, as the AI SDK's own server does: same id, a new step.
+    const last = messages.at(-1);
+    const messageId = last?.role === "assistant" ? last.id : handle.rid;
+    this.#store.set(chatId, { rid: handle.rid, ...(messageId !== handle.rid ? { messageId } : {}) });
+    const att = this.#attach(chatId, handle.rid, "send", abortSignal, messageId);
     att.handle = handle;
     handle.accepted.then(() => (att.accepted = true), noop);
     return this.#open(att, handle);
@@ -138,7 +144,7 @@ export class UnbrokenChatTransport<UI_MESSAGE extends UIMessage = UIMessage> imp
     // replaces right before starting the next one, and that abort must not be taken for a stop.
     const prev = this.#active.get(chatId);
     const release = prev !== undefined && prev.rid === record.rid ? this.#supersede(prev) : undefined;
-    const att = this.#attach(chatId, record.rid, "reconnect", abortSignal);
+    const att = this.#attach(chatId, record.rid, "reconnect", abortSignal, record.messageId ?? record.rid);
     att.release = release;
     att.predecessor = release !== undefined ? prev?.handle : undefined;
     const interrupted = new Promise<never>((_, reject) => (att.interrupt = reject));
@@ -188,11 +194,12 @@ export class UnbrokenChatTransport<UI_MESSAGE extends UIMessage = UIMessage> imp
     for (const att of [...this.#active.values()]) this.#leave(att);
   }
 
-  #attach(chatId: string, rid: string, kind: Attachment["kind"], signal: AbortSignal | undefined): Attachment {
+  #attach(chatId: string, rid: string, kind: Attachment["kind"], signal: AbortSignal | undefined, messageId: string): Attachment {
     const att: Attachment = {
       chatId,
       rid,
       kind,
+      messageId,
       state: "handshake",
       handle: undefined,
       predecessor: undefined,
@@ -225,7 +232,7 @@ export class UnbrokenChatTransport<UI_MESSAGE extends UIMessage = UIMessage> imp
           att.controller = controller;
           if (att.state !== "handshake") return controller.close();
           att.state = "streaming";
-          controller.enqueue({ type: "start", messageId: handle.rid });
+          controller.enqueue({ type: "start", messageId: att.messageId });
           // Each answer is a step of its own: useChat's `lastAssistantMessageIsCompleteWithToolCalls`
           // looks at the last step, and an agent loop's answers share one assistant message.
           controller.enqueue({ type: "start-step" });
@@ -265,7 +272,7 @@ export class UnbrokenChatTransport<UI_MESSAGE extends UIMessage = UIMessage> imp
       this.#forget(att.chatId, att.rid);
       this.#finish(att);
     } else if (this.#continue) {
-      this.#record(att.chatId, { rid: att.rid, seq: frame.seq });
+      this.#record(att.chatId, { rid: att.rid, seq: frame.seq, ...(att.messageId !== att.rid ? { messageId: att.messageId } : {}) });
     }
   }
 
@@ -334,7 +341,11 @@ export class UnbrokenChatTransport<UI_MESSAGE extends UIMessage = UIMessage> imp
       return undefined;
     }
     const seq = record.seq;
-    return typeof seq === "number" && Number.isSafeInteger(seq) && seq > 0 ? { rid: record.rid, seq } : { rid: record.rid };
+    return {
+      rid: record.rid,
+      ...(typeof seq === "number" && Number.isSafeInteger(seq) && seq > 0 ? { seq } : {}),
+      ...(typeof record.messageId === "string" && record.messageId !== "" ? { messageId: record.messageId } : {}),
+    };
   }
 
   #record(chatId: string, value: ChatResponseRecord): void {
