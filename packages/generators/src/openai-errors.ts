@@ -131,3 +131,28 @@ function causeCode(err: unknown): string | undefined {
   }
   return undefined;
 }
+
+const MAX_BACKOFF_MS = 10_000;
+
+export function closedError(): GeneratorError {
+  return new GeneratorError("generator_closed", "the openai generator was closed before this response finished");
+}
+
+/** Exponential backoff with ±20 % jitter. */
+export function backoff(base: number, attempt: number): number {
+  return Math.min(MAX_BACKOFF_MS, base * 2 ** (attempt - 1)) * (0.8 + 0.4 * Math.random());
+}
+
+/** Waits `ms`, or less when either signal aborts. */
+export function sleep(ms: number, ...signals: AbortSignal[]): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(t);
+      for (const s of signals) s.removeEventListener("abort", done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    for (const s of signals) s.addEventListener("abort", done, { once: true });
+    if (signals.some((s) => s.aborted)) done();
+  });
+}
