@@ -3,7 +3,7 @@ import { GeneratorError } from "./generator.js";
 
 /**
  * A failure of one upstream request. `retryable` says whether sending the same request again
- * may succeed; the session only does so while the request has written no text (see openai.ts).
+ * may succeed; the session only does so while the request has written nothing (see openai.ts).
  * `retryAfterMs` is the delay the server asked for (429 Retry-After), when it gave one.
  */
 export class UpstreamError extends GeneratorError {

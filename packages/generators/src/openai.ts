@@ -23,7 +23,7 @@ export interface OpenAIOptions {
   model: string;
   log: Logger;
   /**
-   * Attempts after the first for a request that failed before writing any text (refused
+   * Attempts after the first for a request that failed before writing anything (refused
    * connection, 5xx, 429), and continuations after streams cut mid-answer. Default 3.
    */
   maxRetries?: number;
@@ -285,7 +285,9 @@ class OpenAISession implements GenerationSession {
         // (steer() refuses while a call is being written, so a call is never cut here.)
         if (this.pending.length > 0 && !calls.isOpen) return { kind: "steered" };
         const next = it.next();
-        const r = await Promise.race([next, new Promise<typeof STEER>((resolve) => (this.wake = () => resolve(STEER)))]);
+        const r = calls.isOpen
+          ? await next
+          : await Promise.race([next, new Promise<typeof STEER>((resolve) => (this.wake = () => resolve(STEER)))]);
         this.wake = undefined;
         if (r === STEER) {
           next.catch(() => {}); // it rejects with StreamAborted once the request is aborted below
@@ -304,6 +306,8 @@ class OpenAISession implements GenerationSession {
           break;
         } else {
           yield* this.emit(this.piece(ev, calls), wrote);
+          // A call counts from its first piece, announced or not: steer() refuses from then on.
+          this.calling = calls.isOpen;
           if (this.job.signal.aborted) return { kind: "cancelled" };
         }
       }
