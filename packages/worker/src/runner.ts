@@ -216,7 +216,7 @@ export class ResponseRun {
       ...(resume ? { resume } : {}),
     });
     this.session = session;
-    for (const text of deferred) if (!session.steer(text)) this.log.warn("a steer that came while a call was open was refused");
+    for (const text of deferred) if (!session.steer(text)) this.control.refused(text);
     for (const text of logged) await this.write(writer, { kind: "steer", text });
     const resumed = resume?.tokens.length ?? 0;
     this.log.info(
