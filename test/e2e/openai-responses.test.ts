@@ -1,0 +1,133 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import OpenAI from "openai";
+import type { ResponseStreamEvent } from "openai/resources/responses/responses";
+import { Stack } from "../helpers/stack.js";
+import { eachWithin, within } from "../helpers/within.js";
+
+// OpenAI's Responses API at /v1/responses, driven by the official openai client, unchanged.
+describe("OpenAI Responses API (/v1/responses)", () => {
+  let stack: Stack;
+  let openai: OpenAI;
+  let base: string;
+  before(async () => {
+    stack = await Stack.start({ workerEnv: { SCRIPTED_TPS: "300" } });
+    base = `http://127.0.0.1:${stack.edges[0]!.port}`;
+    openai = new OpenAI({ baseURL: `${base}/v1`, apiKey: "unused-with-auth-off", maxRetries: 0 });
+  });
+  after(() => stack.stop());
+
+  const deltasOf = (events: ResponseStreamEvent[]) => events.map((e) => (e.type === "response.output_text.delta" ? e.delta : "")).join("");
+
+  it("resumes a background stream after a break with starting_after: no gap, no duplicate", async () => {
+    const first: ResponseStreamEvent[] = [];
+    const stream = await openai.responses.create({ model: "scripted", input: "write 120 words to resume", background: true, stream: true });
+    await within(
+      (async () => {
+        for await (const e of stream) {
+          first.push(e);
+          if (first.filter((x) => x.type === "response.output_text.delta").length >= 5) break; // the connection drops here
+        }
+      })(),
+      "the first events",
+    );
+    const id = (first[0] as { response: { id: string } }).response.id;
+    assert.equal(first[0]?.type, "response.created");
+    const lastSeen = first.at(-1)!.sequence_number;
+    const rest: ResponseStreamEvent[] = [];
+    await eachWithin(
+      await openai.responses.retrieve(id, { stream: true, starting_after: lastSeen }),
+      (e) => rest.push(e),
+      "the resumed stream",
+    );
+    const all = [...first, ...rest];
+    assert.deepEqual(
+      all.map((e) => e.sequence_number),
+      all.map((_, i) => i),
+    );
+    assert.equal(all.at(-1)?.type, "response.completed");
+    const final = await openai.responses.retrieve(id);
+    assert.equal(final.status, "completed");
+    assert.equal(final.id, id);
+    assert.equal(final.background, true);
+    assert.ok(final.output_text.length > 0);
+    assert.equal(deltasOf(all), final.output_text);
+    assert.equal(final.usage?.output_tokens, 120);
+    const completed = all.at(-1) as { response: { output_text: string } };
+    assert.equal(completed.response.output_text, final.output_text);
+    // Every read gives the same events: a replay from the start equals what was streamed.
+    const again: ResponseStreamEvent[] = [];
+    await eachWithin(await openai.responses.retrieve(id, { stream: true }), (e) => again.push(e), "the replay");
+    assert.deepEqual(again, all);
+  });
+
+  it("answers a non-streaming create with the completed object, instructions and items as input", async () => {
+    const res = await openai.responses.create({
+      model: "scripted",
+      instructions: "be brief",
+      input: [
+        { role: "developer", content: "answer in prose" },
+        { role: "user", content: [{ type: "input_text", text: "write 30 words" }] },
+      ],
+      metadata: { topic: "otters" },
+      temperature: 0.5,
+    });
+    assert.equal(res.object, "response");
+    assert.equal(res.status, "completed");
+    assert.equal(res.instructions, "be brief");
+    assert.deepEqual(res.metadata, { topic: "otters" });
+    assert.equal(res.temperature, 0.5);
+    assert.equal(res.output.length, 1);
+    const message = res.output[0] as { type: string; status: string; content: Array<{ type: string; text: string }> };
+    assert.equal(message.type, "message");
+    assert.equal(message.status, "completed");
+    assert.equal(message.content[0]?.text, res.output_text);
+    assert.equal(res.usage?.output_tokens, 30);
+    assert.deepEqual(await openai.responses.retrieve(res.id), res);
+  });
+
+  it("ends incomplete at max_output_tokens", async () => {
+    const res = await openai.responses.create({ model: "scripted", input: "write 80 words", max_output_tokens: 16 });
+    assert.equal(res.status, "incomplete");
+    assert.equal(res.incomplete_details?.reason, "max_output_tokens");
+    assert.equal(res.usage?.output_tokens, 16);
+  });
+
+  it("returns a background response at once, and cancels it: status cancelled, also when read again", async () => {
+    const created = await openai.responses.create({ model: "scripted", input: "write 3000 words to cancel", background: true });
+    assert.ok(created.status === "queued" || created.status === "in_progress");
+    assert.equal(created.output_text, "");
+    // Wait until it writes, then steer it (unbroken's extension) and cancel it.
+    const stream = await openai.responses.retrieve(created.id, { stream: true });
+    await within(
+      (async () => {
+        for await (const e of stream) if (e.type === "response.output_text.delta") break;
+      })(),
+      "the first delta",
+    );
+    const steered = await fetch(`${base}/v1/responses/${created.id}/steer`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ text: "about lighthouses" }),
+    });
+    assert.equal(steered.status, 200);
+    assert.equal(((await steered.json()) as { id: string }).id, created.id);
+    const cancelled = await openai.responses.cancel(created.id);
+    assert.equal(cancelled.status, "cancelled");
+    assert.equal((await openai.responses.retrieve(created.id)).status, "cancelled");
+    // Cancelling again returns it as it is.
+    assert.equal((await openai.responses.cancel(created.id)).status, "cancelled");
+  });
+
+  it("refuses what it cannot do with an OpenAI-shaped error naming the field", async () => {
+    await assert.rejects(
+      openai.responses.create({ model: "scripted", input: "x", tools: [{ type: "web_search" }] }),
+      (err: { status?: number; error?: { code?: string; message?: string } }) =>
+        err.status === 400 && err.error?.code === "bad_request" && (err.error?.message ?? "").startsWith("tools.0.type"),
+    );
+    await assert.rejects(
+      openai.responses.retrieve("resp_NoSuchResponse1"),
+      (err: { status?: number; error?: { code?: string } }) => err.status === 404 && err.error?.code === "not_found",
+    );
+  });
+});
