@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { createOpenAI } from "@ai-sdk/openai";
+import { jsonSchema, stepCountIs, streamText, tool } from "ai";
 import OpenAI from "openai";
 import type { ResponseStreamEvent } from "openai/resources/responses/responses";
 import { Stack } from "../helpers/stack.js";
@@ -129,5 +131,82 @@ describe("OpenAI Responses API (/v1/responses)", () => {
       openai.responses.retrieve("resp_NoSuchResponse1"),
       (err: { status?: number; error?: { code?: string } }) => err.status === 404 && err.error?.code === "not_found",
     );
+  });
+
+  const weather = {
+    type: "function" as const,
+    name: "get_weather",
+    description: "the weather in a city",
+    parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"], additionalProperties: false },
+    strict: true,
+  };
+
+  it("streams a function call (after reasoning) and answers its output in a follow-up", async () => {
+    const events: ResponseStreamEvent[] = [];
+    const stream = await openai.responses.create({
+      model: "scripted",
+      input: "what is the weather in Paris? use get_weather",
+      tools: [weather],
+      reasoning: { effort: "low" },
+      stream: true,
+    });
+    await eachWithin(stream, (e) => events.push(e), "the streamed call");
+    const types = events.map((e) => e.type);
+    assert.equal(types.at(-1), "response.completed");
+    assert.ok(types.indexOf("response.reasoning_text.delta") < types.indexOf("response.function_call_arguments.delta"));
+    const argDeltas = events.flatMap((e) => (e.type === "response.function_call_arguments.delta" ? [e.delta] : []));
+    // How many deltas depends on the worker's coalescing; together they are the whole argument text.
+    assert.ok(argDeltas.length >= 1);
+    const argsDone = events.find((e) => e.type === "response.function_call_arguments.done");
+    assert.ok(argsDone?.type === "response.function_call_arguments.done");
+    assert.equal(argsDone.name, "get_weather");
+    assert.equal(argDeltas.join(""), argsDone.arguments);
+    assert.deepEqual(JSON.parse(argsDone.arguments), { city: "sample" });
+    const final = (events.at(-1) as { response: OpenAI.Responses.Response }).response;
+    assert.equal(final.usage?.output_tokens_details.reasoning_tokens, 8);
+    const call = final.output.find((i) => i.type === "function_call");
+    assert.ok(call?.type === "function_call");
+    assert.equal(call.status, "completed");
+    assert.equal(call.id, argsDone.item_id);
+    assert.deepEqual(await openai.responses.retrieve(final.id), final);
+
+    const followUp = await openai.responses.create({
+      model: "scripted",
+      input: [
+        { role: "user", content: "what is the weather in Paris? use get_weather" },
+        call,
+        { type: "function_call_output", call_id: call.call_id, output: "sunny" },
+      ],
+      tools: [weather],
+    });
+    assert.equal(followUp.status, "completed");
+    assert.ok(followUp.output_text.startsWith("The result of get_weather is sunny."), followUp.output_text);
+  });
+
+  it("runs an AI SDK agent loop (streamText with @ai-sdk/openai and a tool) against the edge", async () => {
+    const provider = createOpenAI({ baseURL: `${base}/v1`, apiKey: "unused-with-auth-off" });
+    const calls: unknown[] = [];
+    const result = streamText({
+      model: provider("scripted"),
+      prompt: "what is the weather in Paris? use get_weather",
+      tools: {
+        get_weather: tool({
+          description: "the weather in a city",
+          inputSchema: jsonSchema<{ city: string }>(weather.parameters),
+          execute: async (input) => {
+            calls.push(input);
+            return "sunny";
+          },
+        }),
+      },
+      stopWhen: stepCountIs(2),
+    });
+    const text = await within(Promise.resolve(result.text), "the agent loop");
+    const steps = await result.steps;
+    assert.deepEqual(calls, [{ city: "sample" }]);
+    assert.equal(steps.length, 2);
+    assert.equal(steps[0]?.finishReason, "tool-calls");
+    assert.equal(steps[1]?.finishReason, "stop");
+    assert.ok(text.startsWith("The result of get_weather is"), text);
   });
 });
