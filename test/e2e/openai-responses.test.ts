@@ -88,6 +88,14 @@ describe("OpenAI Responses API (/v1/responses)", () => {
     assert.deepEqual(await openai.responses.retrieve(res.id), res);
   });
 
+  it("is idempotent with an x-unbroken-rid header: a retry gets the first answer", async () => {
+    const headers = { "x-unbroken-rid": "resp_retry-0000001" };
+    const first = await openai.responses.create({ model: "scripted", input: "once only", max_output_tokens: 10 }, { headers });
+    const second = await openai.responses.create({ model: "scripted", input: "ignored", max_output_tokens: 3 }, { headers });
+    assert.equal(first.id, "resp_retry-0000001");
+    assert.deepEqual(second, first);
+  });
+
   it("ends incomplete at max_output_tokens", async () => {
     const res = await openai.responses.create({ model: "scripted", input: "write 80 words", max_output_tokens: 16 });
     assert.equal(res.status, "incomplete");

@@ -1,4 +1,4 @@
-import { LIMITS, ProtocolError, generateFrameSchema, newRid, ridSchema, type ResponseRecord } from "@unbroken/protocol";
+import { LIMITS, ProtocolError, generateFrameSchema, isRid, newRid, ridSchema, type ResponseRecord } from "@unbroken/protocol";
 import { goneError, toProtocolError } from "@unbroken/store";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
@@ -44,7 +44,9 @@ export const createResponses = (ctx: HttpContext, req: IncomingMessage, res: Ser
   openAIErrors(async () => {
     const principal = await ctx.principal(req);
     const body = parseCreateBody(await readJsonBody(req, ctx.maxBodyBytes));
-    const rid = `resp_${newRid()}`;
+    // As with chat completions, a client-chosen rid makes the create idempotent: a retry follows the first answer.
+    const chosen = req.headers["x-unbroken-rid"];
+    const rid = typeof chosen === "string" && isRid(chosen) ? chosen : `resp_${newRid()}`;
     const asked = await toGenerate(body, rid, resolver(ctx, principal));
     const parsed = generateFrameSchema.safeParse(asked);
     if (!parsed.success) throw new ProtocolError("bad_request", describeIssues(parsed.error.issues));
