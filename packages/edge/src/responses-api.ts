@@ -27,10 +27,9 @@ function sendOpenAIError(ctx: HttpContext, res: ServerResponse, err: unknown): v
   sendJson(res, statusOf(e.code), { error: { message: e.message, type: e.code, code: e.code, param: null } });
 }
 
-type Handler = (ctx: HttpContext, req: IncomingMessage, res: ServerResponse) => Promise<void>;
-
-function openAIErrors(handler: Handler): Handler {
-  return (ctx, req, res) => handler(ctx, req, res).catch((err) => sendOpenAIError(ctx, res, err));
+/** Runs a route's work, answering its failure in OpenAI's shape. */
+function answering(ctx: HttpContext, res: ServerResponse, work: () => Promise<void>): Promise<void> {
+  return work().catch((err) => sendOpenAIError(ctx, res, err));
 }
 
 function checkRid(raw: string): string {
@@ -41,7 +40,7 @@ function checkRid(raw: string): string {
 
 /** `POST /v1/responses`. */
 export const createResponses = (ctx: HttpContext, req: IncomingMessage, res: ServerResponse) =>
-  openAIErrors(async () => {
+  answering(ctx, res, async () => {
     const principal = await ctx.principal(req);
     const body = parseCreateBody(await readJsonBody(req, ctx.maxBodyBytes));
     // As with chat completions, a client-chosen rid makes the create idempotent: a retry follows the first answer.
@@ -50,16 +49,17 @@ export const createResponses = (ctx: HttpContext, req: IncomingMessage, res: Ser
     const asked = await toGenerate(body, rid, resolver(ctx, principal));
     const parsed = generateFrameSchema.safeParse(asked);
     if (!parsed.success) throw new ProtocolError("bad_request", describeIssues(parsed.error.issues));
-    const { record } = await ctx.responses.generate(principal, parsed.data, { openai: echoOf(body) });
+    const { record, existing } = await ctx.responses.generate(principal, parsed.data, { openai: echoOf(body) });
     if (body.stream) return streamResponse(ctx, record, -1, res);
-    if (body.background) return sendJson(res, 200, new ResponsesFold(record).object());
+    // A retry (same x-unbroken-rid) gets the response as it stands, not as it began.
+    if (body.background) return sendJson(res, 200, (existing ? await foldStored(ctx, record) : new ResponsesFold(record)).object());
     const fold = await foldUntilEnd(ctx, record, res);
     if (fold) sendJson(res, 200, fold.object());
-  })(ctx, req, res);
+  });
 
 /** `GET /v1/responses/{id}`, and with `?stream=true&starting_after=N` the events after N. */
 export const retrieveResponse = (ctx: HttpContext, rawRid: string, query: URLSearchParams, req: IncomingMessage, res: ServerResponse) =>
-  openAIErrors(async () => {
+  answering(ctx, res, async () => {
     const principal = await ctx.principal(req);
     const rid = checkRid(rawRid);
     const record = await ctx.responses.authorizeRead(principal, rid, 0);
@@ -67,22 +67,22 @@ export const retrieveResponse = (ctx: HttpContext, rawRid: string, query: URLSea
     const raw = query.get("starting_after") ?? "-1";
     if (!/^-?\d{1,15}$/.test(raw)) throw new ProtocolError("bad_request", "starting_after must be an integer");
     return streamResponse(ctx, record, Number(raw), res);
-  })(ctx, req, res);
+  });
 
 /** `POST /v1/responses/{id}/cancel`: the object once the cancel is settled (as it is, if it had ended otherwise). */
 export const cancelResponse = (ctx: HttpContext, rawRid: string, req: IncomingMessage, res: ServerResponse) =>
-  openAIErrors(async () => {
+  answering(ctx, res, async () => {
     const principal = await ctx.principal(req);
     const rid = checkRid(rawRid);
     await ctx.responses.cancel(principal, rid);
     const record = await ctx.responses.authorize(principal, rid, "cancel");
     const fold = await foldUntilEnd(ctx, record, res, CANCEL_WAIT_MS);
     if (fold) sendJson(res, 200, visible(principal, fold.object()));
-  })(ctx, req, res);
+  });
 
 /** `POST /v1/responses/{id}/steer` with `{"text"}` (unbroken's extension): the object once the steer is taken. */
 export const steerResponse = (ctx: HttpContext, rawRid: string, req: IncomingMessage, res: ServerResponse) =>
-  openAIErrors(async () => {
+  answering(ctx, res, async () => {
     const principal = await ctx.principal(req);
     const rid = checkRid(rawRid);
     const parsed = steerBodySchema.safeParse(await readJsonBody(req, ctx.maxBodyBytes));
@@ -90,7 +90,7 @@ export const steerResponse = (ctx: HttpContext, rawRid: string, req: IncomingMes
     await ctx.responses.steer(principal, rid, parsed.data.text);
     const record = await ctx.responses.authorize(principal, rid, "steer");
     sendJson(res, 200, visible(principal, (await foldStored(ctx, record)).object()));
-  })(ctx, req, res);
+  });
 
 /** How long a cancel waits for the `end` to be stored after the worker settled it. */
 const CANCEL_WAIT_MS = 5_000;
