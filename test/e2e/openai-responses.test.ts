@@ -96,6 +96,34 @@ describe("OpenAI Responses API (/v1/responses)", () => {
     assert.deepEqual(second, first);
   });
 
+  it("takes an item_reference to an earlier response's message as that message", async () => {
+    const first = await openai.responses.create({ model: "scripted", input: "write 10 words" });
+    const message = first.output[0]!;
+    assert.equal(message.id, `msg_${first.id}_0`);
+    const next = await openai.responses.create({
+      model: "scripted",
+      input: [
+        { role: "user", content: "write 10 words" },
+        { type: "item_reference", id: message.id! },
+        { role: "user", content: "write 12 more" },
+      ],
+    });
+    assert.equal(next.status, "completed");
+    // Its prompt holds the earlier answer: more input tokens than the two user messages alone.
+    const alone = await openai.responses.create({
+      model: "scripted",
+      input: [
+        { role: "user", content: "write 10 words" },
+        { role: "user", content: "write 12 more" },
+      ],
+    });
+    assert.ok(next.usage!.input_tokens > alone.usage!.input_tokens);
+    await assert.rejects(
+      openai.responses.create({ model: "scripted", input: [{ type: "item_reference", id: "msg_resp_NoSuchOne0001_0" }] }),
+      (err: { status?: number; error?: { message?: string } }) => err.status === 400 && (err.error?.message ?? "").startsWith("input.0.id"),
+    );
+  });
+
   it("ends incomplete at max_output_tokens", async () => {
     const res = await openai.responses.create({ model: "scripted", input: "write 80 words", max_output_tokens: 16 });
     assert.equal(res.status, "incomplete");
@@ -195,7 +223,7 @@ describe("OpenAI Responses API (/v1/responses)", () => {
     const provider = createOpenAI({ baseURL: `${base}/v1`, apiKey: "unused-with-auth-off" });
     const calls: unknown[] = [];
     const result = streamText({
-      model: provider("scripted"),
+      model: provider("o4-mini"),
       prompt: "what is the weather in Paris? use get_weather",
       tools: {
         get_weather: tool({
@@ -208,12 +236,16 @@ describe("OpenAI Responses API (/v1/responses)", () => {
         }),
       },
       stopWhen: stepCountIs(2),
+      // A model name the provider treats as a reasoning model, so it sends the effort; the edge runs its worker's model anyway.
+      providerOptions: { openai: { reasoningEffort: "low" } },
     });
     const text = await within(Promise.resolve(result.text), "the agent loop");
     const steps = await result.steps;
     assert.deepEqual(calls, [{ city: "sample" }]);
     assert.equal(steps.length, 2);
     assert.equal(steps[0]?.finishReason, "tool-calls");
+    // The effort reached the worker (it reasoned first), and step 2's reference to that reasoning item was taken.
+    assert.equal(steps[0]?.usage.outputTokenDetails.reasoningTokens, 8);
     assert.equal(steps[1]?.finishReason, "stop");
     assert.ok(text.startsWith("The result of get_weather is"), text);
   });
