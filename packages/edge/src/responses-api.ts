@@ -5,6 +5,7 @@ import { z } from "zod";
 import type { Principal } from "./auth.js";
 import type { HttpContext } from "./http-context.js";
 import { describeIssues, readJsonBody, sendJson, statusOf } from "./http-util.js";
+import { drained } from "./limits.js";
 import { ResponsesFold, type ResponsesEvent } from "./responses-events.js";
 import { echoOf, parseCreateBody, toGenerate, type ResolveItem } from "./responses-input.js";
 import { parseItemId } from "./responses-object.js";
@@ -163,15 +164,18 @@ function streamResponse(ctx: HttpContext, record: ResponseRecord, after: number,
   });
   const heartbeat = setInterval(() => res.write(": keepalive\n\n"), ctx.heartbeatMs);
   const limit = ctx.limits.maxSocketBuffer;
+  // A reader that stopped reading is cut off; it resumes with starting_after like after any drop.
+  const cut = (): void => {
+    if (res.destroyed) return;
+    ctx.log.warn({ rid, buffered: res.writableLength }, "slow Responses reader: closing the stream");
+    sub.close();
+    res.destroy();
+    ctx.onSlowConsumer?.("responses");
+  };
   const write = (events: ResponsesEvent[]) => {
+    if (res.writableLength > limit) return cut();
     for (const e of events)
       if (e.sequence_number > after) res.write(`event: ${e.type}\nid: ${e.sequence_number}\ndata: ${JSON.stringify(e)}\n\n`);
-    // A reader that stopped reading is cut off; it resumes with starting_after like after any drop.
-    if (res.writableLength > limit && !res.destroyed) {
-      ctx.log.warn({ rid, buffered: res.writableLength }, "slow Responses reader: closing the stream");
-      res.destroy();
-      ctx.onSlowConsumer?.("responses");
-    }
   };
   const stop = () => {
     clearInterval(heartbeat);
@@ -182,6 +186,8 @@ function streamResponse(ctx: HttpContext, record: ResponseRecord, after: number,
   const sub = new Subscription(ctx.subscriptions, rid, 0, (e) => write(fold.apply(e.frame.event)), stop, {
     transport: "responses",
     onGone: stop,
+    // A replay waits for the reader instead (as the native SSE stream's does).
+    pace: () => (res.writableLength > limit / 2 ? drained(() => (res.destroyed ? 0 : res.writableLength), limit / 4, cut) : undefined),
   });
   res.on("close", () => {
     clearInterval(heartbeat);
