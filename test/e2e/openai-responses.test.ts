@@ -124,6 +124,22 @@ describe("OpenAI Responses API (/v1/responses)", () => {
     );
   });
 
+  it("reads any response by its rid, also one started natively (POST /v1/generate)", async () => {
+    const created = await fetch(`${base}/v1/generate`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ prompt: "write 20 words natively" }),
+    });
+    assert.equal(created.status, 202);
+    const { rid } = (await created.json()) as { rid: string };
+    const events: ResponseStreamEvent[] = [];
+    await eachWithin(await openai.responses.retrieve(rid, { stream: true }), (e) => events.push(e), "the native response's stream");
+    assert.equal(events.at(-1)?.type, "response.completed");
+    const object = await openai.responses.retrieve(rid);
+    assert.equal(object.usage?.output_tokens, 20);
+    assert.equal(deltasOf(events), object.output_text);
+  });
+
   it("ends incomplete at max_output_tokens", async () => {
     const res = await openai.responses.create({ model: "scripted", input: "write 80 words", max_output_tokens: 16 });
     assert.equal(res.status, "incomplete");
