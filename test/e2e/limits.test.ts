@@ -74,7 +74,7 @@ describe("limits", () => {
     const refused = await queued(b3);
     assert.equal(refused.code, "rate_limited", JSON.stringify(refused));
     assert.match(refused.message, /MAX_GENERATIONS_PER_OWNER/);
-    const res = await fetch(`${http}/v1/responses`, {
+    const res = await fetch(`${http}/v1/generate`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${await token("bob")}` },
       body: JSON.stringify({ prompt: "one more" }),
@@ -136,7 +136,7 @@ describe("limits", () => {
     assert.equal((await c.request({ type: "generate", messages })).code, "too_large");
     assert.equal(c.frames.filter((f) => f.type === "accepted").length, 1);
     const auth = { "content-type": "application/json", authorization: `Bearer ${await token("frank")}` };
-    const rest = await fetch(`${http}/v1/responses`, { method: "POST", headers: auth, body: JSON.stringify({ prompt: "x".repeat(1001) }) });
+    const rest = await fetch(`${http}/v1/generate`, { method: "POST", headers: auth, body: JSON.stringify({ prompt: "x".repeat(1001) }) });
     assert.equal(rest.status, 413);
     assert.equal(((await rest.json()) as { code: string }).code, "too_large");
     const chat = await fetch(`${http}/v1/chat/completions`, { method: "POST", headers: auth, body: JSON.stringify({ messages }) });
@@ -172,7 +172,7 @@ describe("connection rate per client address", () => {
       ws.on("error", reject);
     });
     assert.equal(refused, 429);
-    const res = await fetch(`http://127.0.0.1:${edge.port}/v1/responses`, { method: "POST", body: "{}" });
+    const res = await fetch(`http://127.0.0.1:${edge.port}/v1/generate`, { method: "POST", body: "{}" });
     assert.equal(res.status, 429);
     assert.equal(((await res.json()) as { code: string }).code, "rate_limited");
     assert.equal((await fetch(`http://127.0.0.1:${edge.port}/healthz`)).status, 200, "probes are not limited");
