@@ -105,7 +105,8 @@ export class ResponseService {
     rid: string,
     frame: GenerateFrame,
   ): Promise<{ rid: string; existing: boolean; record: ResponseRecord }> {
-    const request = { messages: frame.messages, prompt: frame.prompt, params: frame.params };
+    const { messages, prompt, params, tools, tool_choice } = frame;
+    const request = { messages, prompt, params, tools, tool_choice };
     const record: ResponseRecord = {
       v: 1,
       rid,
