@@ -120,7 +120,7 @@ export class EdgeMetrics {
     });
     this.ttft = new Histogram({
       name: "unbroken_edge_ttft_seconds",
-      help: "Time from accepting a new response (socket generate, chat completion) to its first token sent to that reader",
+      help: "Time from accepting a new response (socket generate, chat completion) to its first output event (text, reasoning or a tool call) sent to that reader",
       buckets: TTFT_BUCKETS,
       registers,
     });

@@ -1,4 +1,4 @@
-import type { ResponseRecord } from "@unbroken/protocol";
+import { isOutputKind, type ResponseRecord } from "@unbroken/protocol";
 import type { Broker, LogFollower, StoredEvent } from "@unbroken/store";
 import type { Logger } from "pino";
 import type { EdgeMetrics, Transport } from "./metrics.js";
@@ -71,7 +71,7 @@ export class Subscription {
         this.send(e);
         metrics.eventSent(replayed);
         const kind = e.kind;
-        if (kind === "token" && this.firstToken) {
+        if (this.firstToken && isOutputKind(kind)) {
           this.firstToken = false;
           if (this.hooks.acceptedAt !== undefined) metrics.firstToken(this.hooks.acceptedAt);
         }

@@ -129,6 +129,14 @@ export type LooseEventFrame = z.infer<typeof looseEventFrameSchema>;
 /** Kinds whose events carry generated text (and count tokens with `n`). */
 const GENERATED = new Set(["token", "reasoning", "tool_args"]);
 
+/**
+ * Whether an event is the model's output (text, reasoning, a tool call): the first one is
+ * what "time to first token" measures, whatever part the answer begins with.
+ */
+export function isOutputKind(kind: string): boolean {
+  return GENERATED.has(kind) || kind === "tool_call";
+}
+
 /** The number of generated tokens an event holds: its `n`, else one for `token`, `reasoning` and `tool_args`, else none. */
 export function tokensIn(event: { kind: string; n?: unknown }): number {
   if (!GENERATED.has(event.kind)) return 0;

@@ -1,4 +1,4 @@
-import type { EndEvent, ResponseEvent } from "@unbroken/protocol";
+import { isOutputKind, type EndEvent, type ResponseEvent } from "@unbroken/protocol";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
@@ -54,7 +54,7 @@ export class WorkerMetrics {
     });
     this.ttft = new Histogram({
       name: "unbroken_worker_ttft_seconds",
-      help: "Time from a generation beginning to its first token event stored",
+      help: "Time from a generation beginning to its first output event stored (text, reasoning or a tool call)",
       buckets: TTFT_BUCKETS,
       registers,
     });
@@ -175,7 +175,7 @@ export class RunMetrics {
       const now = performance.now();
       this.m.publish.observe(ms / 1000);
       this.m.written.inc({ kind: event.kind });
-      if (event.kind === "token") {
+      if (isOutputKind(event.kind)) {
         if (!this.firstStored && this.beganAt !== undefined) this.m.ttft.observe((now - this.beganAt) / 1000);
         this.firstStored = true;
       } else if (event.kind === "steer") {
