@@ -73,7 +73,7 @@ describe("chat completions across a worker failover", () => {
     assertWhole(log);
     const kinds = log.map((e) => e.event.kind);
     const [handover] = handovers(log);
-    assert.ok(handover, "the log shows the handover");
+    assert.ok(handover, `the log shows the handover: ${kinds.join(" ")}`);
     const at = log.findIndex((e) => e.seq === handover.seq);
     assert.ok(kinds.indexOf("tool_call") < at && at < kinds.indexOf("tool_done"), `the kill fell inside the call: ${kinds.join(" ")}`);
 

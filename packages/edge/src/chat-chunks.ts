@@ -68,18 +68,22 @@ export class ChatStreamDeltas {
   private held: ChatDelta[] = [];
   private roleSent = false;
 
-  /** The deltas one event adds, in order (none for `start`, `steer`, `handover`, `end`). */
+  /**
+   * The deltas one event adds, in order. The first `start` gives the role alone (no `content`,
+   * which the AI SDK would take as an empty text part), so a reader learns the answer began
+   * even when it begins with a call that is held back; `steer`, `handover` and `end` give none.
+   */
   event(event: LooseEvent): ChatDelta[] {
     const out: ChatDelta[] = [];
     for (const change of this.parts.apply(event)) this.change(change, out);
-    if (out[0] && !this.roleSent) {
-      out[0] = { role: "assistant", ...out[0] };
-      this.roleSent = true;
-    }
+    if (this.roleSent || (event.kind !== "start" && out.length === 0)) return out;
+    this.roleSent = true;
+    if (out[0]) out[0] = { role: "assistant", ...out[0] };
+    else out.push({ role: "assistant" });
     return out;
   }
 
-  /** The role alone, when the answer ended before anything was shown (OpenAI always sends it). */
+  /** The role, when the answer ended before it began (cancelled while queued): OpenAI always sends one. */
   roleIfUnsent(): ChatDelta[] {
     if (this.roleSent) return [];
     this.roleSent = true;

@@ -121,6 +121,8 @@ class StreamReply implements Reply {
       "x-accel-buffering": "no",
       [RID_HEADER]: rid,
     });
+    // Now, not with the first chunk: a queued answer's client learns its rid at once.
+    res.flushHeaders();
   }
 
   private send(choices: object[], extra: object = {}): void {

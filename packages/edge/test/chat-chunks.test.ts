@@ -43,7 +43,8 @@ describe("ChatStreamDeltas", () => {
   test("reasoning as reasoning_content (and reasoning), a call as OpenAI streams one, finish tool_calls", () => {
     const { deltas, finish } = streamed(callTurn);
     assert.deepEqual(deltas, [
-      { role: "assistant", reasoning_content: "The user wants ", reasoning: "The user wants " },
+      { role: "assistant" },
+      { reasoning_content: "The user wants ", reasoning: "The user wants " },
       { reasoning_content: "the weather.", reasoning: "the weather." },
       { tool_calls: [{ index: 0, id: "call_1", type: "function", function: { name: "get_weather", arguments: "" } }] },
       { tool_calls: [{ index: 0, function: { arguments: '{"city"' } }] },
@@ -60,7 +61,7 @@ describe("ChatStreamDeltas", () => {
     assert.equal(s.event(callTurn[7] as Event).length, 4, "the call's four chunks, at once");
   });
 
-  test("text after a steer and a handover goes on in content; the role comes once, with the first delta", () => {
+  test("text after a steer and a handover goes on in content; the role comes once, alone, at the first start", () => {
     const { deltas, finish } = streamed([
       start,
       { kind: "token", text: "Hel" },
@@ -70,7 +71,7 @@ describe("ChatStreamDeltas", () => {
       { kind: "token", text: "lo", n: 2 },
       end("stop", 3),
     ]);
-    assert.deepEqual(deltas, [{ role: "assistant", content: "Hel" }, { content: "lo" }]);
+    assert.deepEqual(deltas, [{ role: "assistant" }, { content: "Hel" }, { content: "lo" }]);
     assert.equal(finish, "stop");
   });
 
@@ -104,7 +105,7 @@ describe("ChatStreamDeltas", () => {
 
   test("a call left open by the end (max_tokens) is not shown; a tool_calls end without a shown call finishes stop", () => {
     const open = streamed([start, { kind: "tool_call", id: "c", name: "f" }, { kind: "tool_args", id: "c", text: "{" }, end("length", 2)]);
-    assert.deepEqual(open.deltas, [{ role: "assistant", content: "" }], "only the role, as OpenAI always sends it");
+    assert.deepEqual(open.deltas, [{ role: "assistant" }], "only the role");
     assert.equal(open.finish, "length");
     const dropped = streamed([
       start,
@@ -113,6 +114,12 @@ describe("ChatStreamDeltas", () => {
       end("tool_calls"),
     ]);
     assert.equal(dropped.finish, "stop");
+  });
+
+  test("an answer that ended before it began (cancelled while queued) still gets the role, as OpenAI always sends it", () => {
+    const { deltas, finish } = streamed([end("cancelled", 0)]);
+    assert.deepEqual(deltas, [{ role: "assistant", content: "" }]);
+    assert.equal(finish, "stop");
   });
 
   test("arguments that tool_done states differently from the deltas: the complete text wins", () => {
@@ -135,7 +142,8 @@ describe("ChatStreamDeltas", () => {
   test("cancelled and error end as stop; kinds it does not know change nothing", () => {
     assert.equal(streamed([start, { kind: "token", text: "a" }, end("cancelled", 1)]).finish, "stop");
     assert.deepEqual(streamed([start, { kind: "future_kind", text: "x" }, { kind: "token", text: "a" }]).deltas, [
-      { role: "assistant", content: "a" },
+      { role: "assistant" },
+      { content: "a" },
     ]);
   });
 });
