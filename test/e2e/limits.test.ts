@@ -144,6 +144,39 @@ describe("limits", () => {
     c.close();
   });
 
+  it("prompt size counts the tools' schemas, the calls' arguments and the tool results (socket and chat completions)", async () => {
+    const c = await connect("heidi");
+    const tool = (name: string, description: string) => ({
+      type: "function",
+      function: { name, description, parameters: { type: "object" } },
+    });
+    const tools = [tool("a", "d".repeat(450)), tool("b", "d".repeat(450))];
+    const big = await queued(c, { tools });
+    assert.equal(big.code, "too_large", JSON.stringify(big));
+    assert.match(big.message, /tools \d+\); at most 1000 \(MAX_PROMPT_BYTES\)/);
+    assert.equal((await queued(c, { tools: tools.slice(0, 1) })).type, "accepted", "one of them fits");
+    const call = { id: "call_1", type: "function", function: { name: "a", arguments: JSON.stringify({ text: "x".repeat(500) }) } };
+    const agentTurn = [
+      { role: "user", content: "use a" },
+      { role: "assistant", content: null, tool_calls: [call] },
+      { role: "tool", tool_call_id: "call_1", content: "r".repeat(500) },
+    ];
+    const turn = await c.request({ type: "generate", messages: agentTurn });
+    assert.equal(turn.code, "too_large", `arguments and the result add up: ${JSON.stringify(turn)}`);
+    assert.equal((await c.request({ type: "generate", messages: agentTurn.slice(0, 2) })).type, "accepted");
+    const auth = { "content-type": "application/json", authorization: `Bearer ${await token("heidi")}` };
+    const chat = await fetch(`${http}/v1/chat/completions`, {
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify({ model: "any", messages: [{ role: "user", content: "hi" }], tools }),
+    });
+    assert.equal(chat.status, 413);
+    const reply = (await chat.json()) as { error: { code: string; message: string } };
+    assert.equal(reply.error.code, "too_large");
+    assert.match(reply.error.message, /MAX_PROMPT_BYTES/);
+    c.close();
+  });
+
   it("max_tokens ceiling: above MAX_TOKENS_CEILING is bad_request; without max_tokens the ceiling applies", async () => {
     const c = await connect("grace");
     const over = await queued(c, { params: { max_tokens: 41 } });
