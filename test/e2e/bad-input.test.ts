@@ -11,12 +11,14 @@ import { within } from "../helpers/within.js";
 let stack: Stack;
 let url: string;
 let smallUrl: string;
+let http: string;
 /** Another client, connected throughout, that must keep being served. */
 let other: RawClient;
 
 before(async () => {
   stack = await Stack.start({ edges: 1, workers: 1 });
   url = stack.url;
+  http = `http://127.0.0.1:${stack.edges[0]!.port}`;
   smallUrl = (await stack.addEdge({ MAX_FRAME_BYTES: "1024" })).url;
   other = await RawClient.connect(url);
 });
@@ -126,6 +128,79 @@ describe("malformed frames get bad_request and change nothing else", () => {
     await stillWorks(c);
     await completesGenerate();
     c.close();
+  });
+});
+
+describe("bad tool shapes get bad_request naming the field, on the socket and on chat completions", () => {
+  const user = { role: "user", content: "call f" };
+  const f = { type: "function", function: { name: "f", parameters: { type: "object" } } };
+  const call = { id: "call_1", type: "function", function: { name: "f", arguments: "{}" } };
+  // [name, the generation's body, the field the message must name]
+  const cases: Array<[string, Record<string, unknown>, string]> = [
+    ["a tool that is not a function", { messages: [user], tools: [{ type: "custom", custom: { name: "f" } }] }, "tools.0.type"],
+    ["a function name with a dot", { messages: [user], tools: [{ type: "function", function: { name: "a.b" } }] }, "tools.0.function.name"],
+    [
+      "parameters that are not an object",
+      { messages: [user], tools: [{ ...f, function: { name: "f", parameters: [] } }] },
+      "tools.0.function.parameters",
+    ],
+    ["a tool message without tool_call_id", { messages: [user, { role: "tool", content: "x" }] }, "messages.1.tool_call_id"],
+    [
+      "a tool message answering no call",
+      { messages: [user, { role: "tool", content: "x", tool_call_id: "call_9" }] },
+      "messages.1.tool_call_id",
+    ],
+    [
+      "a call without arguments",
+      { messages: [user, { role: "assistant", content: null, tool_calls: [{ ...call, function: { name: "f" } }] }] },
+      "messages.1.tool_calls.0.function.arguments",
+    ],
+    [
+      "a forced function not offered",
+      { messages: [user], tools: [f], tool_choice: { type: "function", function: { name: "g" } } },
+      "tool_choice.function.name",
+    ],
+    ["an unknown tool_choice", { messages: [user], tools: [f], tool_choice: "always" }, "tool_choice"],
+    ["two functions of one name", { messages: [user], tools: [f, f] }, "tools"],
+    [
+      "parameters nested 100 levels deep",
+      {
+        messages: [user],
+        tools: [{ type: "function", function: { name: "f", parameters: JSON.parse(`${'{"a":'.repeat(100)}1${"}".repeat(100)}`) } }],
+      },
+      "tools.0.function.parameters",
+    ],
+  ];
+  const named = (message: unknown, field: string) => typeof message === "string" && message.startsWith(`${field}: `);
+
+  for (const [name, body, field] of cases) {
+    it(name, async () => {
+      const c = await RawClient.connect(url);
+      const err = await c.request({ type: "generate", id: "tg", ...body });
+      assert.equal(err.code, "bad_request", JSON.stringify(err));
+      assert.ok(named(err.message, field), `${field} in ${JSON.stringify(err)}`);
+      const res = await fetch(`${http}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "any", ...body }),
+      });
+      const reply = (await res.json()) as { error: { code: string; message: string } };
+      assert.equal(res.status, 400, JSON.stringify(reply));
+      assert.equal(reply.error.code, "bad_request");
+      assert.ok(named(reply.error.message, field), `${field} in ${JSON.stringify(reply)}`);
+      await stillWorks(c);
+      c.close();
+    });
+  }
+
+  it("an image part in a chat message is refused at its type, not dropped", async () => {
+    const res = await fetch(`${http}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "data:," } }] }] }),
+    });
+    assert.equal(res.status, 400);
+    assert.match(((await res.json()) as { error: { message: string } }).error.message, /^messages\.0\.content\.0\.type: only text parts/);
   });
 });
 

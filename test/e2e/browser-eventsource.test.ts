@@ -31,7 +31,7 @@ describe("EventSource in Chromium", () => {
   });
 
   it("reads every event once, reconnects after the end, gets 204 and stops (readyState CLOSED)", async () => {
-    const created = await fetch(`${base}/v1/responses`, {
+    const created = await fetch(`${base}/v1/generate`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ prompt: "write 30 words for an EventSource", params: { max_tokens: 30 } }),

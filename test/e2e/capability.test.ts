@@ -99,7 +99,7 @@ describe("a read-only token", () => {
     const again = await reader.request({ type: "generate", rid, prompt: "re-send" });
     assert.equal(again.code, "forbidden");
     assert.equal((await fetch(`${http}/v1/responses/${otherRid}/events`, { headers: bearer(readToken) })).status, 403);
-    assert.equal((await post("/v1/responses", readToken, { prompt: "x" })).status, 403);
+    assert.equal((await post("/v1/generate", readToken, { prompt: "x" })).status, 403);
     assert.equal((await post("/v1/chat/completions", readToken, { messages: [{ role: "user", content: "x" }] })).status, 403);
   });
 });

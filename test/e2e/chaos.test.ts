@@ -1,9 +1,14 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { UnbrokenClient } from "@unbroken/client";
-import { prng } from "@unbroken/testing";
 import { WebSocket } from "ws";
+import { type GenerationOutput, ScriptedGenerator } from "@unbroken/generators";
+import { type GenerationBody, type ResponseRecord, newRid } from "@unbroken/protocol";
+import { Broker, silentLog } from "@unbroken/store";
+import { type NatsServerHandle, type ServiceHandle, prng, startNatsServer } from "@unbroken/testing";
 import { Reader, audit, readLogs, spread } from "../helpers/chaos.js";
+import { assertWhole, handovers, runnerOf, startEdge, startWorker, wsUrl } from "../helpers/failover.js";
+import { RawClient, seqs } from "../helpers/raw-client.js";
 import { Topology } from "../helpers/topology.js";
 
 // Issue 5's chaos suite: tens of concurrent responses read by clients that drop and resume at
@@ -186,6 +191,115 @@ describe("chaos: edges, workers and a NATS node die under live traffic", () => {
     }
   });
 });
+
+describe("chaos: a tool call in flight when its worker is SIGKILLed", () => {
+  let nats: NatsServerHandle;
+  let broker: Broker;
+  const services: ServiceHandle[] = [];
+  before(async () => {
+    nats = await startNatsServer();
+    broker = await Broker.connect({ url: nats.url, name: "chaos-tool-call", retentionMs: 3_600_000, log: silentLog });
+  });
+  after(async () => {
+    await Promise.allSettled(services.map((s) => s.kill()));
+    await broker?.close();
+    await nats?.stop();
+  });
+
+  it("another worker finishes the call: nothing lost or duplicated, the arguments parse, the reasoning is intact", async () => {
+    // TAKEOVER_TIMEOUT 1 s keeps the test short; 16 required parameters stream ~65 argument
+    // tokens, two seconds at 30 tokens/s, so the kill lands inside the call.
+    const env = { NATS_URL: nats.url, SCRIPTED_TPS: "30", TAKEOVER_TIMEOUT: "1s", LOG_LEVEL: "debug" };
+    const workers = [await startWorker("ta", env), await startWorker("tb", env)];
+    const edge = await startEdge({ NATS_URL: nats.url });
+    services.push(...workers, edge);
+    const fields = Array.from({ length: 16 }, (_, i) => `field_${i}`);
+    const body: GenerationBody = {
+      prompt: "Please submit_form with everything you know",
+      params: { seed: 4, reasoning_effort: "low" },
+      tools: [
+        {
+          type: "function",
+          function: {
+            name: "submit_form",
+            parameters: { type: "object", properties: Object.fromEntries(fields.map((f) => [f, { type: "integer" }])), required: fields },
+          },
+        },
+      ],
+    };
+    // Queued straight into the store as an edge queues it, and read through the edge.
+    const rid = newRid();
+    const record: ResponseRecord = {
+      v: 1,
+      rid,
+      owner: "anonymous",
+      status: "queued",
+      created_at: new Date().toISOString(),
+      request: body,
+      steers: [],
+      epoch: 0,
+    };
+    const revision = await broker.records.create(record);
+    assert.ok(revision);
+    await broker.enqueue({ rid, record, revision });
+    const reader = await RawClient.connect(wsUrl(edge));
+    assert.equal((await reader.request({ type: "subscribe", rid })).type, "ok");
+    const runner = await runnerOf(workers, rid);
+    await reader.next(
+      (f) => f.type === "event" && f.rid === rid && reader.events(rid).filter((e) => e.event.kind === "tool_args").length >= 3,
+    );
+    await runner.kill();
+    const events = await reader.untilEnd(rid, 60_000);
+    reader.close();
+
+    // What the reader got is the stored log, each event once, in order (seq 1..n, one end).
+    const stored = (await readLogs(nats.url, [rid])).get(rid);
+    const end = assertWhole(events);
+    assert.deepEqual(seqs(events), stored?.seqs, "the reader got every stored event once");
+    const [handover, ...more] = handovers(events);
+    assert.ok(handover && more.length === 0, "one handover");
+    assert.notEqual(handover.worker, runner === workers[0] ? "ta" : "tb", "taken over by the other worker");
+    const kinds = events.map((e) => e.event.kind);
+    const call = kinds.indexOf("tool_call");
+    const done = kinds.indexOf("tool_done");
+    assert.ok(call < handover.seq - 1 && handover.seq - 1 < done, `the kill landed inside the call: ${kinds.join(",")}`);
+
+    // The call as an uninterrupted scripted answer writes it: same id, each argument delta once.
+    const ref = await referenceOutputs(body);
+    const refText = (type: string) => ref.map((o) => (o.type === type && "text" in o ? o.text : "")).join("");
+    const logText = (kind: string) => events.map((e) => (e.event.kind === kind && "text" in e.event ? e.event.text : "")).join("");
+    const toolCall = events[call]?.event as { id: string; name: string };
+    const toolDone = events[done]?.event as { id: string; arguments: string };
+    assert.deepEqual(toolCall, { kind: "tool_call", ...pick(ref.find((o) => o.type === "tool_call")) });
+    assert.equal(toolDone.id, toolCall.id);
+    assert.equal(toolDone.arguments, logText("tool_args"), "tool_done holds exactly the joined argument deltas");
+    assert.deepEqual(Object.keys(JSON.parse(toolDone.arguments) as object), fields);
+    assert.equal(logText("tool_args"), refText("tool_args"));
+    assert.ok(
+      events.every((e) => e.event.kind !== "tool_args" || (e.event as { id: string }).id === toolCall.id),
+      "every delta is the call's",
+    );
+    // The reasoning was written before the kill, and is whole.
+    assert.ok(kinds.lastIndexOf("reasoning") < call);
+    assert.equal(logText("reasoning"), refText("reasoning"));
+    assert.equal(end.reason, "tool_calls");
+    const refEnd = ref.at(-1);
+    assert.deepEqual(end.usage, refEnd?.type === "done" ? refEnd.usage : undefined, "usage counts both workers' tokens");
+  });
+});
+
+/** The outputs of an uninterrupted scripted answer to `body`, computed here (the generator is deterministic). */
+async function referenceOutputs(body: GenerationBody): Promise<GenerationOutput[]> {
+  const gen = new ScriptedGenerator({ tokensPerSecond: 0 });
+  const outputs: GenerationOutput[] = [];
+  for await (const out of gen.start({ rid: newRid(), body, steers: [], signal: new AbortController().signal })) outputs.push(out);
+  await gen.close();
+  return outputs;
+}
+
+/** A tool_call output's id and name. */
+const pick = (out: GenerationOutput | undefined): { id?: string; name?: string } =>
+  out?.type === "tool_call" ? { id: out.id, name: out.name } : {};
 
 /** How many responses a worker process has started (its log). */
 function count(member: { handle: { lines: string[] } }): number {

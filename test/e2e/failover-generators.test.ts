@@ -3,7 +3,10 @@ import path from "node:path";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import {
   FakeOpenAI,
+  ROLE_STEP,
   answer,
+  openaiToolCall,
+  toolAnswer,
   makeTempDir,
   startNatsServer,
   writeCorruptGguf,
@@ -18,7 +21,8 @@ import { assertWhole, handovers, msUntil, runnerOf, startEdge, startWorker, wsUr
 // Failover and stalls with the model-backed generators, in real worker processes: llama
 // on a tiny GGUF written here (continues the partial answer), a llama worker whose model
 // cannot load (the response ends with its error, never hangs), and an OpenAI upstream
-// that hangs (STALL_TIMEOUT ends the response and frees the slot).
+// that hangs (STALL_TIMEOUT ends the response and frees the slot); an OpenAI worker killed in
+// the middle of a tool call (the next one drops the open call and asks the upstream again).
 
 describe("failover and stalls with model-backed generators", () => {
   let nats: NatsServerHandle;
@@ -141,6 +145,48 @@ describe("failover and stalls with model-backed generators", () => {
       const rest = await client.untilEnd(next.rid, 60_000);
       assert.equal(assertWhole(rest).reason, "stop");
       assert.equal(textOf(rest), "All good.");
+    } finally {
+      await fake.close();
+    }
+  });
+  it("openai: killed -9 in the middle of a tool call, the next worker drops the open call and the upstream makes it again", async () => {
+    const fake = new FakeOpenAI([
+      {
+        steps: [
+          ROLE_STEP,
+          { reasoning: "Need the weather." },
+          ...openaiToolCall(0, "call_lost", "get_weather", '{"city":', 4),
+          { hang: true },
+        ],
+      },
+      { steps: toolAnswer(openaiToolCall(0, "call_again", "get_weather", '{"city":"Paris"}'), { reasoning: ["Thinking again."] }) },
+    ]);
+    const baseUrl = await fake.start();
+    try {
+      const env = { NATS_URL: nats.url, OPENAI_BASE_URL: baseUrl, OPENAI_MODEL: "fake-model", CONCURRENCY: "1", TAKEOVER_TIMEOUT: "2s" };
+      const [a, b] = [await startWorker("oa", env), await startWorker("ob", env)];
+      services.push(a, b);
+      const client = await edge();
+      const { rid } = await client.request({ type: "generate", messages: [{ role: "user", content: "Weather in Paris?" }] });
+      const runner = await runnerOf([a, b], rid);
+      await client.next((f) => f.type === "event" && f.rid === rid && f.event.kind === "tool_args", 60_000);
+      await runner.kill();
+      const events = await client.untilEnd(rid, 60_000);
+      const end = assertWhole(events);
+      assert.equal(end.reason, "tool_calls");
+      const after = handovers(events)[0]!.seq;
+      const kinds = events.filter((e) => e.seq > after).map((e) => e.event.kind);
+      assert.deepEqual([...new Set(kinds)], ["tool_dropped", "tool_call", "tool_args", "tool_done", "end"]);
+      const ev = events.map((e) => e.event as Record<string, unknown>);
+      assert.deepEqual(
+        ev.filter((e) => e.kind === "tool_dropped"),
+        [{ kind: "tool_dropped", id: "call_lost", reason: "worker_lost" }],
+      );
+      const done = ev.filter((e) => e.kind === "tool_done");
+      assert.deepEqual(done, [{ kind: "tool_done", id: "call_again", arguments: '{"city":"Paris"}' }]);
+      const reasoning = ev.filter((e) => e.kind === "reasoning").map((e) => e.text);
+      assert.equal(reasoning.join(""), "Need the weather.", "the continuation's reasoning is not written again");
+      assert.equal(fake.requests.length, 2);
     } finally {
       await fake.close();
     }

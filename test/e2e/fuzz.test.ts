@@ -139,7 +139,7 @@ async function wellFormedClientIsServed(): Promise<void> {
   assert.equal(tokenCount(events), 5);
   assert.deepEqual([events[0]?.event.kind, events.at(-1)?.event.kind], ["start", "end"]);
   c.close();
-  const res = await fetch(`http://127.0.0.1:${port}/v1/responses`, {
+  const res = await fetch(`http://127.0.0.1:${port}/v1/generate`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: '{"prompt":"http too","params":{"max_tokens":3}}',
@@ -217,6 +217,7 @@ describe("fuzz", () => {
     const path = fc.oneof(
       fc.constantFrom(
         "/v1/responses",
+        "/v1/generate",
         "/v1/chat/completions",
         "/healthz",
         "/readyz",

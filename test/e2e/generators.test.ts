@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { FakeOpenAI, answer, writeTinyGguf } from "@unbroken/testing";
+import { FakeOpenAI, ROLE_STEP, answer, openaiToolCall, toolAnswer, writeTinyGguf } from "@unbroken/testing";
 import { RawClient, range, seqs, textOf } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
 
@@ -71,7 +71,21 @@ describe("GENERATOR=openai through the stack", () => {
   let stack: Stack;
   let upstream: FakeOpenAI;
   before(async () => {
-    upstream = new FakeOpenAI([{ steps: answer(["Rivers", " run", " to", " the", " sea", "."], { usage: [9, 6] }) }]);
+    // One script per upstream request, in the order the tests below make them.
+    upstream = new FakeOpenAI([
+      { steps: answer(["Rivers", " run", " to", " the", " sea", "."], { usage: [9, 6] }) },
+      // OpenAI's shapes: reasoning, then a call whose arguments come in fragments; SSE split.
+      {
+        steps: toolAnswer(openaiToolCall(0, "call_w1", "get_weather", '{"city":"Paris"}', 5), {
+          reasoning: ["The user ", "wants weather."],
+          usage: [30, 12, 4],
+        }),
+        split: 9,
+      },
+      {
+        steps: [ROLE_STEP, { reasoning: "The tool said sunny." }, ...answer(["Sunny", " in", " Paris."], { usage: [50, 4] }).slice(1)],
+      },
+    ]);
     const baseUrl = await upstream.start();
     stack = await Stack.start({ workerEnv: { OPENAI_BASE_URL: baseUrl, OPENAI_MODEL: "fake-model" } });
   });
@@ -91,6 +105,60 @@ describe("GENERATOR=openai through the stack", () => {
     const sent = upstream.requests[0]!.body as { messages: unknown; max_tokens: number; temperature: number; stream: boolean };
     assert.deepEqual(sent.messages, [{ role: "user", content: "tell me about rivers" }]);
     assert.deepEqual([sent.max_tokens, sent.temperature, sent.stream], [50, 0.2, true]);
+    c.close();
+  });
+  it("streams reasoning and a tool call over the WebSocket, then the answer to the tool's result", async () => {
+    const c = await RawClient.connect(stack.url);
+    const tools = [
+      { type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } },
+    ];
+    const question = { role: "user", content: "Weather in Paris?" };
+    const first = await c.request({
+      type: "generate",
+      messages: [question],
+      tools,
+      tool_choice: "auto",
+      params: { reasoning_effort: "medium" },
+    });
+    const events = await c.untilEnd(first.rid);
+    assert.deepEqual(seqs(events), range(1, events.length));
+    const kinds = events.map((e) => e.event.kind).filter((k, i, all) => k !== all[i - 1]);
+    assert.deepEqual(kinds, ["start", "reasoning", "tool_call", "tool_args", "tool_done", "end"]);
+    const of = <K extends string>(kind: K) => events.map((e) => e.event).filter((e) => e.kind === kind) as Array<Record<string, unknown>>;
+    assert.deepEqual(of("tool_call"), [{ kind: "tool_call", id: "call_w1", name: "get_weather" }]);
+    const args = of("tool_args")
+      .map((e) => e.text)
+      .join("");
+    assert.deepEqual([args, of("tool_done")[0]?.arguments], ['{"city":"Paris"}', '{"city":"Paris"}']);
+    assert.equal(
+      of("reasoning")
+        .map((e) => e.text)
+        .join(""),
+      "The user wants weather.",
+    );
+    const end = events.at(-1)!.event;
+    assert.deepEqual(end.kind === "end" && [end.reason, end.usage], [
+      "tool_calls",
+      { prompt_tokens: 30, completion_tokens: 12, reasoning_tokens: 4 },
+    ]);
+    // tools and tool_choice reach the worker once the edge keeps them in the record (branch i11-edge).
+    const sent = upstream.requests[1]!.body as { tools: unknown; tool_choice: unknown; reasoning_effort: unknown };
+    assert.deepEqual([sent.tools, sent.tool_choice, sent.reasoning_effort], [tools, "auto", "medium"]);
+
+    const call = { id: "call_w1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } };
+    const followUp = [
+      question,
+      { role: "assistant", content: null, tool_calls: [call] },
+      { role: "tool", tool_call_id: "call_w1", content: "sunny" },
+    ];
+    const second = await c.request({ type: "generate", messages: followUp, tools });
+    const answered = await c.untilEnd(second.rid);
+    const order = answered.map((e) => e.event.kind);
+    assert.ok(order.lastIndexOf("reasoning") < order.indexOf("token"), "reasoning comes before the text");
+    assert.equal(textOf(answered), "Sunny in Paris.");
+    const done = answered.at(-1)!.event;
+    assert.equal(done.kind === "end" && done.reason, "stop");
+    assert.deepEqual((upstream.requests[2]!.body as { messages: unknown }).messages, followUp);
     c.close();
   });
 });

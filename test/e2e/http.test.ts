@@ -23,7 +23,7 @@ describe("HTTP and Server-Sent Events", () => {
   after(() => stack.stop());
 
   it("starts a response with POST and streams the socket's frames as SSE, id = seq, closed after end", async () => {
-    const created = await post(`${base}/v1/responses`, { prompt: "write 40 words over http", params: { seed: 4 } });
+    const created = await post(`${base}/v1/generate`, { prompt: "write 40 words over http", params: { seed: 4 } });
     assert.equal(created.status, 202);
     const { rid, existing } = (await created.json()) as { rid: string; existing: boolean };
     assert.equal(existing, false);
@@ -46,12 +46,12 @@ describe("HTTP and Server-Sent Events", () => {
     await ws.request({ type: "subscribe", rid });
     assert.deepEqual(await ws.untilEnd(rid), frames);
     ws.close();
-    const again = await post(`${base}/v1/responses`, { rid, prompt: "ignored" });
+    const again = await post(`${base}/v1/generate`, { rid, prompt: "ignored" });
     assert.deepEqual([again.status, await again.json()], [202, { rid, existing: true }]);
   });
 
   it("resumes exactly from Last-Event-ID, which wins over ?after=", async () => {
-    const { rid } = (await (await post(`${base}/v1/responses`, { prompt: "write 60 words to resume" })).json()) as { rid: string };
+    const { rid } = (await (await post(`${base}/v1/generate`, { prompt: "write 60 words to resume" })).json()) as { rid: string };
     const first = await readSse(`${base}/v1/responses/${rid}/events`, {}, (r) => Number(r.messages.at(-1)?.id) >= 10);
     const lastId = first.messages.at(-1)!.id!;
     const rest = await readSse(`${base}/v1/responses/${rid}/events?after=3`, { headers: { "last-event-id": lastId } });
@@ -67,7 +67,7 @@ describe("HTTP and Server-Sent Events", () => {
   });
 
   it("a reconnect from the end it already has gets 204 (an EventSource stops); one before it gets the rest", async () => {
-    const { rid } = (await (await post(`${base}/v1/responses`, { prompt: "write 20 words then reconnect" })).json()) as { rid: string };
+    const { rid } = (await (await post(`${base}/v1/generate`, { prompt: "write 20 words then reconnect" })).json()) as { rid: string };
     const whole = await readSse(`${base}/v1/responses/${rid}/events`);
     const endId = whole.messages.at(-1)!.id!;
     const atEnd = await fetch(`${base}/v1/responses/${rid}/events`, { headers: { "last-event-id": endId } });
@@ -82,27 +82,30 @@ describe("HTTP and Server-Sent Events", () => {
   });
 
   it("cancels and steers over HTTP; steering an ended response is 409", async () => {
-    const { rid } = (await (await post(`${base}/v1/responses`, { prompt: "write 400 words to steer then stop" })).json()) as {
+    const { rid } = (await (await post(`${base}/v1/generate`, { prompt: "write 400 words to steer then stop" })).json()) as {
       rid: string;
     };
     await readSse(`${base}/v1/responses/${rid}/events`, {}, (r) => Number(r.messages.at(-1)?.id) >= 5);
+    // Cancel and steer are OpenAI's Responses API routes (and its extension): they answer the response object.
     const steer = await post(`${base}/v1/responses/${rid}/steer`, { text: "about lighthouses" });
-    assert.deepEqual([steer.status, await steer.json()], [200, {}]);
+    assert.equal(steer.status, 200);
+    assert.equal(((await steer.json()) as { id: string }).id, rid);
     const cancel = await post(`${base}/v1/responses/${rid}/cancel`, {});
-    assert.deepEqual([cancel.status, await cancel.json()], [200, {}]);
+    assert.equal(cancel.status, 200);
+    assert.deepEqual(((await cancel.json()) as { status: string }).status, "cancelled");
     const events = (await readSse(`${base}/v1/responses/${rid}/events`)).messages.map((m) => JSON.parse(m.data));
     assert.equal(events.filter((e) => e.event.kind === "steer").length, 1);
     assert.equal(events.at(-1).event.reason, "cancelled");
     const late = await post(`${base}/v1/responses/${rid}/steer`, { text: "too late" });
     assert.equal(late.status, 409);
-    assert.equal(((await late.json()) as { code: string }).code, "finished");
+    assert.equal(((await late.json()) as { error: { code: string } }).error.code, "finished");
   });
 
   it("keeps an idle stream alive with comments", async () => {
     // No worker: the response stays queued, so its stream has nothing but keepalives.
     await stack.workers[0]!.close();
     stack.workers.length = 0;
-    const { rid } = (await (await post(`${base}/v1/responses`, { prompt: "waits in the queue" })).json()) as { rid: string };
+    const { rid } = (await (await post(`${base}/v1/generate`, { prompt: "waits in the queue" })).json()) as { rid: string };
     const sse = await readSse(
       `${base}/v1/responses/${rid}/events`,
       {},
@@ -118,17 +121,21 @@ describe("HTTP and Server-Sent Events", () => {
       [fetch(`${base}/v1/responses/UnknownRid123/events`), 404, "not_found"],
       [fetch(`${base}/v1/responses/bad.rid.here/events`), 400, "bad_request"],
       [fetch(`${base}/v1/responses/UnknownRid123/events?after=-1`), 400, "bad_request"],
-      [post(`${base}/v1/responses`, "{not json"), 400, "bad_request"],
-      [post(`${base}/v1/responses`, { prompt: "x", messages: [] }), 400, "bad_request"],
-      [post(`${base}/v1/responses`, { prompt: "x".repeat(5000) }), 413, "too_large"],
+      [post(`${base}/v1/generate`, "{not json"), 400, "bad_request"],
+      [post(`${base}/v1/generate`, { prompt: "x", messages: [] }), 400, "bad_request"],
+      [post(`${base}/v1/generate`, { prompt: "x".repeat(5000) }), 413, "too_large"],
+      [fetch(`${base}/no/such/path`), 404, "not_found"],
+      // OpenAI's routes answer in its shape, {"error":{code,message,...}}, with the same codes.
       [post(`${base}/v1/responses/UnknownRid123/cancel`, {}), 404, "not_found"],
       [post(`${base}/v1/responses/UnknownRid123/steer`, { text: "" }), 400, "bad_request"],
-      [fetch(`${base}/no/such/path`), 404, "not_found"],
+      [fetch(`${base}/v1/responses/bad.rid.here`), 400, "bad_request"],
     ];
     for (const [pending, status, code] of cases) {
       const res = await pending;
       assert.equal(res.status, status, `${res.url}`);
-      assert.equal(((await res.json()) as { code: string }).code, code);
+      const body = (await res.json()) as { code?: string; error?: { code: string } };
+      const openAIRoute = /\/v1\/responses\/[^/]+(\/cancel|\/steer)?$/.test(new URL(res.url).pathname);
+      assert.equal(openAIRoute ? body.error?.code : body.code, code);
     }
   });
 });
@@ -146,11 +153,11 @@ describe("HTTP with auth on", () => {
 
   it("needs a bearer token and shows an owner only its own responses", async () => {
     assert.equal((await fetch(`${base}/v1/models`)).status, 401, "models need a token too");
-    assert.equal((await post(`${base}/v1/responses`, { prompt: "x" })).status, 401);
-    assert.equal((await post(`${base}/v1/responses`, { prompt: "x" }, { authorization: "Bearer nonsense" })).status, 401);
+    assert.equal((await post(`${base}/v1/generate`, { prompt: "x" })).status, 401);
+    assert.equal((await post(`${base}/v1/generate`, { prompt: "x" }, { authorization: "Bearer nonsense" })).status, 401);
     const alice = { authorization: `Bearer ${await token("alice")}` };
     const bob = { authorization: `Bearer ${await token("bob")}` };
-    const { rid } = (await (await post(`${base}/v1/responses`, { prompt: "alice's", params: { max_tokens: 5 } }, alice)).json()) as {
+    const { rid } = (await (await post(`${base}/v1/generate`, { prompt: "alice's", params: { max_tokens: 5 } }, alice)).json()) as {
       rid: string;
     };
     const mine = await readSse(`${base}/v1/responses/${rid}/events`, { headers: alice });

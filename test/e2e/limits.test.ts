@@ -74,7 +74,7 @@ describe("limits", () => {
     const refused = await queued(b3);
     assert.equal(refused.code, "rate_limited", JSON.stringify(refused));
     assert.match(refused.message, /MAX_GENERATIONS_PER_OWNER/);
-    const res = await fetch(`${http}/v1/responses`, {
+    const res = await fetch(`${http}/v1/generate`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${await token("bob")}` },
       body: JSON.stringify({ prompt: "one more" }),
@@ -136,11 +136,44 @@ describe("limits", () => {
     assert.equal((await c.request({ type: "generate", messages })).code, "too_large");
     assert.equal(c.frames.filter((f) => f.type === "accepted").length, 1);
     const auth = { "content-type": "application/json", authorization: `Bearer ${await token("frank")}` };
-    const rest = await fetch(`${http}/v1/responses`, { method: "POST", headers: auth, body: JSON.stringify({ prompt: "x".repeat(1001) }) });
+    const rest = await fetch(`${http}/v1/generate`, { method: "POST", headers: auth, body: JSON.stringify({ prompt: "x".repeat(1001) }) });
     assert.equal(rest.status, 413);
     assert.equal(((await rest.json()) as { code: string }).code, "too_large");
     const chat = await fetch(`${http}/v1/chat/completions`, { method: "POST", headers: auth, body: JSON.stringify({ messages }) });
     assert.equal(chat.status, 413);
+    c.close();
+  });
+
+  it("prompt size counts the tools' schemas, the calls' arguments and the tool results (socket and chat completions)", async () => {
+    const c = await connect("heidi");
+    const tool = (name: string, description: string) => ({
+      type: "function",
+      function: { name, description, parameters: { type: "object" } },
+    });
+    const tools = [tool("a", "d".repeat(450)), tool("b", "d".repeat(450))];
+    const big = await queued(c, { tools });
+    assert.equal(big.code, "too_large", JSON.stringify(big));
+    assert.match(big.message, /tools \d+\); at most 1000 \(MAX_PROMPT_BYTES\)/);
+    assert.equal((await queued(c, { tools: tools.slice(0, 1) })).type, "accepted", "one of them fits");
+    const call = { id: "call_1", type: "function", function: { name: "a", arguments: JSON.stringify({ text: "x".repeat(500) }) } };
+    const agentTurn = [
+      { role: "user", content: "use a" },
+      { role: "assistant", content: null, tool_calls: [call] },
+      { role: "tool", tool_call_id: "call_1", content: "r".repeat(500) },
+    ];
+    const turn = await c.request({ type: "generate", messages: agentTurn });
+    assert.equal(turn.code, "too_large", `arguments and the result add up: ${JSON.stringify(turn)}`);
+    assert.equal((await c.request({ type: "generate", messages: agentTurn.slice(0, 2) })).type, "accepted");
+    const auth = { "content-type": "application/json", authorization: `Bearer ${await token("heidi")}` };
+    const chat = await fetch(`${http}/v1/chat/completions`, {
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify({ model: "any", messages: [{ role: "user", content: "hi" }], tools }),
+    });
+    assert.equal(chat.status, 413);
+    const reply = (await chat.json()) as { error: { code: string; message: string } };
+    assert.equal(reply.error.code, "too_large");
+    assert.match(reply.error.message, /MAX_PROMPT_BYTES/);
     c.close();
   });
 
@@ -172,7 +205,7 @@ describe("connection rate per client address", () => {
       ws.on("error", reject);
     });
     assert.equal(refused, 429);
-    const res = await fetch(`http://127.0.0.1:${edge.port}/v1/responses`, { method: "POST", body: "{}" });
+    const res = await fetch(`http://127.0.0.1:${edge.port}/v1/generate`, { method: "POST", body: "{}" });
     assert.equal(res.status, 429);
     assert.equal(((await res.json()) as { code: string }).code, "rate_limited");
     assert.equal((await fetch(`http://127.0.0.1:${edge.port}/healthz`)).status, 200, "probes are not limited");

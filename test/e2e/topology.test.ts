@@ -100,7 +100,7 @@ describe("the compose topology, as local processes behind HAProxy", () => {
 
   it("streams Server-Sent Events through it unbuffered", async () => {
     const http = `http://127.0.0.1:${lbPort}`;
-    const res = await fetch(`${http}/v1/responses`, {
+    const res = await fetch(`${http}/v1/generate`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ prompt: "sse through haproxy", params: { max_tokens: 90 } }),

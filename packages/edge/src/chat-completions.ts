@@ -1,36 +1,11 @@
-import { LIMITS, ProtocolError, isRid, newRid, type EndEvent, type GenerateFrame } from "@unbroken/protocol";
+import { ProtocolError, isRid, newRid, type EndEvent } from "@unbroken/protocol";
 import type { StoredEvent } from "@unbroken/store";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { z } from "zod";
+import { ChatStreamDeltas, ChatWholeMessage, chatUsage, type ChatDelta } from "./chat-chunks.js";
+import { parseChatRequest, toGenerate, type ChatRequest } from "./chat-request.js";
 import type { HttpContext } from "./http-context.js";
-import { describeIssues, readJsonBody, statusOf } from "./http-util.js";
+import { readJsonBody, statusOf } from "./http-util.js";
 import { Subscription } from "./subscription.js";
-
-/** OpenAI's content may be a string or an array of parts; text parts are joined. */
-const contentSchema = z.union([
-  z.string(),
-  z
-    .array(z.looseObject({ type: z.string(), text: z.string().optional() }))
-    .transform((parts) => parts.map((p) => (p.type === "text" ? (p.text ?? "") : "")).join("")),
-]);
-
-const requestSchema = z.object({
-  model: z.string().optional(),
-  messages: z
-    .array(z.object({ role: z.enum(["system", "developer", "user", "assistant"]), content: contentSchema.nullable() }))
-    .min(1)
-    .max(LIMITS.messages),
-  stream: z.boolean().optional(),
-  stream_options: z.object({ include_usage: z.boolean().optional() }).nullish(),
-  max_tokens: z.number().int().positive().max(LIMITS.maxTokens).nullish(),
-  max_completion_tokens: z.number().int().positive().max(LIMITS.maxTokens).nullish(),
-  temperature: z.number().min(0).max(2).nullish(),
-  top_p: z.number().gt(0).max(1).nullish(),
-  seed: z.number().int().nullish(),
-  stop: z.union([z.string(), z.array(z.string()).max(LIMITS.stopSequences)]).nullish(),
-  n: z.literal(1).nullish(),
-});
-type ChatRequest = z.infer<typeof requestSchema>;
 
 const RID_HEADER = "x-unbroken-rid";
 
@@ -42,29 +17,6 @@ function sendOpenAIError(res: ServerResponse, err: unknown): void {
   res.end(body);
 }
 
-function toGenerate(body: ChatRequest, rid: string): GenerateFrame {
-  const params: NonNullable<GenerateFrame["params"]> = {};
-  const maxTokens = body.max_completion_tokens ?? body.max_tokens;
-  if (maxTokens != null) params.max_tokens = maxTokens;
-  if (body.temperature != null) params.temperature = body.temperature;
-  if (body.top_p != null) params.top_p = body.top_p;
-  if (body.seed != null) params.seed = body.seed;
-  if (body.stop != null) params.stop = body.stop;
-  const messages = body.messages.map((m) => ({
-    role: m.role === "developer" ? ("system" as const) : m.role,
-    content: m.content ?? "",
-  }));
-  return { type: "generate", rid, messages, params };
-}
-
-const FINISH: Record<EndEvent["reason"], string> = {
-  stop: "stop",
-  length: "length",
-  tool_calls: "tool_calls",
-  cancelled: "stop",
-  error: "stop",
-};
-
 /**
  * `POST /v1/chat/completions`, OpenAI-compatible, backed by the same pipeline: the
  * completion's `id` is the response's rid (also in the `x-unbroken-rid` header), so the
@@ -74,13 +26,12 @@ const FINISH: Record<EndEvent["reason"], string> = {
 export async function chatCompletions(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   try {
     const principal = await ctx.principal(req);
-    const parsed = requestSchema.safeParse(await readJsonBody(req, ctx.maxBodyBytes));
-    if (!parsed.success) throw new ProtocolError("bad_request", describeIssues(parsed.error.issues));
+    const body = parseChatRequest(await readJsonBody(req, ctx.maxBodyBytes));
     const asked = req.headers[RID_HEADER];
     const rid = typeof asked === "string" && isRid(asked) ? asked : `chatcmpl-${newRid()}`;
-    const { existing, record } = await ctx.responses.generate(principal, toGenerate(parsed.data, rid));
+    const { existing, record } = await ctx.responses.generate(principal, toGenerate(body, rid));
     const acceptedAt = existing ? undefined : performance.now();
-    const reply = parsed.data.stream ? new StreamReply(res, rid, parsed.data) : new WholeReply(res, rid);
+    const reply = body.stream ? new StreamReply(res, rid, body) : new WholeReply(res, rid);
     const sub = new Subscription(
       ctx.subscriptions,
       rid,
@@ -116,8 +67,11 @@ interface Reply {
 
 const created = () => Math.floor(Date.now() / 1000);
 
+type LooseEvent = { kind: string; model?: string; [key: string]: unknown };
+
+/** The completion, answered whole once the response has ended. */
 class WholeReply implements Reply {
-  private text = "";
+  private readonly answer = new ChatWholeMessage();
   private model = "unbroken";
 
   constructor(
@@ -126,32 +80,33 @@ class WholeReply implements Reply {
   ) {}
 
   event(e: StoredEvent): void {
-    const ev = e.frame.event as { kind: string; text?: string; model?: string };
+    const ev = e.frame.event as LooseEvent;
     if (ev.kind === "start") this.model = ev.model ?? this.model;
-    if (ev.kind === "token") this.text += ev.text ?? "";
+    this.answer.event(ev);
     if (ev.kind !== "end") return;
-    const end = e.frame.event as unknown as EndEvent;
+    const end = e.frame.event as EndEvent;
     if (end.reason === "error") {
-      sendOpenAIError(
-        this.res,
-        new ProtocolError("internal", `generation failed: ${end.error?.code ?? "error"}: ${end.error?.message ?? ""}`),
-      );
+      const why = `generation failed: ${end.error?.code ?? "error"}: ${end.error?.message ?? ""}`;
+      sendOpenAIError(this.res, new ProtocolError("internal", why));
       return;
     }
+    const choice = { index: 0, message: this.answer.message(), finish_reason: this.answer.finishReason(end), logprobs: null };
     const body = JSON.stringify({
       id: this.rid,
       object: "chat.completion",
       created: created(),
       model: this.model,
-      choices: [{ index: 0, message: { role: "assistant", content: this.text }, finish_reason: FINISH[end.reason], logprobs: null }],
-      usage: { ...end.usage, total_tokens: end.usage.prompt_tokens + end.usage.completion_tokens },
+      choices: [choice],
+      usage: chatUsage(end.usage),
     });
     this.res.writeHead(200, { "content-type": "application/json", [RID_HEADER]: this.rid });
     this.res.end(body);
   }
 }
 
+/** The completion as `chat.completion.chunk`s, then `[DONE]`. */
 class StreamReply implements Reply {
+  private readonly deltas = new ChatStreamDeltas();
   private model = "unbroken";
   private readonly created = created();
 
@@ -166,37 +121,33 @@ class StreamReply implements Reply {
       "x-accel-buffering": "no",
       [RID_HEADER]: rid,
     });
+    // Now, not with the first chunk: a queued answer's client learns its rid at once.
+    res.flushHeaders();
   }
 
-  private chunk(delta: object, finish: string | null, extra: object = {}): void {
-    const choices = [{ index: 0, delta, finish_reason: finish, logprobs: null }];
+  private send(choices: object[], extra: object = {}): void {
     const data = { id: this.rid, object: "chat.completion.chunk", created: this.created, model: this.model, choices, ...extra };
     this.res.write(`data: ${JSON.stringify(data)}\n\n`);
   }
 
+  private chunk(delta: ChatDelta, finish: string | null = null): void {
+    this.send([{ index: 0, delta, finish_reason: finish, logprobs: null }]);
+  }
+
   event(e: StoredEvent): void {
-    const ev = e.frame.event as { kind: string; text?: string; model?: string };
-    if (ev.kind === "start") {
-      this.model = ev.model ?? this.model;
-      this.chunk({ role: "assistant", content: "" }, null);
-      return;
-    }
-    if (ev.kind === "token") {
-      this.chunk({ content: ev.text ?? "" }, null);
-      return;
-    }
+    const ev = e.frame.event as LooseEvent;
+    if (ev.kind === "start") this.model = ev.model ?? this.model;
+    for (const delta of this.deltas.event(ev)) this.chunk(delta);
     if (ev.kind !== "end") return;
-    const end = e.frame.event as unknown as EndEvent;
+    const end = e.frame.event as EndEvent;
     if (end.reason === "error") {
       const error = { message: end.error?.message ?? "generation failed", type: "server_error", code: end.error?.code ?? "error" };
       this.res.write(`data: ${JSON.stringify({ error })}\n\n`);
     } else {
-      this.chunk({}, FINISH[end.reason]);
-      if (this.body.stream_options?.include_usage) {
-        const usage = { ...end.usage, total_tokens: end.usage.prompt_tokens + end.usage.completion_tokens };
-        const data = { id: this.rid, object: "chat.completion.chunk", created: this.created, model: this.model, choices: [], usage };
-        this.res.write(`data: ${JSON.stringify(data)}\n\n`);
-      }
+      for (const delta of this.deltas.roleIfUnsent()) this.chunk(delta);
+      this.chunk({}, this.deltas.finishReason(end));
+      // OpenAI's usage chunk: no choices, after the one with finish_reason.
+      if (this.body.stream_options?.include_usage) this.send([], { usage: chatUsage(end.usage) });
     }
     this.res.end("data: [DONE]\n\n");
   }

@@ -47,7 +47,10 @@ export const edgeOwnEnv = {
     envInt(1_048_576, 1024),
     "bytes waiting to be sent to one socket (or SSE stream) before it is closed as a slow consumer (4008; an SSE stream is cut); the client resumes from its last seq",
   ),
-  MAX_PROMPT_BYTES: envVar(envInt(32_768, 1), "UTF-8 bytes of a prompt (or all message contents): larger gets `too_large` (HTTP 413)"),
+  MAX_PROMPT_BYTES: envVar(
+    envInt(32_768, 1),
+    "UTF-8 bytes of what a generation is asked: the prompt or every message's content, the tool calls' names and arguments, the tool results, and the `tools` as JSON (their schemas), together; larger gets `too_large` (HTTP 413)",
+  ),
   MAX_TOKENS_CEILING: envVar(
     envInt(LIMITS.maxTokens, 1).refine((n) => n <= LIMITS.maxTokens, `must be at most ${LIMITS.maxTokens}`),
     "largest `max_tokens` a request may ask (more: `bad_request`); below 32768 it is also the `max_tokens` of requests that ask none",
@@ -118,7 +121,7 @@ export interface EdgeConfig {
 export interface EdgeLimits {
   /** Bytes waiting to be sent to one socket (or SSE stream) before it is closed as a slow consumer. */
   maxSocketBuffer: number;
-  /** UTF-8 bytes of a prompt, or of all message contents together: `too_large` beyond. */
+  /** UTF-8 bytes of the prompt or the messages (calls and tool results included) plus the tools' JSON: `too_large` beyond. */
   maxPromptBytes: number;
   /** Highest `max_tokens` (`bad_request` beyond); below 32768 it is also the default. */
   maxTokensCeiling: number;

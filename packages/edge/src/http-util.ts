@@ -65,9 +65,34 @@ export async function readJsonBody(req: IncomingMessage, limit: number): Promise
   }
 }
 
+interface Issue {
+  path: PropertyKey[];
+  message: string;
+  code?: string;
+  errors?: Issue[][];
+}
+
+/**
+ * A union that no option matched reports the option that got furthest: an option of the
+ * wrong type fails at its root, the one meant fails deeper (`content.1.type` of an array of
+ * parts rather than "not a string" of `content`) or on its value (a string outside an enum).
+ */
+function innermost(issue: Issue): Issue {
+  if (issue.code !== "invalid_union" || !issue.errors) return issue;
+  const score = (i: Issue) => i.path.length * 2 + (i.code === "invalid_type" ? 0 : 1);
+  let best: Issue | undefined;
+  for (const branch of issue.errors) {
+    const first = branch[0];
+    if (first && score(first) > (best ? score(best) : 0)) best = first;
+  }
+  if (!best) return issue;
+  const inner = innermost(best);
+  return { path: [...issue.path, ...inner.path], message: inner.message };
+}
+
 /** Zod issues in one line, like the socket's bad_request messages. */
-export function describeIssues(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>): string {
-  const first = issues[0];
+export function describeIssues(issues: ReadonlyArray<Issue>): string {
+  const first = issues[0] && innermost(issues[0]);
   if (!first) return "invalid request";
   return `${first.path.length ? `${first.path.map(String).join(".")}: ` : ""}${first.message}`;
 }

@@ -5,7 +5,8 @@ import { chatCompletions } from "./chat-completions.js";
 import type { HttpContext } from "./http-context.js";
 import { bearerToken, sendError, sendJson } from "./http-util.js";
 import { listModels } from "./models.js";
-import { cancelResponse, createResponse, steerResponse } from "./rest.js";
+import { generate } from "./rest.js";
+import { cancelResponse, createResponses, retrieveResponse, steerResponse } from "./responses-api.js";
 import { streamEvents } from "./sse.js";
 import { serveStatic } from "./static.js";
 
@@ -18,15 +19,17 @@ export function principalFromRequest(authenticate: Authenticate): (req: Incoming
 type Route = (ctx: HttpContext, m: RegExpExecArray, req: IncomingMessage, res: ServerResponse, q: URLSearchParams) => Promise<void>;
 
 const ROUTES: Array<[method: string, pattern: RegExp, route: Route]> = [
-  ["POST", /^\/v1\/responses$/, (ctx, _m, req, res) => createResponse(ctx, req, res)],
+  ["POST", /^\/v1\/generate$/, (ctx, _m, req, res) => generate(ctx, req, res)],
   ["POST", /^\/v1\/chat\/completions$/, (ctx, _m, req, res) => chatCompletions(ctx, req, res)],
   ["GET", /^\/v1\/models$/, (ctx, _m, req, res) => listModels(ctx, req, res)],
+  ["POST", /^\/v1\/responses$/, (ctx, _m, req, res) => createResponses(ctx, req, res)],
+  ["GET", /^\/v1\/responses\/([^/]+)$/, (ctx, m, req, res, q) => retrieveResponse(ctx, m[1] as string, q, req, res)],
   ["GET", /^\/v1\/responses\/([^/]+)\/events$/, (ctx, m, req, res, q) => streamEvents(ctx, m[1] as string, q, req, res)],
   ["POST", /^\/v1\/responses\/([^/]+)\/cancel$/, (ctx, m, req, res) => cancelResponse(ctx, m[1] as string, req, res)],
   ["POST", /^\/v1\/responses\/([^/]+)\/steer$/, (ctx, m, req, res) => steerResponse(ctx, m[1] as string, req, res)],
 ];
 
-/** HTTP beside the socket: probes, the REST and SSE forms of the protocol, the demo page. */
+/** HTTP beside the socket: probes, the REST and SSE forms of the protocol, OpenAI-compatible APIs, the demo page. */
 export function httpHandler(ctx: HttpContext): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     void handle(ctx, req, res).catch((err) => ctx.metrics.error(sendError(res, err, ctx.log), "http"));

@@ -161,23 +161,77 @@ export class ActiveGenerations {
   }
 }
 
-/** UTF-8 bytes of what a generation is asked: the prompt, or all message contents. */
-export function promptBytes(frame: Pick<GenerateFrame, "prompt" | "messages">): number {
-  if (frame.prompt !== undefined) return Buffer.byteLength(frame.prompt);
-  let n = 0;
-  for (const m of frame.messages ?? []) n += Buffer.byteLength(m.content);
-  return n;
+/**
+ * How deep a tool's `parameters` may nest. A JSON Schema is a handful of levels; a body of
+ * tens of thousands of nested arrays would overflow the stack where the frame is serialized.
+ */
+export const MAX_SCHEMA_DEPTH = 64;
+
+/** The depth of a JSON value (a scalar is 0), counted without recursion; stops past `limit`. */
+export function jsonDepth(value: unknown, limit: number): number {
+  let deepest = 0;
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (typeof v !== "object" || v === null) continue;
+    if (depth + 1 > deepest) deepest = depth + 1;
+    if (deepest > limit) return deepest;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
+/** UTF-8 bytes of what a generation is asked, by what asks it: the model reads all of it. */
+export interface PromptSize {
+  /** The prompt, or every message's content, a call's name and arguments, a tool result. */
+  messages: number;
+  /** The `tools` as JSON: names, descriptions, parameter schemas. */
+  tools: number;
+}
+
+export function promptSize(frame: Pick<GenerateFrame, "prompt" | "messages" | "tools">): PromptSize {
+  let messages = frame.prompt === undefined ? 0 : Buffer.byteLength(frame.prompt);
+  for (const m of frame.messages ?? []) {
+    messages += Buffer.byteLength(m.content);
+    if (m.role === "assistant")
+      for (const c of m.tool_calls ?? []) messages += Buffer.byteLength(c.function.name) + Buffer.byteLength(c.function.arguments);
+  }
+  const tools = frame.tools?.length ? Buffer.byteLength(JSON.stringify(frame.tools)) : 0;
+  return { messages, tools };
+}
+
+/** The total of `promptSize`: what MAX_PROMPT_BYTES bounds. */
+export function promptBytes(frame: Pick<GenerateFrame, "prompt" | "messages" | "tools">): number {
+  const { messages, tools } = promptSize(frame);
+  return messages + tools;
+}
+
+/** `bad_request` naming the first tool whose parameters nest deeper than MAX_SCHEMA_DEPTH. */
+function checkSchemaDepth(frame: GenerateFrame): void {
+  for (const [i, tool] of (frame.tools ?? []).entries()) {
+    if (jsonDepth(tool.function.parameters, MAX_SCHEMA_DEPTH) > MAX_SCHEMA_DEPTH)
+      throw new ProtocolError("bad_request", `tools.${i}.function.parameters: nested deeper than ${MAX_SCHEMA_DEPTH} levels`);
+  }
+}
+
+function tooLarge(frame: GenerateFrame, limit: number): ProtocolError | undefined {
+  const { messages, tools } = promptSize(frame);
+  if (messages + tools <= limit) return undefined;
+  const what =
+    tools === 0 ? `the prompt is ${messages} bytes` : `the prompt is ${messages + tools} bytes (messages ${messages}, tools ${tools})`;
+  return new ProtocolError("too_large", `${what}; at most ${limit} (MAX_PROMPT_BYTES)`);
 }
 
 /**
- * Checks a generate against MAX_PROMPT_BYTES and MAX_TOKENS_CEILING; returns the frame to run
- * (with `max_tokens` set to the ceiling when it is below the protocol's maximum and none was asked).
+ * Checks a generate against MAX_PROMPT_BYTES (the messages, the calls in them, the tool results
+ * and the tools' schemas together: the model reads them all) and MAX_TOKENS_CEILING; returns
+ * the frame to run (with `max_tokens` set to the ceiling when it is below the protocol's
+ * maximum and none was asked).
  */
 export function checkRequest(frame: GenerateFrame, limits: EdgeLimits, protocolMaxTokens: number): GenerateFrame {
-  const bytes = promptBytes(frame);
-  if (bytes > limits.maxPromptBytes) {
-    throw new ProtocolError("too_large", `the prompt is ${bytes} bytes; at most ${limits.maxPromptBytes} (MAX_PROMPT_BYTES)`);
-  }
+  checkSchemaDepth(frame);
+  const large = tooLarge(frame, limits.maxPromptBytes);
+  if (large) throw large;
   const asked = frame.params?.max_tokens;
   if (asked !== undefined && asked > limits.maxTokensCeiling) {
     throw new ProtocolError("bad_request", `params.max_tokens: at most ${limits.maxTokensCeiling} on this edge (MAX_TOKENS_CEILING)`);

@@ -2,8 +2,8 @@ import type { ErrorCode } from "@unbroken/protocol";
 import type { ServerResponse } from "node:http";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
-/** How a stream of events leaves this edge: a socket, an SSE stream, a chat completion. */
-export type Transport = "ws" | "sse" | "chat";
+/** How a stream of events leaves this edge: a socket, an SSE stream, a chat completion, OpenAI's Responses API. */
+export type Transport = "ws" | "sse" | "chat" | "responses";
 
 /**
  * Why a socket ended without a clean close (docs/operations.md, "Metrics"): this edge cut it as a slow

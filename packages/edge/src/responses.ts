@@ -21,6 +21,8 @@ export interface ResponseServiceOptions {
 /** Where a generate comes from: a socket's session id (for the per-socket limit), or HTTP. */
 export interface GenerateSource {
   session?: string;
+  /** Kept on the record for OpenAI's Responses API (see ResponseRecord.openai). */
+  openai?: ResponseRecord["openai"];
 }
 
 const HIDDEN = "no response with this rid is accessible to you";
@@ -66,7 +68,7 @@ export class ResponseService {
     const tracked = this.generations.has(ownerKey, rid);
     await this.admit(owner, ownerKey, source.session, rid, frame.rid !== undefined);
     try {
-      const result = await this.create(owner, rid, frame);
+      const result = await this.create(owner, rid, frame, source.openai);
       this.generations.confirm(rid);
       this.owners.set(rid, owner);
       this.opts.metrics?.generated(result.existing);
@@ -104,8 +106,10 @@ export class ResponseService {
     owner: string,
     rid: string,
     frame: GenerateFrame,
+    openai: ResponseRecord["openai"],
   ): Promise<{ rid: string; existing: boolean; record: ResponseRecord }> {
-    const request = { messages: frame.messages, prompt: frame.prompt, params: frame.params };
+    const { messages, prompt, params, tools, tool_choice } = frame;
+    const request = { messages, prompt, params, tools, tool_choice };
     const record: ResponseRecord = {
       v: 1,
       rid,
@@ -115,6 +119,7 @@ export class ResponseService {
       request: JSON.parse(JSON.stringify(request)) as ResponseRecord["request"],
       steers: [],
       epoch: 0,
+      ...(openai ? { openai } : {}),
     };
     try {
       const revision = await this.broker.records.create(record);

@@ -4,7 +4,16 @@ import { describe, test } from "node:test";
 import { LIMITS, ProtocolError, type GenerateFrame } from "@unbroken/protocol";
 import pino from "pino";
 import { edgeConfigFromEnv } from "../src/config.js";
-import { ActiveGenerations, TokenBuckets, checkRequest, clientAddress, promptBytes } from "../src/limits.js";
+import {
+  ActiveGenerations,
+  MAX_SCHEMA_DEPTH,
+  TokenBuckets,
+  checkRequest,
+  clientAddress,
+  jsonDepth,
+  promptBytes,
+  promptSize,
+} from "../src/limits.js";
 
 const limits = edgeConfigFromEnv({}).limits;
 const code = (c: string) => (e: unknown) => e instanceof ProtocolError && e.code === c;
@@ -64,6 +73,57 @@ describe("checkRequest", () => {
         ),
       code("too_large"),
     );
+  });
+
+  const tool = (name: string, parameters: Record<string, unknown> = { type: "object" }) => ({
+    type: "function" as const,
+    function: { name, parameters },
+  });
+
+  test("prompt size counts tool calls' names and arguments, tool results, and the tools as JSON", () => {
+    const tools = [tool("f")];
+    const messages = [
+      { role: "user" as const, content: "ab" },
+      {
+        role: "assistant" as const,
+        content: "",
+        tool_calls: [{ id: "call_1", type: "function" as const, function: { name: "f", arguments: '{"x":"é"}' } }],
+      },
+      { role: "tool" as const, content: "done", tool_call_id: "call_1" },
+    ];
+    const toolsBytes = Buffer.byteLength(JSON.stringify(tools));
+    assert.deepEqual(promptSize({ messages, tools }), { messages: 2 + 1 + 10 + 4, tools: toolsBytes });
+    assert.equal(promptBytes({ messages, tools }), 17 + toolsBytes);
+    assert.equal(promptSize({ prompt: "x" }).tools, 0);
+  });
+
+  test("an oversized tool list is too_large naming MAX_PROMPT_BYTES, with the split between messages and tools", () => {
+    const big = { type: "object", description: "d".repeat(200) };
+    const f = frame({ prompt: "hi", tools: [tool("a", big), tool("b", big)] });
+    const l = { ...limits, maxPromptBytes: 300 };
+    assert.throws(
+      () => checkRequest(f, l, LIMITS.maxTokens),
+      (e: unknown) => code("too_large")(e) && /messages 2, tools \d+\); at most 300 \(MAX_PROMPT_BYTES\)/.test((e as Error).message),
+    );
+    assert.doesNotThrow(() => checkRequest(f, { ...limits, maxPromptBytes: promptBytes(f) }, LIMITS.maxTokens));
+  });
+
+  test("a tool's parameters nested past MAX_SCHEMA_DEPTH are bad_request naming the tool; depth is measured without recursion", () => {
+    let deep: Record<string, unknown> = { type: "string" };
+    for (let i = 0; i < MAX_SCHEMA_DEPTH; i++) deep = { type: "object", properties: { x: deep } };
+    const f = frame({ prompt: "x", tools: [tool("ok"), tool("deep", deep)] });
+    assert.throws(
+      () => checkRequest(f, { ...limits, maxPromptBytes: 1_000_000 }, LIMITS.maxTokens),
+      (e: unknown) => code("bad_request")(e) && /^tools\.1\.function\.parameters: nested deeper than 64/.test((e as Error).message),
+    );
+    let shallow: Record<string, unknown> = {};
+    for (let i = 0; i < MAX_SCHEMA_DEPTH - 1; i++) shallow = { a: shallow };
+    assert.doesNotThrow(() => checkRequest(frame({ prompt: "x", tools: [tool("f", shallow)] }), limits, LIMITS.maxTokens));
+    // What a 64 KiB body can hold: deeper than the stack of a recursive walk.
+    const nested = JSON.parse(`${"[".repeat(30_000)}${"]".repeat(30_000)}`);
+    assert.equal(jsonDepth(nested, MAX_SCHEMA_DEPTH), MAX_SCHEMA_DEPTH + 1, "stops just past the limit");
+    assert.equal(jsonDepth({ a: [1, { b: 2 }] }, 10), 3);
+    assert.equal(jsonDepth("s", 10), 0);
   });
 
   test("max_tokens above the ceiling is bad_request; without one, a ceiling below the protocol's maximum applies", () => {

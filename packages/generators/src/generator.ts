@@ -72,9 +72,11 @@ export interface GenerationJob {
 
 export interface GenerationSession extends AsyncIterable<GenerationOutput> {
   /**
-   * Hands an instruction to the running generation. It takes effect at the next token
-   * boundary, where the session yields a `steer` output. False when the generation has
-   * produced its last token and nothing can follow the instruction.
+   * Hands an instruction to the running generation. It takes effect at the next safe
+   * boundary (a token boundary outside a tool call: one given while a call's arguments stream
+   * waits for its `tool_done`), where the session yields a `steer` output. False when the
+   * generation has produced its last token (or completed its last call) and nothing can
+   * follow the instruction.
    */
   steer(text: string): boolean;
   /** Usage so far, for an `end` after cancel. */

@@ -1,3 +1,4 @@
+import { reasoningEffortSchema } from "@unbroken/protocol";
 import { z } from "zod";
 
 /*
@@ -5,7 +6,7 @@ import { z } from "zod";
  * Both sides validate what they receive. Per generation `id`:
  *
  *   parent: start ─ steer* ─ (cancel) ─ release
- *   child:  (steered | chunk)* ─ end | failed
+ *   child:  (steered | chunk | thought)* ─ end | failed
  *
  * After an `end` with reason stop/length the child keeps the generation (and its context
  * sequence) until `release`, because a steer the parent sent before it saw that `end` must
@@ -17,7 +18,11 @@ import { z } from "zod";
 export const llamaGpuSchema = z.union([z.literal("auto"), z.literal(false), z.enum(["cuda", "vulkan", "metal"])]);
 export type LlamaGpu = z.infer<typeof llamaGpuSchema>;
 
-const usage = z.object({ prompt_tokens: z.number().int().nonnegative(), completion_tokens: z.number().int().nonnegative() });
+const usage = z.object({
+  prompt_tokens: z.number().int().nonnegative(),
+  completion_tokens: z.number().int().nonnegative(),
+  reasoning_tokens: z.number().int().nonnegative().optional(),
+});
 const id = z.string().min(1);
 
 export const generateParamsSchema = z.object({
@@ -26,6 +31,8 @@ export const generateParamsSchema = z.object({
   top_p: z.number().gt(0).max(1).optional(),
   seed: z.number().int().optional(),
   stop: z.array(z.string().min(1)),
+  /** "none" gives thought segments no budget; any other effort leaves the model's default. */
+  reasoning_effort: reasoningEffortSchema.optional(),
 });
 export type GenerateParams = z.infer<typeof generateParamsSchema>;
 
@@ -50,6 +57,8 @@ export const toChildSchema = z.discriminatedUnion("type", [
      * and the generation continues it. Counted as completion tokens.
      */
     resumeText: z.string().optional(),
+    /** The reasoning so far (a thought segment before `resumeText`), written by a worker that was lost. */
+    resumeReasoning: z.string().optional(),
   }),
   z.object({ type: z.literal("steer"), id, text: z.string() }),
   z.object({ type: z.literal("cancel"), id }),
@@ -71,6 +80,8 @@ export const fromChildSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("log"), level: z.enum(["debug", "info", "warn", "error"]), message: z.string() }),
   /** Text as produced, never splitting a character; `tokens` it stands for. */
   z.object({ type: z.literal("chunk"), id, text: z.string(), tokens: z.number().int().nonnegative(), usage }),
+  /** Reasoning: text of a thought segment, for models whose chat wrapper has them. */
+  z.object({ type: z.literal("thought"), id, text: z.string(), tokens: z.number().int().nonnegative(), usage }),
   /** A steer took effect at this token boundary. */
   z.object({ type: z.literal("steered"), id, text: z.string(), usage }),
   z.object({ type: z.literal("end"), id, reason: z.enum(["stop", "length", "cancelled"]), usage }),

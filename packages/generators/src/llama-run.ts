@@ -2,7 +2,14 @@
 // sequence, with steering. Imported only by the child; the worker process never loads
 // node-llama-cpp.
 
-import type { ChatHistoryItem, ChatModelResponse, LlamaChat, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
+import type {
+  ChatHistoryItem,
+  ChatModelResponse,
+  LlamaChat,
+  LlamaChatResponseChunk,
+  LlamaContextSequence,
+  LlamaModel,
+} from "node-llama-cpp";
 import type { Usage } from "@unbroken/protocol";
 import type { FromChild, GenerateParams, ToChild } from "./llama-messages.js";
 
@@ -27,10 +34,26 @@ export function toHistory(messages: StartMessage["messages"]): ChatHistoryItem[]
   return history;
 }
 
-/** Starts the model turn with text already written: the generation continues it. */
-function continueTurn(history: ChatHistoryItem[], text: string): ChatHistoryItem[] {
+/**
+ * Starts the model turn with what was already written: the reasoning as a thought segment
+ * (still open when no text follows it, so the model goes on thinking), then the text.
+ */
+function continueTurn(history: ChatHistoryItem[], reasoning: string | undefined, text: string | undefined): ChatHistoryItem[] {
   const turn = history.at(-1) as ChatModelResponse;
-  return [...history.slice(0, -1), { ...turn, response: [...turn.response, text] }];
+  const written: ChatModelResponse["response"] = [];
+  if (reasoning) written.push({ type: "segment", segmentType: "thought", text: reasoning, ended: Boolean(text) });
+  if (text) written.push(text);
+  return [...history.slice(0, -1), { ...turn, response: [...turn.response, ...written] }];
+}
+
+/**
+ * What a response chunk is for the worker: answer text, or reasoning (a thought segment);
+ * other segments (comments) and empty chunks are not part of the answer.
+ */
+export function chunkKind(chunk: Pick<LlamaChatResponseChunk, "type" | "segmentType" | "text">): "chunk" | "thought" | undefined {
+  if (chunk.text === "") return undefined;
+  if (chunk.type === undefined) return "chunk";
+  return chunk.segmentType === "thought" ? "thought" : undefined;
 }
 
 /** Puts an instruction into the history just before the (partial) model turn. */
@@ -49,6 +72,7 @@ export class ChildGeneration {
   private released = false;
   private promptTokens = 0;
   private completionTokens = 0;
+  private reasoningTokens = 0;
 
   constructor(
     readonly id: string,
@@ -60,7 +84,7 @@ export class ChildGeneration {
   ) {
     let history = toHistory(req.messages);
     for (const s of req.steers) history = insertBeforeTurn(history, s);
-    if (req.resumeText !== undefined) history = continueTurn(history, req.resumeText);
+    if (req.resumeText || req.resumeReasoning) history = continueTurn(history, req.resumeReasoning, req.resumeText);
     this.history = history;
   }
 
@@ -82,14 +106,17 @@ export class ChildGeneration {
   }
 
   usage(): Usage {
-    return { prompt_tokens: this.promptTokens, completion_tokens: this.completionTokens };
+    const reasoning = this.reasoningTokens > 0 ? { reasoning_tokens: this.reasoningTokens } : {};
+    return { prompt_tokens: this.promptTokens, completion_tokens: this.completionTokens, ...reasoning };
   }
 
   /** Runs until cancelled, failed, or ended and released; never throws. */
   async run(slot: Slot): Promise<void> {
     try {
       // A resumed answer is in the history already: its tokens are completion, not prompt.
-      const resumed = this.req.resumeText === undefined ? 0 : this.model.tokenize(this.req.resumeText).length;
+      const tokens = (text: string | undefined): number => (text ? this.model.tokenize(text).length : 0);
+      this.reasoningTokens = tokens(this.req.resumeReasoning);
+      const resumed = this.reasoningTokens + tokens(this.req.resumeText);
       this.completionTokens = resumed;
       this.promptTokens = Math.max(0, this.rendered(slot, this.history) - resumed);
       let reason: "stop" | "length" | undefined;
@@ -171,11 +198,14 @@ export class ChildGeneration {
       ...(p.stop.length > 0 ? { customStopTriggers: p.stop } : {}),
       ...(this.contextWindow ? { lastEvaluationContextWindow: { history: this.contextWindow } } : {}),
       onToken: count,
+      // reasoning_effort "none": no thinking at all, where the chat wrapper has thought segments.
+      ...(p.reasoning_effort === "none" ? { budgets: { thoughtTokens: 0 } } : {}),
       onResponseChunk: (chunk) => {
         count();
-        // Thought segments (reasoning models) are not part of the answer.
-        if (chunk.type !== undefined || chunk.text === "") return;
-        this.send({ type: "chunk", id: this.id, text: chunk.text, tokens: chunk.tokens.length, usage: this.usage() });
+        const kind = chunkKind(chunk);
+        if (kind === undefined) return;
+        if (kind === "thought") this.reasoningTokens += chunk.tokens.length;
+        this.send({ type: kind, id: this.id, text: chunk.text, tokens: chunk.tokens.length, usage: this.usage() });
       },
     });
   }

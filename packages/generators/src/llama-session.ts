@@ -3,12 +3,30 @@
 // llama-messages.ts). LlamaGenerator (llama.ts) routes messages here and decides which
 // process runs it.
 
-import type { Usage } from "@unbroken/protocol";
+import type { ChatMessage, GenerationBody, Usage } from "@unbroken/protocol";
 import { GeneratorError, resumedTokens, type GenerationJob, type GenerationOutput, type GenerationSession } from "./generator.js";
 import type { FromChild, ToChild } from "./llama-messages.js";
 
 /** How long a cancelled session waits for the model process's final usage. */
 const CANCEL_GRACE_MS = 2_000;
+
+/**
+ * Why this backend cannot take a request, if it cannot: tool calls. node-llama-cpp can call
+ * functions only through a chat wrapper with a function-call syntax and JSON Schema that its
+ * grammar supports, it has no call ids, and it cannot continue a call cut off by a failover,
+ * which unbroken must; the project's test model (random weights, ChatML) could test none of
+ * it. Offered tools (unless tool_choice is "none") or a conversation with tool calls or tool
+ * results are refused rather than answered as if the tools were not there.
+ */
+export function unsupportedByLlama(body: GenerationBody): string | undefined {
+  const why =
+    "the llama backend does not support tool calls (node-llama-cpp's function calling depends on the model's chat wrapper " +
+    "and cannot continue a call across a failover); use the OpenAI-compatible backend, e.g. vLLM with a tool parser";
+  if ((body.tools ?? []).length > 0 && body.tool_choice !== "none") return `tools were offered, but ${why}`;
+  const toolContent = (m: ChatMessage): boolean => m.role === "tool" || (m.role === "assistant" && (m.tool_calls ?? []).length > 0);
+  if ((body.messages ?? []).some(toolContent)) return `the conversation has tool calls or tool results, but ${why}`;
+  return undefined;
+}
 
 export interface SessionHost {
   send(msg: ToChild): void;
@@ -40,6 +58,7 @@ export class LlamaSession implements GenerationSession {
   ) {
     // Until the model process reports usage, a resumed response has the logged tokens.
     this.used.completion_tokens = resumedTokens(job.resume);
+    if (job.resume?.reasoningTokens) this.used.reasoning_tokens = job.resume.reasoningTokens;
     if (job.signal.aborted) this.end();
     else job.signal.addEventListener("abort", this.onAbort, { once: true });
   }
@@ -67,22 +86,25 @@ export class LlamaSession implements GenerationSession {
     // resumed response's logged steers join the ones given now.
     const steers = resume ? [...resume.steers.map((s) => s.text), ...this.job.steers] : this.job.steers;
     const stop = body.params?.stop;
+    const reasoning = (resume?.outputs ?? []).map((o) => (o.type === "reasoning" ? o.text : "")).join("");
     return {
       type: "start",
       id: this.id,
-      messages: (body.messages ?? [{ role: "user" as const, content: body.prompt ?? "" }]).map((m) => ({
-        role: m.role === "tool" ? "user" : m.role,
-        content: m.content,
-      })),
+      // Tool messages never get here (unsupportedByLlama); the filter only narrows the type.
+      messages: (body.messages ?? [{ role: "user" as const, content: body.prompt ?? "" }]).flatMap((m) =>
+        m.role === "tool" ? [] : [{ role: m.role, content: m.content }],
+      ),
       params: {
         max_tokens: body.params?.max_tokens,
         temperature: body.params?.temperature,
         top_p: body.params?.top_p,
         seed: body.params?.seed,
         stop: stop === undefined ? [] : Array.isArray(stop) ? stop : [stop],
+        reasoning_effort: body.params?.reasoning_effort,
       },
       steers,
       ...(resume && resume.tokens.length > 0 ? { resumeText: resume.tokens.join("") } : {}),
+      ...(reasoning ? { resumeReasoning: reasoning } : {}),
     };
   }
 
@@ -107,6 +129,9 @@ export class LlamaSession implements GenerationSession {
     switch (msg.type) {
       case "chunk":
         if (!aborted) this.push({ type: "token", text: msg.text, tokens: msg.tokens });
+        return;
+      case "thought":
+        if (!aborted) this.push({ type: "reasoning", text: msg.text, tokens: msg.tokens });
         return;
       case "steered":
         this.unacknowledged--;

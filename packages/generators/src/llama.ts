@@ -41,7 +41,7 @@ import type { Logger } from "pino";
 import { GeneratorError, type GenerationJob, type GenerationSession, type TokenGenerator } from "./generator.js";
 import type { FromChild, LlamaGpu } from "./llama-messages.js";
 import { LlamaProcess, describeEnd, type ProcessEnd } from "./llama-process.js";
-import { LlamaSession, type SessionHost } from "./llama-session.js";
+import { LlamaSession, type SessionHost, unsupportedByLlama } from "./llama-session.js";
 
 export type { LlamaGpu } from "./llama-messages.js";
 
@@ -120,7 +120,10 @@ export class LlamaGenerator implements TokenGenerator {
   start(job: GenerationJob): GenerationSession {
     const session = new LlamaSession(`g${++this.nextId}`, job, this.host);
     if (session.isOver) return session;
-    if (this.closed) {
+    const unsupported = unsupportedByLlama(job.body);
+    if (unsupported !== undefined) {
+      session.fail(new GeneratorError("unsupported", unsupported));
+    } else if (this.closed) {
       session.fail(new GeneratorError("model_unavailable", "the llama generator is closed"));
     } else if (this.state === "ready") {
       this.running.set(session.id, session);

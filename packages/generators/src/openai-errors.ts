@@ -3,7 +3,7 @@ import { GeneratorError } from "./generator.js";
 
 /**
  * A failure of one upstream request. `retryable` says whether sending the same request again
- * may succeed; the session only does so while the request has written no text (see openai.ts).
+ * may succeed; the session only does so while the request has written nothing (see openai.ts).
  * `retryAfterMs` is the delay the server asked for (429 Retry-After), when it gave one.
  */
 export class UpstreamError extends GeneratorError {
@@ -130,4 +130,29 @@ function causeCode(err: unknown): string | undefined {
     e = (e as { cause?: unknown }).cause ?? inner;
   }
   return undefined;
+}
+
+const MAX_BACKOFF_MS = 10_000;
+
+export function closedError(): GeneratorError {
+  return new GeneratorError("generator_closed", "the openai generator was closed before this response finished");
+}
+
+/** Exponential backoff with ±20 % jitter. */
+export function backoff(base: number, attempt: number): number {
+  return Math.min(MAX_BACKOFF_MS, base * 2 ** (attempt - 1)) * (0.8 + 0.4 * Math.random());
+}
+
+/** Waits `ms`, or less when either signal aborts. */
+export function sleep(ms: number, ...signals: AbortSignal[]): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(t);
+      for (const s of signals) s.removeEventListener("abort", done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    for (const s of signals) s.addEventListener("abort", done, { once: true });
+    if (signals.some((s) => s.aborted)) done();
+  });
 }

@@ -1,5 +1,6 @@
 import type { ChatMessage, GenerationBody } from "@unbroken/protocol";
 import type { ResumeState } from "./generator.js";
+import type { WireMessage } from "./openai-stream.js";
 
 /** Asks the model to go on after a steer; the instruction itself comes first. */
 export const STEER_CONTINUE =
@@ -104,4 +105,25 @@ function appendUser(messages: ChatMessage[], text: string): void {
   const last = messages.at(-1);
   if (last?.role === "user") last.content = last.content.length > 0 ? `${last.content}\n\n${text}` : text;
   else messages.push({ role: "user", content: text });
+}
+
+/**
+ * Messages as the upstream takes them: an assistant message that made calls has `content:
+ * null` when it wrote no text (what OpenAI itself returns; some templates render "" as an
+ * empty text turn), and carries its `tool_calls`; tool messages keep their `tool_call_id`.
+ */
+export function wireMessages(messages: ChatMessage[]): WireMessage[] {
+  return messages.map((m): WireMessage => {
+    if (m.role !== "assistant") return { ...m };
+    if (!m.tool_calls) return { role: "assistant", content: m.content };
+    return {
+      role: "assistant",
+      content: m.content === "" ? null : m.content,
+      tool_calls: m.tool_calls.map((c) => ({
+        id: c.id,
+        type: "function",
+        function: { name: c.function.name, arguments: c.function.arguments },
+      })),
+    };
+  });
 }

@@ -1,4 +1,4 @@
-import type { ChatMessage, GenerationParams, Usage } from "@unbroken/protocol";
+import type { GenerationParams, ReasoningEffort, Tool, ToolChoice, Usage } from "@unbroken/protocol";
 import { createParser, type EventSourceMessage, type ParseError } from "eventsource-parser";
 import {
   type UpstreamError,
@@ -13,10 +13,23 @@ import {
 /** What one streamed chat completion says, in order. */
 export type ChatEvent =
   | { kind: "text"; text: string }
+  /** `delta.reasoning_content` (vLLM up to 0.x, DeepSeek, llama.cpp) or `delta.reasoning` (newer vLLM, OpenRouter). */
+  | { kind: "reasoning"; text: string }
+  /** One element of `delta.tool_calls` (or a legacy `delta.function_call`), as sent: pieces of one call. */
+  | ToolDelta
   | { kind: "finish"; reason: string }
   | { kind: "usage"; usage: Usage }
   /** `data: [DONE]`: the stream is complete. */
   | { kind: "done" };
+
+/** A piece of a streamed tool call; every field but `kind` may be missing (see ToolCalls). */
+export interface ToolDelta {
+  kind: "tool";
+  index: number | undefined;
+  id: string | undefined;
+  name: string | undefined;
+  args: string | undefined;
+}
 
 export interface ChatRequest {
   /** The full endpoint, `{baseUrl}/chat/completions`. */
@@ -30,9 +43,19 @@ export interface ChatRequest {
   fetch: typeof fetch;
 }
 
+/** A chat message as the upstream takes it (see wireMessages). */
+export type WireMessage =
+  | { role: "system" | "user"; content: string }
+  | {
+      role: "assistant";
+      content: string | null;
+      tool_calls?: Array<{ id: string; type: "function"; function: { name: string; arguments: string } }>;
+    }
+  | { role: "tool"; content: string; tool_call_id: string };
+
 export interface ChatBody {
   model: string;
-  messages: ChatMessage[];
+  messages: WireMessage[];
   stream: true;
   stream_options: { include_usage: true };
   max_tokens?: number;
@@ -40,16 +63,38 @@ export interface ChatBody {
   top_p?: number;
   seed?: number;
   stop?: string | string[];
+  tools?: Tool[];
+  tool_choice?: ToolChoice;
+  reasoning_effort?: ReasoningEffort;
 }
 
-/** A streaming chat completion request body; absent params are left to the server's defaults. */
-export function chatBody(model: string, messages: ChatMessage[], params: GenerationParams, maxTokens: number | undefined): ChatBody {
+/** What a request offers besides its messages and sampling params. */
+export interface ChatTools {
+  tools?: Tool[] | undefined;
+  tool_choice?: ToolChoice | undefined;
+}
+
+/**
+ * A streaming chat completion request body; absent params are left to the server's defaults.
+ * `tools`, `tool_choice` and `reasoning_effort` go upstream as given: a server that does not
+ * know one answers 400 (`upstream_rejected`), which says more than silently dropping it.
+ */
+export function chatBody(
+  model: string,
+  messages: WireMessage[],
+  params: GenerationParams,
+  maxTokens: number | undefined,
+  offered: ChatTools = {},
+): ChatBody {
   const body: ChatBody = { model, messages, stream: true, stream_options: { include_usage: true } };
   if (maxTokens !== undefined) body.max_tokens = maxTokens;
   if (params.temperature !== undefined) body.temperature = params.temperature;
   if (params.top_p !== undefined) body.top_p = params.top_p;
   if (params.seed !== undefined) body.seed = params.seed;
   if (params.stop !== undefined) body.stop = params.stop;
+  if (params.reasoning_effort !== undefined) body.reasoning_effort = params.reasoning_effort;
+  if (offered.tools !== undefined && offered.tools.length > 0) body.tools = offered.tools;
+  if (offered.tool_choice !== undefined) body.tool_choice = offered.tool_choice;
   return body;
 }
 
@@ -169,9 +214,8 @@ function* interpret(e: EventSourceMessage): Generator<ChatEvent> {
     throw badResponse("the upstream sent a chunk whose choices is not an array");
   }
   const choice = (choices as unknown[] | undefined)?.[0] as Record<string, unknown> | undefined;
-  const delta = choice?.delta as Record<string, unknown> | undefined;
-  const content = delta?.content;
-  if (typeof content === "string" && content.length > 0) yield { kind: "text", text: content };
+  const delta = choice?.delta as Record<string, unknown> | null | undefined;
+  if (delta && typeof delta === "object") yield* deltaEvents(delta);
   const reason = choice?.finish_reason;
   if (typeof reason === "string") yield { kind: "finish", reason };
   const usage = o.usage as Record<string, unknown> | null | undefined;
@@ -179,9 +223,58 @@ function* interpret(e: EventSourceMessage): Generator<ChatEvent> {
     const prompt = count(usage.prompt_tokens);
     const completion = count(usage.completion_tokens);
     if (prompt !== undefined && completion !== undefined) {
-      yield { kind: "usage", usage: { prompt_tokens: prompt, completion_tokens: completion } };
+      const details = usage.completion_tokens_details as Record<string, unknown> | null | undefined;
+      const reasoning = details && typeof details === "object" ? count(details.reasoning_tokens) : undefined;
+      yield {
+        kind: "usage",
+        usage: {
+          prompt_tokens: prompt,
+          completion_tokens: completion,
+          ...(reasoning === undefined ? {} : { reasoning_tokens: reasoning }),
+        },
+      };
     }
   }
+}
+
+/**
+ * The parts of one delta, in the order a model writes them when one chunk holds several:
+ * reasoning, then text, then tool calls. When a server sends both reasoning fields they
+ * carry the same text (a compatibility copy), so only `reasoning_content` is taken.
+ */
+function* deltaEvents(delta: Record<string, unknown>): Generator<ChatEvent> {
+  const reasoning = nonEmpty(delta.reasoning_content) ?? nonEmpty(delta.reasoning);
+  if (reasoning !== undefined) yield { kind: "reasoning", text: reasoning };
+  const content = nonEmpty(delta.content);
+  if (content !== undefined) yield { kind: "text", text: content };
+  const calls = delta.tool_calls;
+  if (Array.isArray(calls)) {
+    for (const c of calls) {
+      if (typeof c !== "object" || c === null) throw badResponse("the upstream sent a tool_calls element that is not an object");
+      yield toolDelta(c as Record<string, unknown>);
+    }
+  } else if (calls !== undefined && calls !== null) {
+    throw badResponse("the upstream sent a delta whose tool_calls is not an array");
+  }
+  // The deprecated single function call (no id, no index): one call at index 0.
+  const legacy = delta.function_call;
+  if (legacy && typeof legacy === "object" && !Array.isArray(calls)) yield toolDelta({ index: 0, function: legacy });
+}
+
+function toolDelta(c: Record<string, unknown>): ToolDelta {
+  const fn = c.function && typeof c.function === "object" ? (c.function as Record<string, unknown>) : {};
+  const index = typeof c.index === "number" && Number.isInteger(c.index) && c.index >= 0 ? c.index : undefined;
+  return {
+    kind: "tool",
+    index,
+    id: nonEmpty(c.id),
+    name: nonEmpty(fn.name),
+    args: typeof fn.arguments === "string" ? fn.arguments : undefined,
+  };
+}
+
+function nonEmpty(v: unknown): string | undefined {
+  return typeof v === "string" && v.length > 0 ? v : undefined;
 }
 
 function count(n: unknown): number | undefined {

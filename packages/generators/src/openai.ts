@@ -8,9 +8,11 @@ import {
   type GenerationSession,
   type TokenGenerator,
 } from "./generator.js";
-import { UpstreamError } from "./openai-errors.js";
-import { Conversation, resumedConversation } from "./openai-messages.js";
+import { UpstreamError, backoff, closedError, sleep } from "./openai-errors.js";
+import { Conversation, resumedConversation, wireMessages } from "./openai-messages.js";
+import { type LoggedParts, loggedParts } from "./openai-resume.js";
 import { StreamAborted, chatBody, streamChat, type ChatEvent } from "./openai-stream.js";
+import { ToolCalls } from "./openai-tool-calls.js";
 
 export interface OpenAIOptions {
   /** The API root, e.g. "http://127.0.0.1:8000/v1"; requests go to `{baseUrl}/chat/completions`. */
@@ -21,7 +23,7 @@ export interface OpenAIOptions {
   model: string;
   log: Logger;
   /**
-   * Attempts after the first for a request that failed before writing any text (refused
+   * Attempts after the first for a request that failed before writing anything (refused
    * connection, 5xx, 429), and continuations after streams cut mid-answer. Default 3.
    */
   maxRetries?: number;
@@ -32,8 +34,6 @@ export interface OpenAIOptions {
   /** First backoff delay between attempts (doubling, capped at 10 s). Default 500 ms. */
   retryDelayMs?: number;
 }
-
-const MAX_BACKOFF_MS = 10_000;
 
 interface Settings {
   url: string;
@@ -92,14 +92,21 @@ export class OpenAIGenerator implements TokenGenerator {
   }
 }
 
-/** How one upstream request ended. `wrote`: it yielded text, so it must not be sent again. */
+/** How one upstream request ended. `wrote`: it yielded output, so it must not be sent again. */
 type Outcome =
-  | { kind: "finished"; reason: "stop" | "length" }
+  | { kind: "finished"; reason: "stop" | "length" | "tool_calls" }
   | { kind: "steered" }
   | { kind: "cancelled" }
   | { kind: "failed"; error: UpstreamError; wrote: boolean };
 
 const STEER = Symbol("steer");
+
+/** One request's own count, for when it reports no usage: one token per streamed piece. */
+interface Current {
+  chunks: number;
+  reasoningChunks: number;
+  reported: Usage | undefined;
+}
 
 class OpenAISession implements GenerationSession {
   private readonly convo: Conversation;
@@ -110,9 +117,17 @@ class OpenAISession implements GenerationSession {
   /** Text written since the last break (steer or cut): the partial answer a continuation carries. */
   private segment = "";
   /** Usage of the requests that have ended. */
-  private readonly spent: Usage = { prompt_tokens: 0, completion_tokens: 0 };
-  /** The running request: text chunks yielded, and the usage it reported, if it did. */
-  private current: { chunks: number; reported: Usage | undefined } = { chunks: 0, reported: undefined };
+  private readonly spent: Required<Usage> = { prompt_tokens: 0, completion_tokens: 0, reasoning_tokens: 0 };
+  private current: Current = { chunks: 0, reasoningChunks: 0, reported: undefined };
+  /** The resumed log's reasoning and calls (see resumed()). */
+  private readonly logged: LoggedParts;
+  /** Whether this response has reasoning (logged, or written here). */
+  private reasoned: boolean;
+  /** Set for a continuation after a cut or a takeover: the reasoning part stays as written. */
+  private skipReasoning = false;
+  /** Calls completed in this response, and whether one is being written now. */
+  private completedCalls: number;
+  private calling = false;
 
   constructor(
     private readonly job: GenerationJob,
@@ -122,13 +137,24 @@ class OpenAISession implements GenerationSession {
     const { resume } = job;
     this.convo = resume ? resumedConversation(job.body, resume, job.steers) : new Conversation(job.body, job.steers);
     this.limit = job.body.params?.max_tokens;
-    // The earlier worker's text counts one completion token per chunk, as unreported usage
+    // The earlier worker's output counts one completion token per chunk, as unreported usage
     // does; its prompt tokens are unknown here.
     this.spent.completion_tokens = resumedTokens(resume);
+    this.spent.reasoning_tokens = resume?.reasoningTokens ?? 0;
+    this.logged = loggedParts(resume);
+    this.reasoned = this.logged.reasoning;
+    this.completedCalls = this.logged.completed;
   }
 
+  /**
+   * False once the answer has begun a tool call: a call is never cut to apply a steer, and a
+   * model that calls a tool ends its turn with `tool_calls`, after which the upstream takes
+   * nothing but the calls' results (an assistant message with calls followed by a user
+   * message is refused), so no continuation could carry the instruction.
+   */
   steer(text: string): boolean {
     if (this.finished || this.job.signal.aborted) return false;
+    if (this.calling || this.completedCalls > 0) return false;
     // With max_tokens spent, nothing can follow the instruction.
     if (this.limit !== undefined && this.usage().completion_tokens >= this.limit) return false;
     this.pending.push(text);
@@ -140,14 +166,18 @@ class OpenAISession implements GenerationSession {
    * Usage summed over every upstream request of this response (the first, and continuations
    * after steers and cuts): each request's prompt is paid for again, so its prompt tokens are
    * added. A request that reported no usage (a server ignoring `stream_options.include_usage`,
-   * or one aborted by a steer before its usage chunk) counts one completion token per text
-   * chunk and 0 prompt tokens: the prompt size is unknown without the server's tokenizer.
+   * or one aborted by a steer before its usage chunk) counts one completion token per streamed
+   * piece (text, reasoning, argument) and 0 prompt tokens: the prompt size is unknown without
+   * the server's tokenizer. Reasoning tokens come from `completion_tokens_details`, else one
+   * per reasoning piece (vLLM reports no details).
    */
   usage(): Usage {
     const r = this.current.reported;
+    const reasoning = this.spent.reasoning_tokens + (r?.reasoning_tokens ?? this.current.reasoningChunks);
     return {
       prompt_tokens: this.spent.prompt_tokens + (r?.prompt_tokens ?? 0),
       completion_tokens: this.spent.completion_tokens + (r?.completion_tokens ?? this.current.chunks),
+      ...(reasoning > 0 ? { reasoning_tokens: reasoning } : {}),
     };
   }
 
@@ -160,7 +190,8 @@ class OpenAISession implements GenerationSession {
   }
 
   private async *run(): AsyncGenerator<GenerationOutput, void> {
-    let failures = 0; // consecutive attempts that failed before writing any text
+    if (this.job.resume && (yield* this.resumed())) return;
+    let failures = 0; // consecutive attempts that failed before writing anything
     let continuations = 0; // continuations after streams cut mid-answer, for the whole response
     for (;;) {
       if (this.job.signal.aborted) return;
@@ -169,6 +200,7 @@ class OpenAISession implements GenerationSession {
       if (steer !== undefined) {
         this.convo.steer(this.segment, steer);
         this.segment = "";
+        this.skipReasoning = false; // the model thinks anew about the instruction
         yield { type: "steer", text: steer };
         continue;
       }
@@ -179,19 +211,23 @@ class OpenAISession implements GenerationSession {
       if (out.kind === "cancelled") return;
       if (out.kind === "steered") continue;
       if (out.kind === "finished") {
-        if (this.pending.length > 0) continue; // a steer came as the answer ended: it goes on
+        // A steer that came as the answer ended goes on (never after calls: steer() refuses).
+        if (this.pending.length > 0 && out.reason !== "tool_calls") continue;
         return yield* this.done(out.reason);
       }
       const { error, wrote } = out;
       if (wrote) {
         failures = 0;
-        // Text of this request was written: sending it again would duplicate it. A cut stream
-        // is continued like a steer without an instruction; anything else ends the response.
+        // Output of this request was written: sending it again would duplicate it. A cut
+        // stream is continued like a steer without an instruction, unless calls are complete:
+        // then the answer is whole (a model writes nothing after its calls).
+        if (error.code === "upstream_interrupted" && this.completedCalls > 0) return yield* this.done("tool_calls");
         if (error.code !== "upstream_interrupted" || continuations >= this.s.maxRetries) throw error;
         continuations++;
         this.log.warn({ code: error.code, continuations }, "upstream stream cut mid-answer; continuing it");
         this.convo.cut(this.segment);
         this.segment = "";
+        this.skipReasoning = this.reasoned;
         continue;
       }
       if (!error.retryable || failures >= this.s.maxRetries) throw error;
@@ -205,14 +241,32 @@ class OpenAISession implements GenerationSession {
     }
   }
 
-  /** One upstream request for the conversation so far; yields its text as tokens. */
+  /**
+   * The start of a response another worker began. The upstream cannot continue half-written
+   * arguments, so a call the log left open is dropped (`worker_lost`); if the log has complete
+   * calls the answer is whole and ends with `tool_calls` without a request (true); otherwise
+   * the upstream is asked to continue the text, and makes a dropped call again under a new id.
+   * Its reasoning is not written again: the logged reasoning part stays as it is.
+   */
+  private *resumed(): Generator<GenerationOutput, boolean> {
+    for (const id of this.logged.open) yield { type: "tool_dropped", id, reason: "worker_lost" };
+    if (this.completedCalls > 0) {
+      yield* this.done("tool_calls");
+      return true;
+    }
+    this.skipReasoning = this.reasoned;
+    return false;
+  }
+
+  /** One upstream request for the conversation so far; yields what it writes. */
   private async *request(maxTokens: number | undefined): AsyncGenerator<GenerationOutput, Outcome> {
     const ac = new AbortController();
     const abort = (): void => ac.abort();
     this.job.signal.addEventListener("abort", abort, { once: true });
     this.s.closing.addEventListener("abort", abort, { once: true });
     if (this.job.signal.aborted || this.s.closing.aborted) ac.abort();
-    const body = chatBody(this.s.model, this.convo.messages(), this.job.body.params ?? {}, maxTokens);
+    const { body: req } = this.job;
+    const body = chatBody(this.s.model, wireMessages(this.convo.messages()), req.params ?? {}, maxTokens, req);
     this.log.debug({ messages: body.messages.length, max_tokens: maxTokens }, "upstream request");
     const it = streamChat({
       url: this.s.url,
@@ -222,14 +276,18 @@ class OpenAISession implements GenerationSession {
       idleTimeoutMs: this.s.idleTimeoutMs,
       fetch: this.s.fetch,
     });
-    let wrote = false;
+    const calls = new ToolCalls(this.logged.ids);
+    const wrote = { any: false };
     let finish: string | undefined;
     try {
       for (;;) {
         // A steer takes effect at a chunk boundary: stop the request, the loop continues it.
-        if (this.pending.length > 0) return { kind: "steered" };
+        // (steer() refuses while a call is being written, so a call is never cut here.)
+        if (this.pending.length > 0 && !calls.isOpen) return { kind: "steered" };
         const next = it.next();
-        const r = await Promise.race([next, new Promise<typeof STEER>((resolve) => (this.wake = () => resolve(STEER)))]);
+        const r = calls.isOpen
+          ? await next
+          : await Promise.race([next, new Promise<typeof STEER>((resolve) => (this.wake = () => resolve(STEER)))]);
         this.wake = undefined;
         if (r === STEER) {
           next.catch(() => {}); // it rejects with StreamAborted once the request is aborted below
@@ -237,22 +295,26 @@ class OpenAISession implements GenerationSession {
         }
         if (r.done) break;
         const ev: ChatEvent = r.value;
-        if (ev.kind === "text") {
-          wrote = true;
-          this.current.chunks++;
-          this.segment += ev.text;
-          yield { type: "token", text: ev.text, tokens: 1 };
-          if (this.job.signal.aborted) return { kind: "cancelled" };
-        } else if (ev.kind === "finish") finish = ev.reason;
-        else if (ev.kind === "usage") this.current.reported = ev.usage;
-        else {
+        if (ev.kind === "finish") {
+          finish = ev.reason;
+          // The finish chunk completes the open call, or (max_tokens) leaves it unfinished.
+          yield* this.emit(finish === "length" ? calls.drop("length") : calls.close(), wrote);
+        } else if (ev.kind === "usage") this.current.reported = ev.usage;
+        else if (ev.kind === "done") {
           finish ??= "stop"; // [DONE] without a finish_reason: the server considers it complete
+          yield* this.emit(calls.close(), wrote);
           break;
+        } else {
+          yield* this.emit(this.piece(ev, calls), wrote);
+          // A call counts from its first piece, announced or not: steer() refuses from then on.
+          this.calling = calls.isOpen;
+          if (this.job.signal.aborted) return { kind: "cancelled" };
         }
       }
-      if (finish !== undefined) return { kind: "finished", reason: finish === "length" ? "length" : "stop" };
+      if (finish !== undefined) return { kind: "finished", reason: this.reason(finish) };
       const error = new UpstreamError("upstream_interrupted", "the upstream stream ended before the answer finished", { retryable: true });
-      return { kind: "failed", error, wrote };
+      yield* this.emit(calls.drop(error.code), wrote);
+      return { kind: "failed", error, wrote: wrote.any };
     } catch (err) {
       if (this.job.signal.aborted) return { kind: "cancelled" };
       if (this.s.closing.aborted) throw closedError();
@@ -262,10 +324,12 @@ class OpenAISession implements GenerationSession {
       }
       // The answer was complete and only the usage chunk or [DONE] went missing: that is a finish.
       if (finish !== undefined && (err.code === "upstream_interrupted" || err.code === "upstream_timeout")) {
-        return { kind: "finished", reason: finish === "length" ? "length" : "stop" };
+        return { kind: "finished", reason: this.reason(finish) };
       }
-      return { kind: "failed", error: err, wrote };
+      yield* this.emit(calls.drop(err.code), wrote);
+      return { kind: "failed", error: err, wrote: wrote.any };
     } finally {
+      this.calling = false;
       this.wake = undefined;
       ac.abort();
       this.job.signal.removeEventListener("abort", abort);
@@ -274,39 +338,52 @@ class OpenAISession implements GenerationSession {
     }
   }
 
+  /** The outputs of one streamed piece: text and reasoning close an open call first. */
+  private *piece(ev: Exclude<ChatEvent, { kind: "finish" | "usage" | "done" }>, calls: ToolCalls): Generator<GenerationOutput> {
+    this.current.chunks++;
+    if (ev.kind === "tool") return yield* calls.delta(ev);
+    yield* calls.close();
+    if (ev.kind === "text") {
+      this.segment += ev.text;
+      yield { type: "token", text: ev.text, tokens: 1 };
+      return;
+    }
+    this.current.reasoningChunks++;
+    if (this.skipReasoning) return; // generated (and paid for), not written again
+    this.reasoned = true;
+    yield { type: "reasoning", text: ev.text, tokens: 1 };
+  }
+
+  /** Passes outputs on, keeping the session's view of calls current while they are written. */
+  private *emit(outs: Generator<GenerationOutput>, wrote: { any: boolean }): Generator<GenerationOutput> {
+    for (const out of outs) {
+      wrote.any = true;
+      if (out.type === "tool_call") this.calling = true;
+      else if (out.type === "tool_done" || out.type === "tool_dropped") {
+        this.calling = false;
+        if (out.type === "tool_done") this.completedCalls++;
+      }
+      yield out;
+    }
+  }
+
+  /** Calls complete in the answer make it end with `tool_calls` (Ollama says `stop` then). */
+  private reason(finish: string): "stop" | "length" | "tool_calls" {
+    if (finish === "length") return "length";
+    return this.completedCalls > 0 ? "tool_calls" : "stop";
+  }
+
   /** Moves the finished request's usage into the total. */
   private commit(): void {
     const now = this.usage();
     this.spent.prompt_tokens = now.prompt_tokens;
     this.spent.completion_tokens = now.completion_tokens;
-    this.current = { chunks: 0, reported: undefined };
+    this.spent.reasoning_tokens = now.reasoning_tokens ?? 0;
+    this.current = { chunks: 0, reasoningChunks: 0, reported: undefined };
   }
 
-  private *done(reason: "stop" | "length"): Generator<GenerationOutput> {
+  private *done(reason: "stop" | "length" | "tool_calls"): Generator<GenerationOutput> {
     this.finished = true;
     yield { type: "done", reason, usage: this.usage() };
   }
-}
-
-function closedError(): GeneratorError {
-  return new GeneratorError("generator_closed", "the openai generator was closed before this response finished");
-}
-
-/** Exponential backoff with ±20 % jitter. */
-function backoff(base: number, attempt: number): number {
-  return Math.min(MAX_BACKOFF_MS, base * 2 ** (attempt - 1)) * (0.8 + 0.4 * Math.random());
-}
-
-/** Waits `ms`, or less when either signal aborts. */
-function sleep(ms: number, ...signals: AbortSignal[]): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(t);
-      for (const s of signals) s.removeEventListener("abort", done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    for (const s of signals) s.addEventListener("abort", done, { once: true });
-    if (signals.some((s) => s.aborted)) done();
-  });
 }

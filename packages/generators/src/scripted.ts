@@ -1,24 +1,42 @@
-import type { GenerationBody, Usage } from "@unbroken/protocol";
+import type { ChatMessage, GenerationBody, Usage } from "@unbroken/protocol";
 import {
   GeneratorError,
   type GenerationJob,
   type GenerationOutput,
   type GenerationSession,
   type ResumeState,
+  type ResumedOutput,
   type TokenGenerator,
 } from "./generator.js";
-import { hashText, prng } from "./prng.js";
+import { hashText } from "./prng.js";
 import { Pacer } from "./pacer.js";
-import { ScriptedText, naturalLength } from "./scripted-text.js";
+import { Script, type Step } from "./scripted-script.js";
 
 export interface ScriptedOptions {
   /** Tokens per second per response; 0 = as fast as possible. */
   tokensPerSecond: number;
 }
 
+/**
+ * The conversation as one text, the seed of the answer: every message, with the calls an
+ * assistant made and the results tool messages gave, so another conversation answers otherwise.
+ */
 export function promptText(body: GenerationBody): string {
   if (body.prompt !== undefined) return body.prompt;
-  return (body.messages ?? []).map((m) => `${m.role}: ${m.content}`).join("\n");
+  return (body.messages ?? []).map(messageText).join("\n");
+}
+
+function messageText(m: ChatMessage): string {
+  switch (m.role) {
+    case "assistant": {
+      const calls = (m.tool_calls ?? []).map((c) => `\nassistant calls ${c.function.name}(${c.function.arguments}) as ${c.id}`);
+      return `assistant: ${m.content}${calls.join("")}`;
+    }
+    case "tool":
+      return `tool ${m.tool_call_id}: ${m.content}`;
+    default:
+      return `${m.role}: ${m.content}`;
+  }
 }
 
 /** A rough token count for usage: words and punctuation runs, as a tokenizer would split them. */
@@ -26,17 +44,14 @@ export function countTokens(text: string): number {
   return text.match(/\w+|[^\s\w]/g)?.length ?? 0;
 }
 
-const stopsOf = (body: GenerationBody): string[] => {
-  const stop = body.params?.stop;
-  return stop === undefined ? [] : Array.isArray(stop) ? stop : [stop];
-};
-
 /**
  * A deterministic generator for demos without a model, load tests and CI. It is not a
- * model: the text is prose-like words from (prompt, seed), paced at a fixed rate. It obeys
- * max_tokens, stop sequences, cancel and steer exactly as a model-backed generator must.
- * Given the log of a response another worker began (`job.resume`), it continues with
- * exactly the tokens that worker would have written.
+ * model: the text is prose-like words from (prompt, seed), paced at a fixed rate. With
+ * `reasoning_effort` it writes some reasoning first; offered tools, it calls the one the last
+ * user message names (see scripted-tools.ts); after a tool result it answers with text
+ * (docs/generators.md has the whole contract). It obeys max_tokens, stop sequences, cancel
+ * and steer exactly as a model-backed generator must. Given the log of a response another
+ * worker began (`job.resume`), it continues with exactly what that worker would have written.
  */
 export class ScriptedGenerator implements TokenGenerator {
   readonly model = "scripted";
@@ -55,18 +70,12 @@ export class ScriptedGenerator implements TokenGenerator {
 }
 
 class ScriptedSession implements GenerationSession {
-  private readonly text: ScriptedText;
-  private readonly target: number;
-  private readonly limit: number | undefined;
+  private readonly script: Script;
   private readonly promptTokens: number;
-  private readonly stops: string[];
   private readonly steers: string[] = [];
   /** Tokens already in the log when this session began (0 unless it resumes a response). */
   private readonly resumed: number;
-  private readonly replayed: "ok" | "stopped" | GeneratorError;
-  private produced = 0;
-  private sofar = "";
-  private extra = 0;
+  private readonly replayed: GeneratorError | undefined;
   private finished = false;
   /** Ends the current pacing wait early (on abort). */
   private wake: (() => void) | undefined;
@@ -78,31 +87,30 @@ class ScriptedSession implements GenerationSession {
     private readonly pacer: Pacer,
   ) {
     const prompt = promptText(job.body);
-    const seed = hashText(prompt, job.body.params?.seed ?? 0);
-    this.text = new ScriptedText(seed);
-    this.target = naturalLength(prompt, prng(seed ^ 0x9e3779b9));
-    this.limit = job.body.params?.max_tokens;
+    this.script = new Script(job.body, prompt, hashText(prompt, job.body.params?.seed ?? 0));
     this.promptTokens = countTokens(prompt);
-    this.stops = stopsOf(job.body);
-    this.replayed = job.resume ? this.replay(job.resume) : "ok";
-    this.resumed = this.produced;
-    for (const s of job.steers) this.applySteer(s);
+    this.replayed = job.resume ? replay(this.script, loggedOutputs(job.resume)) : undefined;
+    this.resumed = this.script.produced;
+    for (const s of job.steers) this.script.applySteer(s);
   }
 
+  /**
+   * Taken while something can still follow it; inside a tool call it waits for the call's
+   * end (a call's arguments are never interrupted). Refused once the answer's last token is
+   * out, or once its last call is complete (it ends with tool_calls).
+   */
   steer(text: string): boolean {
-    // Once max_tokens is reached nothing can follow an instruction, so it cannot take effect.
-    if (this.finished || (this.limit !== undefined && this.produced >= this.limit)) return false;
+    if (this.finished || !this.script.steerable) return false;
     this.steers.push(text);
     return true;
   }
 
   usage(): Usage {
-    return { prompt_tokens: this.promptTokens, completion_tokens: this.produced };
+    return this.script.usage(this.promptTokens);
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<GenerationOutput> {
-    if (this.replayed instanceof GeneratorError) throw this.replayed;
-    if (this.replayed === "stopped") return yield* this.done("stop");
+    if (this.replayed) throw this.replayed;
     const interval = this.tps > 0 ? 1000 / this.tps : 0;
     const began = performance.now();
     // Read once here and then kept by a listener: AbortSignal.aborted validates its receiver
@@ -117,51 +125,27 @@ class ScriptedSession implements GenerationSession {
       { once: true },
     );
     while (!this.aborted) {
-      const steer = this.steers.shift();
+      // Steers only at a safe boundary: never between a call's tool_call and its tool_done.
+      const steer = this.script.inCall ? undefined : this.steers.shift();
       if (steer !== undefined) {
-        this.applySteer(steer);
+        this.script.applySteer(steer);
         yield { type: "steer", text: steer };
         continue;
       }
-      if (this.limit !== undefined && this.produced >= this.limit) return yield* this.done("length");
-      if (this.produced >= this.target + this.extra) return yield* this.done("stop");
-      await this.pace(began + (this.produced - this.resumed + 1) * interval);
-      if (this.aborted) return;
-      const { token, cut } = this.nextToken();
-      if (token.length > 0) yield { type: "token", text: token, tokens: 1 };
-      if (cut) return yield* this.done("stop");
-    }
-  }
-
-  /**
-   * Regenerates the tokens an earlier worker wrote, applying its steers where the log has
-   * them, without yielding anything: the state is then exactly that worker's, so what
-   * follows is what it would have written. A `token` event may hold several tokens (the
-   * worker coalesces them under load), so each event's text is rebuilt token by token. A
-   * log this generator would not have written (another generator, another version) cannot
-   * be continued exactly, and says so.
-   */
-  private replay(resume: ResumeState): "ok" | "stopped" | GeneratorError {
-    let s = 0;
-    const last = resume.tokens.length - 1;
-    const differs = (i: number) =>
-      new GeneratorError(
-        "cannot_continue",
-        `the log differs from this generator's text at token event ${i + 1}; it cannot be continued exactly`,
-      );
-    for (const [i, logged] of resume.tokens.entries()) {
-      for (let st = resume.steers[s]; st !== undefined && st.at <= i; st = resume.steers[++s]) this.applySteer(st.text);
-      let text = "";
-      while (text.length < logged.length) {
-        const { token, cut } = this.nextToken();
-        text += token;
-        if (!logged.startsWith(text)) return differs(i);
-        if (cut) return text === logged && i === last ? "stopped" : differs(i);
+      const step = this.script.next();
+      if (step.type === "end") {
+        this.finished = true;
+        yield { type: "done", reason: step.reason, usage: this.usage() };
+        return;
       }
-      if (text !== logged) return differs(i);
+      if (step.type === "token" || step.type === "reasoning" || step.type === "tool_args") {
+        await this.pace(began + (this.script.produced - this.resumed) * interval);
+        if (this.aborted) return;
+        // A token cut at its very start by a stop sequence: nothing to write.
+        if (step.text.length === 0) continue;
+      }
+      yield step;
     }
-    for (const st of resume.steers.slice(s)) this.applySteer(st.text);
-    return "ok";
   }
 
   /**
@@ -181,39 +165,71 @@ class ScriptedSession implements GenerationSession {
       this.pacer.until(at, resolve);
     });
   }
-
-  /** A steer reseeds the text, and a steered answer goes on for a while after it. */
-  private applySteer(text: string): void {
-    this.text.steer(text);
-    this.extra += 20;
-  }
-
-  /** The next token, cut short where a stop sequence begins (`cut`: the answer ends there). */
-  private nextToken(): { token: string; cut: boolean } {
-    let token = this.text.next();
-    const cut = findStop(this.sofar, token, this.stops);
-    if (cut !== undefined) token = token.slice(0, cut);
-    this.sofar = (this.sofar + token).slice(-128);
-    this.produced++;
-    return { token, cut: cut !== undefined };
-  }
-
-  private *done(reason: "stop" | "length"): Generator<GenerationOutput> {
-    this.finished = true;
-    yield { type: "done", reason, usage: this.usage() };
-  }
 }
 
-/** Where in `token` a stop sequence begins (counting text just before it), if anywhere. */
-function findStop(before: string, token: string, stops: string[]): number | undefined {
-  let best: number | undefined;
-  for (const stop of stops) {
-    const joined = before + token;
-    const at = joined.indexOf(stop, Math.max(0, before.length - stop.length + 1));
-    if (at >= 0) {
-      const inToken = Math.max(0, at - before.length);
-      if (best === undefined || inToken < best) best = inToken;
-    }
+/** The log's outputs; a resume state from before `outputs` existed has its tokens and steers only. */
+function loggedOutputs(resume: ResumeState): ResumedOutput[] {
+  if (resume.outputs) return resume.outputs;
+  const outputs: ResumedOutput[] = [];
+  let s = 0;
+  const steersUpTo = (at: number): void => {
+    for (let st = resume.steers[s]; st !== undefined && st.at <= at; st = resume.steers[++s])
+      outputs.push({ type: "steer", text: st.text });
+  };
+  for (const [i, text] of resume.tokens.entries()) {
+    steersUpTo(i);
+    outputs.push({ type: "token", text, tokens: 1 });
   }
-  return best;
+  steersUpTo(Number.POSITIVE_INFINITY);
+  return outputs;
+}
+
+/**
+ * Regenerates what an earlier worker wrote, applying its steers where the log has them,
+ * without yielding anything: the script is then exactly in that worker's state, so what
+ * follows is what it would have written (the rest of its reasoning, the rest of an open
+ * call's arguments under the same id, ...). A delta event may hold several tokens (the worker
+ * coalesces them under load), so each event's text is rebuilt token by token. A log this
+ * generator would not have written (another generator, another version) cannot be continued
+ * exactly, and says so.
+ */
+function replay(script: Script, outputs: ResumedOutput[]): GeneratorError | undefined {
+  const differs = (i: number, why: string) =>
+    new GeneratorError(
+      "cannot_continue",
+      `the log differs from this generator's answer at its event ${i + 1} (${why}); it cannot be continued exactly`,
+    );
+  for (const [i, logged] of outputs.entries()) {
+    if (logged.type === "steer") {
+      script.applySteer(logged.text);
+      continue;
+    }
+    if (logged.type === "token" || logged.type === "reasoning" || logged.type === "tool_args") {
+      let text = "";
+      while (text.length < logged.text.length) {
+        const step = script.next();
+        if (!sameDelta(step, logged)) return differs(i, `${step.type} instead of ${logged.type}`);
+        text += step.text;
+        if (!logged.text.startsWith(text)) return differs(i, "other text");
+      }
+      continue;
+    }
+    const step = script.next();
+    if (!sameOutput(step, logged)) return differs(i, `${step.type} instead of ${logged.type}`);
+  }
+  return undefined;
+}
+
+/** A step of the same kind as a logged delta (and of the same call): its text is compared next. */
+function sameDelta(step: Step, logged: Extract<ResumedOutput, { type: "token" | "reasoning" | "tool_args" }>): step is typeof logged {
+  if (step.type !== logged.type) return false;
+  return step.type !== "tool_args" || (logged.type === "tool_args" && step.id === logged.id);
+}
+
+/** A step equal to a logged `tool_call`, `tool_done` or `tool_dropped`: same kind, same fields. */
+function sameOutput(step: Step, logged: ResumedOutput): boolean {
+  const a = step as Record<string, unknown>;
+  const b = logged as Record<string, unknown>;
+  const keys = Object.keys(b);
+  return Object.keys(a).length === keys.length && keys.every((k) => a[k] === b[k]);
 }

@@ -54,3 +54,28 @@ test("a resumed session continues the partial answer up to max_tokens in all", a
   assert.ok(tokensOf(rest).length > 0, "it wrote more");
   assert.ok(!rest.some((o) => o.type === "steer"), "the logged steers are not yielded again");
 });
+
+test("a response resumed after reasoning continues: the reasoning is a thought segment of the model turn", async () => {
+  const body: GenerationBody = { prompt: "Tell me about the river valley", params: { seed: 7, max_tokens: 30 } };
+  const first = tokensOf(await outputsOf(body)).slice(0, 4);
+  // Logged by a worker serving a thinking model; this model's ChatML wrapper has no thought
+  // segments, so the reasoning joins the prompt as the wrapper renders it, and the text goes on.
+  const resume: ResumeState = {
+    tokens: first,
+    steers: [],
+    generated: 6,
+    reasoningTokens: 2,
+    outputs: [
+      { type: "reasoning", text: "Rivers", tokens: 1 },
+      { type: "reasoning", text: " flow.", tokens: 1 },
+      ...first.map((text) => ({ type: "token" as const, text, tokens: 1 })),
+    ],
+  };
+  const rest = await outputsOf(body, resume);
+  const done = rest.at(-1);
+  assert.equal(done?.type, "done", JSON.stringify(rest.at(-1)));
+  if (done?.type !== "done") return;
+  assert.equal(done.reason, "length");
+  assert.ok(tokensOf(rest).length > 0, "it wrote more");
+  assert.ok(!rest.some((o) => o.type === "reasoning"), "no reasoning yielded again");
+});

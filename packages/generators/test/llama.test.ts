@@ -289,3 +289,40 @@ test("close ends the model process and what runs in it; later sessions fail with
   assert.equal(modelProcesses().length, 1);
   assertGeneratorError((await run(RIVER, { generator: g })).error, ["model_unavailable"]);
 });
+
+test("reasoning_effort does not disturb a model without thought segments: same text, no reasoning", async () => {
+  const plain = await run(RIVER);
+  for (const effort of ["none", "low", "high"] as const) {
+    const r = await run({ ...RIVER, params: { ...RIVER.params, reasoning_effort: effort } });
+    assert.equal(r.error, undefined, effort);
+    assert.equal(r.text, plain.text, `${effort}: the tiny model's ChatML wrapper has no thought segments`);
+    assert.ok(!r.outputs.some((o) => o.type === "reasoning"), effort);
+    assert.equal(r.done?.usage.reasoning_tokens, undefined, effort);
+  }
+});
+
+test("tools, tool calls and tool results end at once with a clear unsupported error", async () => {
+  const tools: GenerationBody["tools"] = [{ type: "function", function: { name: "local_time" } }];
+  const offered = await run({ ...RIVER, tools });
+  const err = assertGeneratorError(offered.error, ["unsupported"]);
+  assert.match(err.message, /llama backend does not support tool calls/);
+  assert.match(err.message, /OpenAI-compatible backend/);
+  assert.deepEqual(offered.outputs, [], "nothing was generated");
+  const history = await run({
+    messages: [
+      { role: "user", content: "what time is it?" },
+      {
+        role: "assistant",
+        content: "",
+        tool_calls: [{ id: "call_1", type: "function", function: { name: "local_time", arguments: "{}" } }],
+      },
+      { role: "tool", tool_call_id: "call_1", content: "12:00" },
+    ],
+    params: RIVER.params,
+  });
+  assert.match(assertGeneratorError(history.error, ["unsupported"]).message, /tool calls or tool results/);
+  // tool_choice "none": the tools may not be called, so they are no obstacle.
+  const none = await run({ ...RIVER, tools, tool_choice: "none" });
+  assert.equal(none.error, undefined);
+  assert.equal(none.text, (await run(RIVER)).text);
+});

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { after } from "node:test";
 import type { GenerationBody } from "@unbroken/protocol";
 import { pino } from "pino";
-import { GeneratorError, type GenerationOutput, type GenerationSession } from "../src/generator.js";
+import { GeneratorError, type GenerationOutput, type GenerationSession, type ResumeState } from "../src/generator.js";
 import { OpenAIGenerator, type OpenAIOptions } from "../src/openai.js";
 import { FakeOpenAI, type Script } from "@unbroken/testing";
 
@@ -38,17 +38,28 @@ export interface RunOptions {
   abort?: AbortController;
   /** Called after each token with the number of tokens so far. */
   onToken?: (count: number, session: GenerationSession, abort: () => void) => void;
+  /** Called after every output (before the next is asked for). */
+  onOutput?: (out: GenerationOutput, session: GenerationSession) => void;
+  /** The log of an earlier worker this session takes over. */
+  resume?: ResumeState;
 }
 
 export async function run(gen: OpenAIGenerator, body: GenerationBody, opts: RunOptions = {}): Promise<Run> {
   const ac = opts.abort ?? new AbortController();
-  const session = gen.start({ rid: "ridopenai1", body, steers: opts.steers ?? [], signal: ac.signal });
+  const session = gen.start({
+    rid: "ridopenai1",
+    body,
+    steers: opts.steers ?? [],
+    signal: ac.signal,
+    ...(opts.resume ? { resume: opts.resume } : {}),
+  });
   const outputs: GenerationOutput[] = [];
   const tokens: string[] = [];
   let error: unknown;
   try {
     for await (const out of session) {
       outputs.push(out);
+      opts.onOutput?.(out, session);
       if (out.type === "token") {
         tokens.push(out.text);
         assert.equal(out.tokens, 1);
@@ -70,3 +81,45 @@ export function assertCode(r: Run, code: string): void {
 }
 
 export const PROMPT: GenerationBody = { prompt: "Tell me about the river valley" };
+
+/** Outputs as short strings, for comparing whole sequences. */
+export function shapes(outputs: GenerationOutput[]): string[] {
+  return outputs.map((o) => {
+    switch (o.type) {
+      case "token":
+        return `text:${o.text}`;
+      case "reasoning":
+        return `think:${o.text}`;
+      case "tool_call":
+        return `call:${o.id}:${o.name}`;
+      case "tool_args":
+        return `args:${o.id}:${o.text}`;
+      case "tool_done":
+        return `done:${o.id}:${o.arguments}`;
+      case "tool_dropped":
+        return `dropped:${o.id}:${o.reason}`;
+      case "steer":
+        return `steer:${o.text}`;
+      default:
+        return `<${o.reason}>`;
+    }
+  });
+}
+
+/** Every argument piece of call `id`, joined. */
+export function argsOf(outputs: GenerationOutput[], id: string): string {
+  return outputs.map((o) => (o.type === "tool_args" && o.id === id ? o.text : "")).join("");
+}
+
+export const WEATHER_TOOL = {
+  type: "function" as const,
+  function: {
+    name: "get_weather",
+    description: "The weather in a city",
+    parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+  },
+};
+export const TIME_TOOL = {
+  type: "function" as const,
+  function: { name: "get_time", parameters: { type: "object", properties: {} } },
+};

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { GenerationBody } from "@unbroken/protocol";
 import { answer } from "@unbroken/testing";
-import { GeneratorError, type GenerationOutput, type ResumeState } from "../src/generator.js";
+import { GeneratorError, type GenerationOutput, type ResumeState, type ResumedOutput } from "../src/generator.js";
 import { CUT_CONTINUE, STEER_CONTINUE, resumedConversation } from "../src/openai-messages.js";
 import { ScriptedGenerator } from "../src/scripted.js";
 import { generator, serve } from "./openai-harness.js";
@@ -157,6 +157,139 @@ test("scripted: a log whose token events each hold several tokens (coalesced) is
   const broken = [...events.slice(0, -1), `${events.at(-1) ?? ""}x`];
   await assert.rejects(
     run(PROMPT, { resume: { tokens: broken, steers: [] } }),
+    (err: unknown) => err instanceof GeneratorError && err.code === "cannot_continue",
+  );
+});
+
+// Typed answers: a worker lost mid-reasoning or mid-call is continued exactly from the log.
+
+const TOOLS: GenerationBody["tools"] = [
+  {
+    type: "function",
+    function: {
+      name: "book_table",
+      parameters: {
+        type: "object",
+        properties: { restaurant: { type: "string" }, guests: { type: "integer" }, outside: { type: "boolean" } },
+        required: ["restaurant", "guests", "outside"],
+      },
+    },
+  },
+];
+const CALLING: GenerationBody = { prompt: "Please book_table for four", tools: TOOLS, params: { seed: 2, reasoning_effort: "low" } };
+const THINKING: GenerationBody = { prompt: "write 20 words on rivers", params: { seed: 2, reasoning_effort: "minimal" } };
+
+type Delta = Extract<GenerationOutput, { type: "token" | "reasoning" | "tool_args" }>;
+const isDelta = (o: GenerationOutput): o is Delta => o.type === "token" || o.type === "reasoning" || o.type === "tool_args";
+
+/**
+ * Runs a session; when the `at`-th generated token (counting the resumed ones) is yielded, it
+ * calls steer(text). `steerFirst`: steers handed to steer() before the first output, as a
+ * runner does with steers that came while a call was open in the log.
+ */
+async function typed(
+  body: GenerationBody,
+  opts: { resume?: ResumeState; steer?: { at: number; text: string }; steers?: string[]; steerFirst?: string[] } = {},
+): Promise<GenerationOutput[]> {
+  const session = gen.start({
+    rid: "ridresume3",
+    body,
+    steers: opts.steers ?? [],
+    signal: new AbortController().signal,
+    ...(opts.resume ? { resume: opts.resume } : {}),
+  });
+  for (const text of opts.steerFirst ?? []) assert.equal(session.steer(text), true);
+  let n = (opts.resume?.outputs ?? []).reduce((sum, o) => sum + (isDelta(o) ? o.tokens : 0), 0);
+  const outputs: GenerationOutput[] = [];
+  for await (const out of session) {
+    outputs.push(out);
+    if (!isDelta(out)) continue;
+    n += out.tokens;
+    if (n === opts.steer?.at) session.steer(opts.steer.text);
+  }
+  return outputs;
+}
+
+/** The log of the first `cut` outputs, as a takeover reads it back. */
+function logOf(outputs: GenerationOutput[], cut: number): ResumeState {
+  const logged = outputs.slice(0, cut).filter((o): o is Exclude<GenerationOutput, { type: "done" }> => o.type !== "done");
+  return {
+    tokens: logged.flatMap((o) => (o.type === "token" ? [o.text] : [])),
+    steers: [],
+    generated: logged.reduce((n, o) => n + (isDelta(o) ? o.tokens : 0), 0),
+    outputs: logged,
+  };
+}
+
+/** Whether the log's last call is open: a `tool_call` without its `tool_done` or `tool_dropped` yet. */
+const openCall = (outputs: GenerationOutput[]): boolean => {
+  const edges = outputs.filter((o) => o.type === "tool_call" || o.type === "tool_done" || o.type === "tool_dropped");
+  return edges.at(-1)?.type === "tool_call";
+};
+
+test("scripted: cut anywhere in reasoning, a call's arguments or its text, the continuation completes the uncut answer exactly", async () => {
+  for (const [name, body, steerAt] of [
+    ["a call with a steer in its arguments", CALLING, 11],
+    ["reasoning with a steer in it", THINKING, 2],
+  ] as const) {
+    const steer = { at: steerAt, text: "mind the weather" };
+    const ref = await typed(body, { steer });
+    const steerIndex = ref.findIndex((o) => o.type === "steer");
+    assert.ok(steerIndex > 0, `${name}: the reference was steered`);
+    if (body === CALLING) assert.equal(ref[steerIndex - 1]?.type, "tool_done", "the steer waited for the call's end");
+    for (let cut = 0; cut < ref.length; cut++) {
+      const resume = logOf(ref, cut);
+      const done = resume.generated ?? 0;
+      // The steer's request is answered once it is logged: a cut before that means it is sent
+      // to the new worker again. Inside an open call the runner hands it to steer() (it waits
+      // for the call's end); elsewhere it logs it first and gives it with the job.
+      const resent = cut <= steerIndex && done >= steer.at;
+      const inCall = resent && openCall(ref.slice(0, cut));
+      const rest = await typed(body, {
+        resume,
+        ...(done < steer.at ? { steer } : {}),
+        ...(resent && inCall ? { steerFirst: [steer.text] } : {}),
+        ...(resent && !inCall ? { steers: [steer.text] } : {}),
+      });
+      const expected = ref.slice(cut).filter((_, i) => !(resent && !inCall && cut + i === steerIndex));
+      assert.deepEqual(rest, expected, `${name}: cut after ${cut} outputs`);
+    }
+  }
+});
+
+test("scripted: a log whose reasoning and argument events each hold several tokens is continued exactly", async () => {
+  const ref = await typed(CALLING);
+  // Coalesce as a busy worker does: neighbouring deltas of one kind (and call), two or three to an event.
+  const coalesced: ResumedOutput[] = [];
+  let size = 0;
+  for (const out of ref.slice(0, -1) as ResumedOutput[]) {
+    const last = coalesced.at(-1);
+    if (isDelta(out) && last && isDelta(last) && last.type === out.type && size < 2 + (coalesced.length % 2)) {
+      coalesced[coalesced.length - 1] = { ...last, text: last.text + out.text, tokens: last.tokens + 1 };
+      size++;
+    } else {
+      coalesced.push(out);
+      size = 1;
+    }
+  }
+  assert.ok(coalesced.length < ref.length - 3, "some events hold several tokens");
+  // Cut after every event of the coalesced log: what follows is the rest of the reference.
+  for (let cut = 0; cut <= coalesced.length; cut++) {
+    const logged = coalesced.slice(0, cut);
+    const tokens = logged.reduce((n, o) => n + (isDelta(o) ? o.tokens : 0), 0);
+    const rest = await typed(CALLING, { resume: { tokens: [], steers: [], generated: tokens, outputs: logged } });
+    const text = (outs: readonly GenerationOutput[]) => outs.map((o) => (isDelta(o) ? o.text : o.type)).join("|");
+    assert.equal(text([...logged, ...rest]).replaceAll("|", ""), text(ref).replaceAll("|", ""), `cut after event ${cut}`);
+    assert.deepEqual(rest.at(-1), ref.at(-1), "usage counts both workers' tokens");
+  }
+  // A log with another call id cannot be continued.
+  const call = ref.findIndex((o) => o.type === "tool_call");
+  const forged = [
+    ...(ref.slice(0, call) as ResumedOutput[]),
+    { type: "tool_call" as const, id: "call_0000000000000000", name: "book_table" },
+  ];
+  await assert.rejects(
+    typed(CALLING, { resume: { tokens: [], steers: [], outputs: forged } }),
     (err: unknown) => err instanceof GeneratorError && err.code === "cannot_continue",
   );
 });

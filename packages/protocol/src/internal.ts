@@ -29,6 +29,19 @@ export const responseRecordSchema = z.object({
   /** Set by a worker that stopped mid-response on shutdown: the next worker continues it. */
   released: z.boolean().optional(),
   reason: z.string().optional(),
+  /**
+   * What a request to OpenAI's Responses API (`/v1/responses`) asked beyond the generation,
+   * kept so the response object shows it on every read: `metadata`, `background`,
+   * `instructions` and the `model` named. Workers carry it along and never use it.
+   */
+  openai: z
+    .object({
+      background: z.boolean(),
+      instructions: z.string().nullable(),
+      metadata: z.record(z.string(), z.string()).nullable(),
+      model: z.string().nullable(),
+    })
+    .optional(),
 });
 export type ResponseRecord = z.infer<typeof responseRecordSchema>;
 

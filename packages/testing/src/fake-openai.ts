@@ -3,13 +3,32 @@
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
+/** One element of `delta.tool_calls`; absent fields are not sent (as vLLM and OpenAI omit them). */
+export interface ToolCallDelta {
+  index?: number;
+  id?: string;
+  name?: string;
+  arguments?: string;
+}
+
 export type Step =
   /** A content delta chunk. */
   | { text: string }
-  /** A chunk with this finish_reason and an empty delta. */
-  | { finish: string }
-  /** The final usage chunk (`choices: []`), as sent for `stream_options.include_usage`. */
-  | { usage: { prompt_tokens: number; completion_tokens: number } }
+  /**
+   * A reasoning delta chunk: `delta.reasoning_content` (vLLM before the rename, DeepSeek,
+   * llama.cpp; the default), `delta.reasoning` (newer vLLM, OpenRouter), or both with the
+   * same text (servers that keep the old field as a copy).
+   */
+  | { reasoning: string; field?: "reasoning_content" | "reasoning" | "both" }
+  /** A chunk whose delta is `{tool_calls: [...]}`; `type: "function"` is added beside an id. */
+  | { tool: ToolCallDelta | ToolCallDelta[] }
+  /** A chunk with this finish_reason and an empty delta, or `delta` (vLLM sends the rest of a call's arguments with it). */
+  | { finish: string; delta?: Record<string, unknown> }
+  /**
+   * The final usage chunk (`choices: []`), as sent for `stream_options.include_usage`;
+   * `reasoning_tokens` goes into `completion_tokens_details`, as OpenAI sends it.
+   */
+  | { usage: { prompt_tokens: number; completion_tokens: number; reasoning_tokens?: number } }
   /** `data: [DONE]`. */
   | { done: true }
   /** Any JSON object as a `data:` event. */
@@ -31,6 +50,11 @@ export interface Script {
   silent?: boolean;
   /** The SSE steps of a 200 answer; the response ends after the last one. */
   steps?: Step[];
+  /**
+   * Writes the answer's bytes in pieces of this many bytes, each flushed on its own, so SSE
+   * events (and multi-byte characters) are split across TCP reads as a proxy may split them.
+   */
+  split?: number;
 }
 
 export interface ReceivedRequest {
@@ -56,6 +80,43 @@ export function answer(tokens: string[], opts: { finish?: string; usage?: [numbe
   return steps;
 }
 
+/** The first chunk of every answer of OpenAI and vLLM: the role, and empty content. */
+export const ROLE_STEP: Step = { chunk: chunk({ role: "assistant", content: "" }) };
+
+/**
+ * A call as OpenAI streams it: index, id, type and name with `arguments: ""` first, then the
+ * arguments in fragments of `size` characters, each chunk carrying only index and arguments.
+ */
+export function openaiToolCall(index: number, id: string, name: string, args: string, size = 4): Step[] {
+  const steps: Step[] = [{ tool: { index, id, name, arguments: "" } }];
+  for (let i = 0; i < args.length; i += size) steps.push({ tool: { index, arguments: args.slice(i, i + size) } });
+  return steps;
+}
+
+/**
+ * A call as vLLM's hermes parser streams it: index, id (`chatcmpl-tool-…`), type and name
+ * without arguments, then the whole arguments in one delta.
+ */
+export function vllmToolCall(index: number, id: string, name: string, args: string): Step[] {
+  return [{ tool: { index, id, name } }, { tool: { index, arguments: args } }];
+}
+
+/** A whole answer that calls tools: optional reasoning, the calls, finish tool_calls, usage, [DONE]. */
+export function toolAnswer(
+  calls: Step[],
+  opts: { reasoning?: string[]; field?: "reasoning_content" | "reasoning" | "both"; usage?: [number, number, number?] | null } = {},
+): Step[] {
+  const steps: Step[] = [ROLE_STEP];
+  for (const r of opts.reasoning ?? []) steps.push({ reasoning: r, ...(opts.field ? { field: opts.field } : {}) });
+  steps.push(...calls, { finish: "tool_calls" });
+  if (opts.usage !== null) {
+    const [p, c, r] = opts.usage ?? [5, calls.length];
+    steps.push({ usage: { prompt_tokens: p, completion_tokens: c, ...(r === undefined ? {} : { reasoning_tokens: r }) } });
+  }
+  steps.push({ done: true });
+  return steps;
+}
+
 export function chunk(delta: Record<string, unknown>, finish: string | null = null): unknown {
   return {
     id: "chatcmpl-fake",
@@ -67,6 +128,7 @@ export function chunk(delta: Record<string, unknown>, finish: string | null = nu
 }
 
 export class FakeOpenAI {
+  /** Every request received, in order, with its parsed body (tests assert what was sent upstream). */
   readonly requests: ReceivedRequest[] = [];
   private server: Server | undefined;
   private readonly waiters: Array<() => void> = [];
@@ -135,15 +197,16 @@ export class FakeOpenAI {
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", ...script.headers });
     res.flushHeaders();
     // Each write is awaited until handed to the socket, so a `destroy` cuts after what came before.
-    const write = (data: string): Promise<void> => new Promise((resolve) => res.write(data, () => resolve()));
+    const write = (data: string): Promise<void> => writeSplit(res, data, script.split);
     for (const step of script.steps ?? []) {
       if (rec.clientClosed) return;
       if ("text" in step) await write(event(chunk({ content: step.text })));
-      else if ("finish" in step) await write(event(chunk({}, step.finish)));
-      else if ("usage" in step) {
-        const usage = { ...step.usage, total_tokens: step.usage.prompt_tokens + step.usage.completion_tokens };
-        await write(event({ id: "chatcmpl-fake", object: "chat.completion.chunk", choices: [], usage }));
-      } else if ("done" in step) await write("data: [DONE]\n\n");
+      else if ("reasoning" in step) await write(event(chunk(reasoningDelta(step.reasoning, step.field))));
+      else if ("tool" in step) await write(event(chunk({ tool_calls: [step.tool].flat().map(toolCallDelta) })));
+      else if ("finish" in step) await write(event(chunk(step.delta ?? {}, step.finish)));
+      else if ("usage" in step)
+        await write(event({ id: "chatcmpl-fake", object: "chat.completion.chunk", choices: [], usage: usageOf(step.usage) }));
+      else if ("done" in step) await write("data: [DONE]\n\n");
       else if ("chunk" in step) await write(event(step.chunk));
       else if ("raw" in step) await write(step.raw);
       else if ("sleep" in step) await new Promise((r) => setTimeout(r, step.sleep));
@@ -151,6 +214,40 @@ export class FakeOpenAI {
       else if ("destroy" in step) return void res.socket?.destroy();
     }
     res.end();
+  }
+}
+
+function reasoningDelta(text: string, field: "reasoning_content" | "reasoning" | "both" = "reasoning_content"): Record<string, unknown> {
+  return field === "both" ? { reasoning: text, reasoning_content: text } : { [field]: text };
+}
+
+function toolCallDelta(d: ToolCallDelta): Record<string, unknown> {
+  const fn: Record<string, string> = {};
+  if (d.name !== undefined) fn.name = d.name;
+  if (d.arguments !== undefined) fn.arguments = d.arguments;
+  return {
+    ...(d.index === undefined ? {} : { index: d.index }),
+    ...(d.id === undefined ? {} : { id: d.id, type: "function" }),
+    ...(Object.keys(fn).length > 0 ? { function: fn } : {}),
+  };
+}
+
+function usageOf(u: { prompt_tokens: number; completion_tokens: number; reasoning_tokens?: number }): Record<string, unknown> {
+  const { reasoning_tokens, ...counts } = u;
+  return {
+    ...counts,
+    total_tokens: u.prompt_tokens + u.completion_tokens,
+    ...(reasoning_tokens === undefined ? {} : { completion_tokens_details: { reasoning_tokens } }),
+  };
+}
+
+/** Writes `data` at once, or in pieces of `split` bytes with a pause between them so each is its own read. */
+async function writeSplit(res: ServerResponse, data: string, split: number | undefined): Promise<void> {
+  const bytes = Buffer.from(data, "utf8");
+  const size = split && split > 0 ? split : bytes.length;
+  for (let i = 0; i < bytes.length; i += size) {
+    if (i > 0) await new Promise((r) => setTimeout(r, 1));
+    await new Promise<void>((resolve) => res.write(bytes.subarray(i, i + size), () => resolve()));
   }
 }
 

@@ -80,12 +80,25 @@ export class RunControl {
 
   /** A `steer` event is in the log: its request (if it came through here) gets `ok`. */
   logged(text: string): void {
+    this.take(text)?.respond({ ok: true });
+  }
+
+  /**
+   * A steer the run took early could not be applied after all (it came while the log ended
+   * inside a tool call, and the generator refused it): its request gets `finished`.
+   */
+  refused(text: string): void {
+    this.take(text)?.respond(FINISHED);
+  }
+
+  /** The waiting request of a steer with this text, no longer waiting. */
+  private take(text: string): ControlCall | undefined {
     const i = this.steers.findIndex((w) => w.text === text);
     const w = this.steers[i];
-    if (!w) return;
+    if (!w) return undefined;
     this.steers.splice(i, 1);
     clearTimeout(w.timer);
-    w.call.respond({ ok: true });
+    return w.call;
   }
 
   /**

@@ -15,7 +15,7 @@ import { GeneratorError, type GenerationOutput, type GenerationSession, type Res
 import type { RunMetrics, WorkerMetrics } from "./metrics.js";
 import { Ownership, STALLED, StallWatch } from "./ownership.js";
 import { RunControl, type ControlTarget, type Parting } from "./run-control.js";
-import { takeOverLog } from "./takeover.js";
+import { insideCall, takeOverLog } from "./takeover.js";
 
 export interface RunnerDeps {
   broker: Broker;
@@ -204,15 +204,20 @@ export class ResponseRun {
   private async generate(record: ResponseRecord, writer: EventLogWriter, steers: string[], resume?: ResumeState): Promise<Outcome> {
     const { generator } = this.deps;
     this.metrics?.began();
+    // A log that ends inside a tool call may get nothing before the call's end: steers that
+    // came meanwhile go to the session, which yields them at its next safe boundary.
+    const deferred = resume && insideCall(resume) ? steers : [];
+    const logged = deferred.length > 0 ? [] : steers;
     const session = generator.start({
       rid: this.rid,
       body: record.request,
-      steers,
+      steers: logged,
       signal: this.abort.signal,
       ...(resume ? { resume } : {}),
     });
     this.session = session;
-    for (const text of steers) await this.write(writer, { kind: "steer", text });
+    for (const text of deferred) if (!session.steer(text)) this.control.refused(text);
+    for (const text of logged) await this.write(writer, { kind: "steer", text });
     const resumed = resume?.tokens.length ?? 0;
     this.log.info(
       { steers: steers.length, epoch: this.epoch, resumed, seq: writer.seq },

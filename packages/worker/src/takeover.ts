@@ -33,6 +33,17 @@ export function resumeStateOf(events: readonly StoredEvent[]): ResumeState {
   return { tokens, steers, generated, reasoningTokens, outputs };
 }
 
+/** Whether the log ends inside a tool call: its last call began and is neither done nor dropped. */
+export function insideCall(resume: ResumeState): boolean {
+  const outputs = resume.outputs ?? [];
+  for (let i = outputs.length - 1; i >= 0; i--) {
+    const out = outputs[i] as ResumedOutput;
+    if (out.type === "tool_done" || out.type === "tool_dropped") return false;
+    if (out.type === "tool_call") return true;
+  }
+  return false;
+}
+
 /** A logged event as the output a generator yielded for it; null for the transport's own kinds. */
 function outputOf(event: { kind: string; [key: string]: unknown }): ResumedOutput | null {
   const { kind, text, id } = event;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { newRid, type ResponseRecord } from "@unbroken/protocol";
+import { newRid, type GenerationBody, type ResponseRecord } from "@unbroken/protocol";
 import type { Broker } from "@unbroken/store";
 
 /**
@@ -8,6 +8,11 @@ import type { Broker } from "@unbroken/store";
  * worker reads the record first). Returns the rid.
  */
 export async function submit(broker: Broker, prompt: string, maxTokens: number, carry = true): Promise<string> {
+  return submitRequest(broker, { prompt, params: { max_tokens: maxTokens } }, carry);
+}
+
+/** `submit` with any generation body (tools, reasoning_effort, ...). */
+export async function submitRequest(broker: Broker, request: GenerationBody, carry = true): Promise<string> {
   const rid = newRid();
   const record: ResponseRecord = {
     v: 1,
@@ -15,7 +20,7 @@ export async function submit(broker: Broker, prompt: string, maxTokens: number, 
     owner: "",
     status: "queued",
     created_at: new Date().toISOString(),
-    request: { prompt, params: { max_tokens: maxTokens } },
+    request,
     steers: [],
     epoch: 0,
   };

@@ -3,7 +3,8 @@ import { after, before, test } from "node:test";
 import { newRid, type HandoverEvent, type ResponseEvent } from "@unbroken/protocol";
 import { Broker, FencedError, silentLog, type StoredEvent } from "@unbroken/store";
 import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
-import { takeOverLog } from "../src/takeover.js";
+import type { ResumeState, ResumedOutput } from "@unbroken/generators";
+import { insideCall, takeOverLog } from "../src/takeover.js";
 
 // Taking a log over against a real nats-server: the handover marker goes right after the
 // previous worker's last event, even while that worker still writes, and fences it out.
@@ -134,4 +135,17 @@ test("while the old worker still writes, the marker lands after its last stored 
     assert.equal(log.at(-2)?.frame.event.kind, "handover");
     assert.equal(log.length, written.length + 3);
   }
+});
+
+test("insideCall: the log ends between a tool_call and its tool_done or tool_dropped", () => {
+  const state = (outputs: ResumedOutput[]): ResumeState => ({ tokens: [], steers: [], outputs });
+  const call: ResumedOutput = { type: "tool_call", id: "call_1", name: "f" };
+  const args: ResumedOutput = { type: "tool_args", id: "call_1", text: "{", tokens: 1 };
+  assert.equal(insideCall(state([])), false);
+  assert.equal(insideCall(state([{ type: "token", text: "a", tokens: 1 }])), false);
+  assert.equal(insideCall(state([call])), true);
+  assert.equal(insideCall(state([call, args])), true);
+  assert.equal(insideCall(state([call, args, { type: "tool_done", id: "call_1", arguments: "{}" }])), false);
+  assert.equal(insideCall(state([call, { type: "tool_dropped", id: "call_1", reason: "cut" }])), false);
+  assert.equal(insideCall({ tokens: ["a"], steers: [] }), false, "a state without outputs");
 });

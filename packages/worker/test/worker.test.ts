@@ -5,7 +5,7 @@ import { Broker, silentLog } from "@unbroken/store";
 import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
 import { pino } from "pino";
 import { workerConfigFromEnv } from "../src/config.js";
-import { submit } from "./submit.js";
+import { submit, submitRequest } from "./submit.js";
 import { startWorker } from "../src/worker.js";
 
 // A worker against a real nats-server, its request queued as an edge queues it.
@@ -50,4 +50,49 @@ test("under coalescing, `end` usage counts generated tokens, and so do the event
   const end = log.at(-1)?.frame.event as unknown as { reason: string; usage: { completion_tokens: number } };
   assert.equal(end.reason, "length");
   assert.equal(end.usage.completion_tokens, 60);
+});
+
+test("a steer sent while a tool call streams is logged after its tool_done, never inside the call", async (t) => {
+  const config = workerConfigFromEnv({ NATS_URL: nats.url, SCRIPTED_TPS: "40", METRICS_PORT: "off" });
+  const worker = await startWorker(config, pino({ level: "silent" }));
+  t.after(() => worker.close());
+  // Twelve required parameters: about fifty argument tokens, over a second at 40 tokens/s.
+  const params = Array.from({ length: 12 }, (_, i) => `field_${i}`);
+  const rid = await submitRequest(broker, {
+    prompt: "Please fill_form for me",
+    params: { reasoning_effort: "minimal" },
+    tools: [
+      {
+        type: "function",
+        function: {
+          name: "fill_form",
+          parameters: { type: "object", properties: Object.fromEntries(params.map((p) => [p, { type: "string" }])), required: params },
+        },
+      },
+    ],
+  });
+  const kinds = async (): Promise<string[]> => (await broker.logs.readAll(rid)).map((e) => e.kind);
+  const deadline = Date.now() + 30_000;
+  while (!(await kinds()).includes("tool_args")) {
+    assert.ok(Date.now() < deadline, "the call begins within 30 s");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const reply = await broker.control.request(rid, { op: "steer", text: "be quick" }, 10_000);
+  assert.deepEqual(reply, { ok: true }, "taken while the call streams");
+  while ((await broker.logs.last(rid))?.kind !== "end") {
+    assert.ok(Date.now() < deadline, "the response ends within 30 s");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const log = (await broker.logs.readAll(rid)).map((e) => e.frame.event as { kind: string; [k: string]: unknown });
+  const at = (kind: string) => log.findIndex((e) => e.kind === kind);
+  assert.ok(at("tool_call") > at("reasoning"), "reasoning first");
+  assert.equal(at("steer"), at("tool_done") + 1, `the steer comes right after tool_done: ${log.map((e) => e.kind).join(",")}`);
+  const args = log.filter((e) => e.kind === "tool_args").map((e) => e.text as string);
+  assert.ok(args.length > 1);
+  const done = log[at("tool_done")] as unknown as { arguments: string };
+  assert.equal(done.arguments, args.join(""));
+  assert.deepEqual(Object.keys(JSON.parse(done.arguments) as object), params);
+  const end = log.at(-1) as unknown as { reason: string; usage: { reasoning_tokens?: number } };
+  assert.equal(end.reason, "tool_calls");
+  assert.equal(end.usage.reasoning_tokens, 4);
 });
