@@ -13,6 +13,7 @@ import { UnbrokenError, callSafely, isUnbrokenError } from "./errors.js";
 import type { ResponseEventFrame } from "./frames.js";
 import type { ResponseHandle } from "./response.js";
 import { ChunkMapper } from "./ai-sdk-chunks.js";
+import { mergeOptions, requestOptions, type RequestOptions } from "./ai-sdk-options.js";
 import { uiMessagesToChatMessages } from "./ai-sdk-messages.js";
 import { memoryChatStore, type ChatResponseRecord, type ChatResponseStore } from "./ai-sdk-store.js";
 
@@ -360,33 +361,6 @@ export class UnbrokenChatTransport<UI_MESSAGE extends UIMessage = UIMessage> imp
       if (this.#store.get(chatId)?.rid === rid) this.#store.delete(chatId);
     });
   }
-}
-
-/** What a request adds to its messages; the client's generate validates it. */
-interface RequestOptions {
-  params?: GenerationParams;
-  tools?: Tool[];
-  tool_choice?: ToolChoice;
-}
-
-/** The request options of the constructor's options or of a request's body (its other keys are ignored). */
-function requestOptions(source: object, where: string): RequestOptions {
-  const o = source as Partial<UnbrokenChatTransportOptions> & Record<string, unknown>;
-  if (o.params !== undefined && (typeof o.params !== "object" || o.params === null)) {
-    throw new TypeError(`UnbrokenChatTransport: ${where}.params must be an object`);
-  }
-  const params = o.reasoning_effort === undefined ? o.params : { ...o.params, reasoning_effort: o.reasoning_effort };
-  return {
-    ...(params !== undefined ? { params } : {}),
-    ...(o.tools !== undefined ? { tools: o.tools } : {}),
-    ...(o.tool_choice !== undefined ? { tool_choice: o.tool_choice } : {}),
-  };
-}
-
-function mergeOptions(base: RequestOptions, over: RequestOptions): RequestOptions {
-  const merged: RequestOptions = { ...base, ...over };
-  if (base.params !== undefined && over.params !== undefined) merged.params = { ...base.params, ...over.params };
-  return merged;
 }
 
 function abortError(signal: AbortSignal | undefined): unknown {
