@@ -195,4 +195,24 @@ describe("demo page in Chromium: a Tunnel in the middle of a tool call", () => {
     assert.deepEqual(errors, []);
     await page.close();
   });
+
+  it("a reload in the middle of the call: the card comes back from the page's store and resumes intact", async () => {
+    const { page, errors } = await openTab(fx.chromium(), `${fx.base()}/`);
+    await askQuestion(page, QUESTION);
+    await until(page, (a) => a[0]?.cards[0]?.state === "streaming" && (a[0]?.cards[0]?.args.length ?? 0) > 0, "arguments streaming");
+    await page.reload();
+    const back = await answersOnPage(page);
+    const shown = await until(page, (a) => a.length === 2 && a[1]?.state === "done", "the answer after the call", 120_000);
+    const [call, answer] = shown as [TypedAnswer, TypedAnswer];
+    const first = await fx.reference(call.rid);
+    const args = doneArguments(first)[0] as string;
+    assert.ok(args.startsWith(back[0]?.cards[0]?.args ?? "-"), "the stored card is a prefix of the call");
+    assert.equal(call.cards.length, 1, "one card");
+    assert.equal(call.cards[0]?.args, args, "the arguments once, not twice");
+    assert.equal(call.seq, first.length);
+    assert.equal(answer.text, textOf(await fx.reference(answer.rid)));
+    assert.ok(answer.text.startsWith(`The result of get_time is ${call.cards[0]?.result}.`));
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
 });
