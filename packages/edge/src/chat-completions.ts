@@ -4,18 +4,11 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { ChatStreamDeltas, ChatWholeMessage, chatUsage, type ChatDelta } from "./chat-chunks.js";
 import { parseChatRequest, toGenerate, type ChatRequest } from "./chat-request.js";
 import type { HttpContext } from "./http-context.js";
-import { readJsonBody, statusOf } from "./http-util.js";
+import { readJsonBody } from "./http-util.js";
+import { sendOpenAIError, writeOpenAIError } from "./openai-error.js";
 import { Subscription } from "./subscription.js";
 
 const RID_HEADER = "x-unbroken-rid";
-
-/** Errors in OpenAI's shape, so its SDKs surface the message. */
-function sendOpenAIError(res: ServerResponse, err: unknown): void {
-  const e = err instanceof ProtocolError ? err : new ProtocolError("internal", "internal error");
-  const body = JSON.stringify({ error: { message: e.message, type: e.code, code: e.code, param: null } });
-  res.writeHead(statusOf(e.code), { "content-type": "application/json" });
-  res.end(body);
-}
 
 /**
  * `POST /v1/chat/completions`, OpenAI-compatible, backed by the same pipeline: the
@@ -50,15 +43,8 @@ export async function chatCompletions(ctx: HttpContext, req: IncomingMessage, re
     res.on("close", () => sub.close());
     sub.start(record);
   } catch (err) {
-    if (res.headersSent) return void res.destroy();
-    const e = toProtocol(err);
-    ctx.metrics.error(e.code, "http");
-    sendOpenAIError(res, e);
+    sendOpenAIError(ctx, res, err);
   }
-}
-
-function toProtocol(err: unknown): ProtocolError {
-  return err instanceof ProtocolError ? err : new ProtocolError("internal", "internal error", { cause: err });
 }
 
 interface Reply {
@@ -87,7 +73,7 @@ class WholeReply implements Reply {
     const end = e.frame.event as EndEvent;
     if (end.reason === "error") {
       const why = `generation failed: ${end.error?.code ?? "error"}: ${end.error?.message ?? ""}`;
-      sendOpenAIError(this.res, new ProtocolError("internal", why));
+      writeOpenAIError(this.res, new ProtocolError("internal", why));
       return;
     }
     const choice = { index: 0, message: this.answer.message(), finish_reason: this.answer.finishReason(end), logprobs: null };

@@ -4,10 +4,11 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import type { Principal } from "./auth.js";
 import type { HttpContext } from "./http-context.js";
-import { describeIssues, readJsonBody, sendJson, statusOf } from "./http-util.js";
+import { describeIssues, readJsonBody, sendJson } from "./http-util.js";
 import { drained } from "./limits.js";
 import { ResponsesFold, type ResponsesEvent } from "./responses-events.js";
 import { echoOf, parseCreateBody, toGenerate, type ResolveItem } from "./responses-input.js";
+import { sendOpenAIError } from "./openai-error.js";
 import { parseItemId } from "./responses-object.js";
 import { Subscription } from "./subscription.js";
 
@@ -18,15 +19,6 @@ import { Subscription } from "./subscription.js";
  */
 
 const steerBodySchema = z.object({ text: z.string().min(1).max(LIMITS.steerText) });
-
-/** Errors in OpenAI's shape (`{"error":{message,type,code,param}}`) with the project's codes, so its SDKs show the message. */
-function sendOpenAIError(ctx: HttpContext, res: ServerResponse, err: unknown): void {
-  const e = toProtocolError(err);
-  ctx.metrics.error(e.code, "http");
-  if (e.code === "internal") ctx.log.error({ err: String(err), stack: (err as Error)?.stack }, "request failed");
-  if (res.headersSent) return void res.destroy();
-  sendJson(res, statusOf(e.code), { error: { message: e.message, type: e.code, code: e.code, param: null } });
-}
 
 /** Runs a route's work, answering its failure in OpenAI's shape. */
 function answering(ctx: HttpContext, res: ServerResponse, work: () => Promise<void>): Promise<void> {
