@@ -82,6 +82,16 @@ export class Script {
     return { prompt_tokens: promptTokens, completion_tokens: this.produced, ...reasoning };
   }
 
+  /**
+   * A generated step the session never yielded (a cancel came while it was paced): usage
+   * counts only what was yielded. The session ends there, so the rest of the state may stay.
+   */
+  unsent(step: Step): void {
+    if (step.type !== "token" && step.type !== "reasoning" && step.type !== "tool_args") return;
+    this.produced -= step.tokens;
+    if (step.type === "reasoning") this.reasoningProduced -= step.tokens;
+  }
+
   /** The next step. A text token cut at its very start by a stop sequence has empty text. */
   next(): Step {
     switch (this.phase) {

@@ -140,7 +140,7 @@ class ScriptedSession implements GenerationSession {
       }
       if (step.type === "token" || step.type === "reasoning" || step.type === "tool_args") {
         await this.pace(began + (this.script.produced - this.resumed) * interval);
-        if (this.aborted) return;
+        if (this.aborted) return this.script.unsent(step);
         // A token cut at its very start by a stop sequence: nothing to write.
         if (step.text.length === 0) continue;
       }

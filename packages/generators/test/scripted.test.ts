@@ -128,6 +128,22 @@ test("cancel: aborting after 5 tokens ends the iteration without done", async ()
   assert.ok(used >= 5 && used <= 6, String(used));
 });
 
+test("a cancel that comes while a token is paced: usage counts exactly the outputs yielded", async () => {
+  for (const body of [{ prompt: "write 300 words" }, { prompt: "think first", params: { reasoning_effort: "high" as const } }]) {
+    const ac = new AbortController();
+    const session = new ScriptedGenerator({ tokensPerSecond: 5 }).start({ rid: "ridridrid1", body, steers: [], signal: ac.signal });
+    let yielded = 0;
+    for await (const out of session) {
+      if (out.type === "token" || out.type === "reasoning") yielded += out.tokens;
+      // The next token is 200 ms away: the abort lands while the session waits to yield it.
+      if (yielded === 2) setTimeout(() => ac.abort(), 20);
+    }
+    assert.equal(yielded, 2);
+    assert.equal(session.usage().completion_tokens, 2);
+    assert.equal(session.usage().reasoning_tokens, body.params ? 2 : undefined);
+  }
+});
+
 test("cancel at a slow rate stops at once too", async () => {
   const r = await run({ prompt: "write 300 words" }, { abortAfter: 3, tps: 2 });
   assert.equal(r.done, undefined);
