@@ -9,7 +9,7 @@ import { WEB_ROOT, launchChromium, openTab, screenshotPath, type Chromium } from
 import { RawClient, range, seqs, textOf } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
 
-const QUESTION = "What time is it? Use get_time, and answer in 20 words";
+const QUESTION = "What time is it? Use get_time, and answer in 5 words";
 
 /** One answer article as the page shows it: its parts in order, the card, the thinking part. */
 interface TypedAnswer {
