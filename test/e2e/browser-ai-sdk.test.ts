@@ -1,6 +1,7 @@
-// The AI SDK's own Chat (what useChat runs) with the transport in real headless Chromium: an
-// agent loop (onToolCall, addToolOutput, sendAutomaticallyWhen), and a reload in the middle of a
-// streamed tool call that resumes (resume: true) with intact parts.
+// The AI SDK's `useChat` (@ai-sdk/react in a React 19 page, StrictMode) with the transport in
+// real headless Chromium: an agent loop (onToolCall, addToolOutput, sendAutomaticallyWhen), and a
+// reload in the middle of a streamed tool call that resumes (resume: true) with intact parts.
+// The page (test/helpers/ai-sdk-page.ts) exposes what React rendered on `window`.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { UIMessage } from "ai";
@@ -45,10 +46,18 @@ async function untilState(page: Page, check: (s: PageState) => boolean, label: s
   }
 }
 
+/** The text of the assistant message's text parts as the page's DOM shows it. */
+const shownText = (page: Page): Promise<string> =>
+  page.evaluate(() =>
+    Array.from(document.querySelectorAll("section.assistant p.text"))
+      .map((p) => p.textContent)
+      .join(""),
+  );
+
 const answered = (name: string) => (s: PageState) =>
   s.status === "ready" && new RegExp(`The result of ${name}`).test(textOfMessage(s.messages[1]));
 
-describe("the AI SDK's Chat with the transport in Chromium", () => {
+describe("useChat (React) with the transport in Chromium", () => {
   let stack: Stack;
   let chromium: Chromium;
   let site: { dir: string; remove: () => void };
@@ -96,6 +105,7 @@ describe("the AI SDK's Chat with the transport in Chromium", () => {
     assert.equal(s.rids[0], s.calls[0]!.rid);
     assert.equal(answer.id, s.rids[0], "the second answer continues the first's message");
     assert.equal(textOfMessage(answer), textOf(await logOf(stack.url, s.rids[1] as string)));
+    assert.equal(await shownText(page), textOfMessage(answer), "React rendered the answer");
     assert.deepEqual(errors, []);
     await page.close();
   });
@@ -138,6 +148,7 @@ describe("the AI SDK's Chat with the transport in Chromium", () => {
     );
     assert.equal(s.rids.length, 1, "the reloaded page sent one request: the tool result");
     assert.equal(textOfMessage(s.messages[1]), textOf(await logOf(stack.url, s.rids[0] as string)));
+    assert.equal(await shownText(page), textOfMessage(s.messages[1]), "React rendered the answer");
     assert.deepEqual(errors, []);
     await page.close();
   });

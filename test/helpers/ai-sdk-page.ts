@@ -1,6 +1,6 @@
-// A page that runs the AI SDK's own Chat (the logic under useChat, without React) with the
-// transport, in Chromium: bundled at test time with esbuild from the installed `ai` and the
-// built client, and served by the edge as its WEB_ROOT.
+// A page that renders the AI SDK's `useChat` (@ai-sdk/react, React 19) with the transport, in
+// Chromium: bundled at test time with esbuild from the installed packages and the built client,
+// and served by the edge as its WEB_ROOT.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -10,17 +10,25 @@ import { build } from "esbuild";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
 /**
- * The page's script. The chat keeps its messages in sessionStorage on every change (what an app
- * persists), and on load resumes the chat's running answer (`resume: true`). Every call the
- * model makes is run in the page (`onToolCall`), its output added with `addToolOutput`, and
- * `sendAutomaticallyWhen` sends the next request. `window.rendered` holds every assistant
- * message the chat rendered, in order; `window.rids` the rid of each answer this page started.
+ * The page's script: a React app whose one component renders `useChat`, in StrictMode (so its
+ * effects mount twice, as in an app's development build). It keeps the chat's messages in
+ * sessionStorage after every render (what an app persists) and passes them back as the initial
+ * messages, and `resume: true` reattaches to the chat's running answer after a reload. Every call
+ * the model makes is run in the page (`onToolCall`), its output added with `addToolOutput`, and
+ * `sendAutomaticallyWhen` sends the next request. `window.chat` holds the status and messages
+ * React last rendered; `window.rendered` every assistant message React rendered since the page
+ * loaded (the saved one it starts with aside), in order;
+ * `window.rids` the rid of each answer this page started.
  */
 const ENTRY = `
-import { AbstractChat, lastAssistantMessageIsCompleteWithToolCalls } from "ai";
+import { StrictMode, useEffect } from "react";
+import { createRoot } from "react-dom/client";
+import { useChat } from "@ai-sdk/react";
+import { lastAssistantMessageIsCompleteWithToolCalls } from "ai";
 import { UnbrokenClient, UnbrokenChatTransport, webStorageChatStore } from "@unbroken/client";
 
 const KEY = "test-chat-messages";
+const CHAT_ID = "browser-chat";
 const fields = Array.from({ length: 16 }, (_, i) => "field_" + i);
 const tools = [
   { type: "function", function: { name: "get_time", parameters: { type: "object", properties: { timezone: { type: "string" } }, required: ["timezone"] } } },
@@ -29,30 +37,7 @@ const tools = [
 const rendered = [];
 const calls = [];
 
-class State {
-  status = "ready";
-  error = undefined;
-  #messages;
-  constructor(messages) { this.#messages = messages; }
-  get messages() { return this.#messages; }
-  set messages(m) {
-    this.#messages = m;
-    sessionStorage.setItem(KEY, JSON.stringify(m));
-  }
-  pushMessage = (m) => { this.messages = this.messages.concat(structuredClone(m)); };
-  popMessage = () => { this.messages = this.messages.slice(0, -1); };
-  replaceMessage = (i, m) => {
-    const copy = structuredClone(m);
-    if (copy.role === "assistant") rendered.push(copy);
-    this.messages = [...this.messages.slice(0, i), copy, ...this.messages.slice(i + 1)];
-  };
-  snapshot = (t) => structuredClone(t);
-}
-
-class BrowserChat extends AbstractChat {
-  constructor(init) { super({ ...init, state: new State(init.messages ?? []) }); }
-}
-
+// Once per page, not per render (the client's docs say so): the store and the rids outlive renders.
 const client = new UnbrokenClient({ url: (location.protocol === "https:" ? "wss" : "ws") + "://" + location.host + "/v1/ws" });
 const kept = webStorageChatStore(sessionStorage);
 const rids = [];
@@ -67,30 +52,66 @@ const store = {
 };
 const transport = new UnbrokenChatTransport({ client, store, tools });
 const saved = JSON.parse(sessionStorage.getItem(KEY) ?? "[]");
-const chat = new BrowserChat({
-  id: "browser-chat",
-  messages: saved,
-  transport,
-  sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithToolCalls,
-  onToolCall: ({ toolCall }) => {
-    calls.push({ rid: transport.activeRid("browser-chat"), toolCallId: toolCall.toolCallId, input: toolCall.input });
-    void chat.addToolOutput({ tool: toolCall.toolName, toolCallId: toolCall.toolCallId, output: { time: "12:00" } });
-  },
-});
-window.chat = chat;
+
+function Part({ part }) {
+  if (part.type === "text") return <p className="text">{part.text}</p>;
+  if (part.type.startsWith("tool-")) return <pre className="tool" data-state={part.state}>{part.type.slice(5)}({JSON.stringify(part.input ?? null)})</pre>;
+  return null;
+}
+
+function App() {
+  const chat = useChat({
+    id: CHAT_ID,
+    messages: saved,
+    transport,
+    resume: true,
+    sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithToolCalls,
+    onToolCall: ({ toolCall }) => {
+      calls.push({ rid: transport.activeRid(CHAT_ID), toolCallId: toolCall.toolCallId, input: toolCall.input });
+      void chat.addToolOutput({ tool: toolCall.toolName, toolCallId: toolCall.toolCallId, output: { time: "12:00" } });
+    },
+  });
+  const { messages, status, sendMessage } = chat;
+  // After each commit: what React rendered is what the test reads, and what the app persists.
+  useEffect(() => {
+    sessionStorage.setItem(KEY, JSON.stringify(messages));
+    if (messages === saved) return; // what the page loaded with, not what this chat streamed
+    const last = messages.at(-1);
+    if (last?.role === "assistant") rendered.push(structuredClone(last));
+  }, [messages]);
+  useEffect(() => {
+    window.chat = { status, messages };
+  }, [status, messages]);
+  useEffect(() => {
+    window.send = (text) => void sendMessage({ text });
+    document.body.dataset.ready = "1";
+  }, [sendMessage]);
+  return (
+    <main data-status={status}>
+      {messages.map((m) => (
+        <section key={m.id} className={m.role}>
+          {m.parts.map((part, i) => <Part key={i} part={part} />)}
+        </section>
+      ))}
+    </main>
+  );
+}
+
 window.rendered = rendered;
 window.calls = calls;
 window.rids = rids;
-window.send = (text) => void chat.sendMessage({ text });
-if (saved.length > 0) void chat.resumeStream();
-document.body.dataset.ready = "1";
+createRoot(document.getElementById("root")).render(<StrictMode><App /></StrictMode>);
 `;
 
 /** Builds the page into a fresh directory (its WEB_ROOT); `remove` deletes it. */
 export async function buildAiSdkPage(): Promise<{ dir: string; remove: () => void }> {
   const dir = mkdtempSync(path.join(tmpdir(), "unbroken-ai-sdk-page-"));
   await build({
-    stdin: { contents: ENTRY, resolveDir: root, sourcefile: "ai-sdk-page.js" },
+    stdin: { contents: ENTRY, resolveDir: root, sourcefile: "ai-sdk-page.jsx", loader: "jsx" },
+    jsx: "automatic",
+    // React's development build: StrictMode mounts effects twice, and its warnings are console
+    // errors, which the test counts.
+    define: { "process.env.NODE_ENV": '"development"' },
     bundle: true,
     format: "esm",
     platform: "browser",
@@ -100,7 +121,7 @@ export async function buildAiSdkPage(): Promise<{ dir: string; remove: () => voi
   });
   writeFileSync(
     path.join(dir, "index.html"),
-    '<!doctype html>\n<meta charset="utf-8">\n<link rel="icon" href="data:,">\n<title>AI SDK Chat</title>\n<script type="module" src="chat.js"></script>\n',
+    '<!doctype html>\n<meta charset="utf-8">\n<link rel="icon" href="data:,">\n<title>AI SDK useChat</title>\n<div id="root"></div>\n<script type="module" src="chat.js"></script>\n',
   );
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
