@@ -63,6 +63,28 @@ export const edgeOwnEnv = {
   MAX_SUBSCRIPTIONS_PER_SOCKET: envVar(envInt(256, 1), "subscriptions on one socket (a `generate` opens one too); more: `rate_limited`"),
   STEER_RATE: envVar(envRate(5), "steers per second per response (decimals allowed); more: `rate_limited` (HTTP 429)"),
   STEER_BURST: envVar(envInt(10, 1), "steers one response may take at once, within STEER_RATE"),
+  STEER_RATE_PER_OWNER: envVar(
+    envRate(20),
+    "steers per second of one owner over all its responses (decimals allowed), counted by each edge; more: `rate_limited` (HTTP 429)",
+  ),
+  STEER_BURST_PER_OWNER: envVar(envInt(100, 1), "steers one owner may send at once, within STEER_RATE_PER_OWNER"),
+  MAX_STEERS_PER_RESPONSE: envVar(
+    envInt(64, 1),
+    "steers one response may take in all, counted by each edge (each one restarts an upstream request with the whole conversation); more: `rate_limited` (HTTP 429)",
+  ),
+  MAX_STREAMS_PER_OWNER: envVar(
+    envInt(4096, 1),
+    "open streams of one owner on this edge, of every kind: socket subscriptions (a `generate` opens one), SSE, chat completions, Responses API requests; a response-scoped token counts as its own client (with `AUTH=none` all clients are one owner); more: `rate_limited` (HTTP 429)",
+  ),
+  MAX_STREAMS_PER_ADDRESS: envVar(
+    envInt(4096, 1),
+    "open streams (as MAX_STREAMS_PER_OWNER) from one client address on this edge; more: `rate_limited` (HTTP 429)",
+  ),
+  FRAME_RATE: envVar(
+    envRate(100),
+    "frames per second a socket may send, pings included (decimals allowed); more: `rate_limited`, and 32 refusals in a row close the socket with 1008",
+  ),
+  FRAME_BURST: envVar(envInt(1024, 1), "frames one socket may send at once, within FRAME_RATE"),
   CONNECTION_RATE: envVar(
     envRate(100, true),
     "new WebSocket connections and `/v1` HTTP requests per second per client address (`0` = no limit); more: HTTP 429",
@@ -133,6 +155,17 @@ export interface EdgeLimits {
   /** Steers per second per response (token bucket), with this burst. */
   steerRate: number;
   steerBurst: number;
+  /** Steers per second of one owner over all its responses (token bucket), with this burst. */
+  steerRatePerOwner: number;
+  steerBurstPerOwner: number;
+  /** Steers one response may take in all (each restarts the upstream request). */
+  maxSteersPerResponse: number;
+  /** Open streams of every kind per owner (or response-scoped token) and per client address. */
+  streamsPerOwner: number;
+  streamsPerAddress: number;
+  /** Frames per second one socket may send (token bucket), with this burst. */
+  frameRate: number;
+  frameBurst: number;
   /** New connections (and /v1 HTTP requests) per second per client address; 0 = unlimited. */
   connectionRate: number;
   connectionBurst: number;
@@ -167,6 +200,13 @@ export function edgeConfigFromEnv(env: Record<string, string | undefined>): Edge
       subscriptionsPerSocket: e.MAX_SUBSCRIPTIONS_PER_SOCKET,
       steerRate: e.STEER_RATE,
       steerBurst: e.STEER_BURST,
+      steerRatePerOwner: e.STEER_RATE_PER_OWNER,
+      steerBurstPerOwner: e.STEER_BURST_PER_OWNER,
+      maxSteersPerResponse: e.MAX_STEERS_PER_RESPONSE,
+      streamsPerOwner: e.MAX_STREAMS_PER_OWNER,
+      streamsPerAddress: e.MAX_STREAMS_PER_ADDRESS,
+      frameRate: e.FRAME_RATE,
+      frameBurst: e.FRAME_BURST,
       connectionRate: e.CONNECTION_RATE,
       connectionBurst: e.CONNECTION_BURST,
     },
