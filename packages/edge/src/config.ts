@@ -15,6 +15,9 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 
+/** The shortest JWT_SECRET accepted: 256 bits, HS256's own size. */
+export const MIN_SECRET_BYTES = 32;
+
 /** The edge's own variables (besides sharedEnv). */
 export const edgeOwnEnv = {
   PORT: envVar(
@@ -26,7 +29,18 @@ export const edgeOwnEnv = {
     z.enum(["none", "jwt"]).default("none"),
     "`none` (anyone who knows a rid may read it) or `jwt` (HS256 tokens, `sub` = owner)",
   ),
-  JWT_SECRET: envVar(z.string().optional(), "the HS256 secret of client tokens; required with `AUTH=jwt`"),
+  JWT_SECRET: envVar(
+    z.string().optional(),
+    `the HS256 secret of client tokens; required with \`AUTH=jwt\`, at least ${MIN_SECRET_BYTES} bytes (UTF-8), e.g. \`openssl rand -base64 48\``,
+  ),
+  JWT_ISSUER: envVar(
+    z.string().min(1).optional(),
+    "when set, every token (owner or response-scoped) must carry this `iss`; others get `unauthorized`",
+  ),
+  JWT_AUDIENCE: envVar(
+    z.string().min(1).optional(),
+    "when set, every token (owner or response-scoped) must carry this `aud` (or a list holding it); others get `unauthorized`",
+  ),
   MAX_FRAME_BYTES: envVar(envInt(65_536, 64), "larger client frames close the socket with 1009"),
   MAX_BODY_BYTES: envVar(envInt(65_536, 64), "larger HTTP request bodies get 413 `too_large`"),
   WEB_ROOT: envVar(z.string().optional(), "directory served at `/` (the demo page); `none` serves nothing", {
@@ -107,6 +121,11 @@ export const edgeEnvSchema = z
   .refine((e) => e.AUTH !== "jwt" || (e.JWT_SECRET !== undefined && e.JWT_SECRET.length > 0), {
     message: "AUTH=jwt needs JWT_SECRET (the HS256 secret that signs client tokens)",
     path: ["JWT_SECRET"],
+  })
+  // A short HS256 secret can be found by brute force from any one token it signed.
+  .refine((e) => e.AUTH !== "jwt" || !e.JWT_SECRET || Buffer.byteLength(e.JWT_SECRET, "utf8") >= MIN_SECRET_BYTES, {
+    message: `JWT_SECRET must be at least ${MIN_SECRET_BYTES} bytes with AUTH=jwt (a short secret can be guessed from a token); e.g. openssl rand -base64 48`,
+    path: ["JWT_SECRET"],
   });
 
 export interface EdgeConfig {
@@ -116,7 +135,7 @@ export interface EdgeConfig {
   /** PORT was not set: when 8787 is taken the edge listens on any free port instead. */
   portIsDefault: boolean;
   host: string;
-  auth: { mode: "none" } | { mode: "jwt"; secret: string };
+  auth: { mode: "none" } | { mode: "jwt"; secret: string; issuer?: string | undefined; audience?: string | undefined };
   maxFrameBytes: number;
   maxBodyBytes: number;
   /** The demo page's directory; undefined serves none. */
@@ -180,7 +199,8 @@ export function edgeConfigFromEnv(env: Record<string, string | undefined>): Edge
     port: e.PORT,
     portIsDefault: env.PORT === undefined || env.PORT === "",
     host: e.HOST,
-    auth: e.AUTH === "jwt" ? { mode: "jwt", secret: e.JWT_SECRET as string } : { mode: "none" },
+    auth:
+      e.AUTH === "jwt" ? { mode: "jwt", secret: e.JWT_SECRET as string, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE } : { mode: "none" },
     maxFrameBytes: e.MAX_FRAME_BYTES,
     maxBodyBytes: e.MAX_BODY_BYTES,
     webRoot: webRootFrom(e.WEB_ROOT),

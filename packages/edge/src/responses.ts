@@ -1,7 +1,7 @@
 import { LIMITS, ProtocolError, newRid, type ControlRequest, type GenerateFrame, type ResponseRecord } from "@unbroken/protocol";
 import { ends, goneError, toProtocolError, type Broker, type ControlOutcome, type ServedModel } from "@unbroken/store";
 import type { Logger } from "pino";
-import { generatingOwner, type Principal, type Scope } from "./auth.js";
+import { generatingOwner, madeFor, type Principal, type Scope } from "./auth.js";
 import { SteerCounts, StreamBudget } from "./budgets.js";
 import type { EdgeLimits } from "./config.js";
 import { KnownOwners } from "./known-owners.js";
@@ -170,6 +170,11 @@ export class ResponseService {
     try {
       const stored = await this.broker.records.get(rid);
       if (stored) this.owners.set(rid, stored.record.owner);
+      // A capability token made for an earlier response of this rid (past RETENTION, created
+      // again since) opens nothing: the same answer as for an unknown rid.
+      if (stored && principal.kind === "capability" && !madeFor(principal, stored.record)) {
+        throw new ProtocolError("forbidden", HIDDEN, { rid });
+      }
       if (stored && allowed(stored.record.owner)) return stored.record;
       if (!stored) {
         const former = await this.broker.owners.former(rid);

@@ -19,6 +19,7 @@ import { drained, rateLimited } from "./limits.js";
 import { dropReasonOf, type DropReason, type Transport } from "./metrics.js";
 import type { ResponseService } from "./responses.js";
 import { Subscription, type SubscriptionDeps } from "./subscription.js";
+import { TokenExpiry } from "./token-expiry.js";
 
 export interface SessionDeps extends SubscriptionDeps {
   authenticate: Authenticate;
@@ -26,12 +27,16 @@ export interface SessionDeps extends SubscriptionDeps {
   helloTimeoutMs: number;
   responses: ResponseService;
   limits: EdgeLimits;
+  /** The time owner tokens expire by (default Date.now; a test skews it). */
+  clock?: () => number;
   /** Counts sockets (and HTTP streams) closed as slow consumers. */
   onSlowConsumer?(transport: Transport): void;
 }
 
 /** Close codes of our own, beside RFC 6455's (see @unbroken/protocol). */
 export { CLOSE_SLOW_CONSUMER, CLOSE_UNAUTHORIZED };
+
+const TOKEN_EXPIRED = "the token has expired";
 
 /** Frames a client may send behind its hello before the verdict; more are refused. */
 const MAX_EARLY_FRAMES = 64;
@@ -65,6 +70,8 @@ export class Session {
   private closing: Closing | undefined;
   private readonly frameBudget: FrameBucket;
   private frameRefusals = 0;
+  /** The owner token's `exp`: commands after it are refused, and the socket closed with 4401 at it. */
+  private expiry: TokenExpiry | undefined;
 
   constructor(
     private readonly ws: WebSocket,
@@ -166,6 +173,10 @@ export class Session {
       this.send(withId({ type: "error", code: "unauthorized", message: "say hello first" }, frame.id));
       return;
     }
+    if (this.expiry?.expired()) {
+      this.send(withId({ type: "error", code: "unauthorized", message: TOKEN_EXPIRED }, frame.id));
+      return;
+    }
     if (frame.type === "unsubscribe") {
       this.onRid(frame.rid, async () => {
         this.closeSub(frame.rid);
@@ -191,6 +202,9 @@ export class Session {
     clearTimeout(this.helloTimer);
     this.phase = "ready";
     this.log = this.log.child({ principal: describePrincipal(this.principal) });
+    // A capability token's `exp` is checked per command only: its open reads run to their end.
+    if (this.principal.kind === "owner")
+      this.expiry = new TokenExpiry(this.principal.expiresAt, () => this.tokenExpired(), this.deps.clock);
     this.send({ type: "welcome", protocol: PROTOCOL_VERSION, session: this.id, heartbeat_ms: this.deps.heartbeatMs });
     for (const f of this.early.splice(0)) this.dispatch(f);
   }
@@ -200,6 +214,16 @@ export class Session {
     this.closing ??= "refused";
     this.send(withId({ type: "error", code: "unauthorized", message }, id));
     this.ws.close(CLOSE_UNAUTHORIZED, "unauthorized");
+    this.dispose();
+  }
+
+  /** The owner token expired on this open socket: say so, and close with 4401 (the client asks for a fresh one). */
+  private tokenExpired(): void {
+    if (this.phase === "closed") return;
+    this.log.info("owner token expired: closing the socket");
+    this.closing ??= "refused";
+    this.send({ type: "error", code: "unauthorized", message: TOKEN_EXPIRED });
+    this.ws.close(CLOSE_UNAUTHORIZED, "token expired");
     this.dispose();
   }
 
@@ -359,6 +383,7 @@ export class Session {
     if (this.phase === "closed") return;
     this.phase = "closed";
     clearTimeout(this.helloTimer);
+    this.expiry?.clear();
     for (const sub of this.subs.values()) sub.close();
     this.subs.clear();
     this.deps.responses.generations.dropKey(`s:${this.id}`);

@@ -36,7 +36,14 @@ describe("StreamBudget", () => {
 
   test("an owner counts under its name, a response-scoped token under its rid", () => {
     assert.deepEqual(streamClient({ kind: "owner", owner: "ann" }, "a"), { key: "o:ann", address: "a" });
-    const cap = { kind: "capability" as const, rid: "r".repeat(8), scope: new Set(["read" as const]), expiresAt: 0, sub: undefined };
+    const cap = {
+      kind: "capability" as const,
+      rid: "r".repeat(8),
+      createdAt: 0,
+      scope: new Set(["read" as const]),
+      expiresAt: 0,
+      sub: undefined,
+    };
     assert.equal(streamClient(cap, "a").key, `r:${"r".repeat(8)}`);
   });
 });
