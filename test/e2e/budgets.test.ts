@@ -9,7 +9,7 @@ import { SignJWT } from "jose";
 import { RawClient } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
 
-const SECRET = "budgets-secret";
+const SECRET = "budgets-secret-budgets-secret-budgets";
 const key = new TextEncoder().encode(SECRET);
 const token = (sub: string) => new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject(sub).setExpirationTime("1h").sign(key);
 
