@@ -14,6 +14,7 @@ import { sharedEnv } from "@unbroken/store";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { allowedOriginsSchema, isLoopbackHost, type AllowedOrigins } from "./origin.js";
 
 /** The edge's own variables (besides sharedEnv). */
 export const edgeOwnEnv = {
@@ -27,6 +28,14 @@ export const edgeOwnEnv = {
     "`none` (anyone who knows a rid may read it) or `jwt` (HS256 tokens, `sub` = owner)",
   ),
   JWT_SECRET: envVar(z.string().optional(), "the HS256 secret of client tokens; required with `AUTH=jwt`"),
+  ALLOW_ANONYMOUS: envVar(
+    z.enum(["true", "false", "1", "0"], "must be true or false").default("false"),
+    "`true` lets `AUTH=none` listen on a `HOST` other than loopback (anyone who reaches it may generate, read, steer and cancel); without it such an edge refuses to start",
+  ),
+  ALLOWED_ORIGINS: envVar(
+    allowedOriginsSchema,
+    "browser origins besides the edge's own that may use the WebSocket and `/v1/` (comma-separated `scheme://host[:port]`, or `*` for any); they get CORS headers. Unset: only pages the edge serves itself, and clients that send no `Origin` (servers, CLIs, SDKs); others get 403",
+  ),
   MAX_FRAME_BYTES: envVar(envInt(65_536, 64), "larger client frames close the socket with 1009"),
   MAX_BODY_BYTES: envVar(envInt(65_536, 64), "larger HTTP request bodies get 413 `too_large`"),
   WEB_ROOT: envVar(z.string().optional(), "directory served at `/` (the demo page); `none` serves nothing", {
@@ -85,6 +94,11 @@ export const edgeEnvSchema = z
   .refine((e) => e.AUTH !== "jwt" || (e.JWT_SECRET !== undefined && e.JWT_SECRET.length > 0), {
     message: "AUTH=jwt needs JWT_SECRET (the HS256 secret that signs client tokens)",
     path: ["JWT_SECRET"],
+  })
+  .refine((e) => e.AUTH !== "none" || isLoopbackHost(e.HOST) || e.ALLOW_ANONYMOUS === "true" || e.ALLOW_ANONYMOUS === "1", {
+    message:
+      "AUTH=none on a HOST that is not loopback would let anyone who reaches it generate, read, steer and cancel: set AUTH=jwt with JWT_SECRET, or ALLOW_ANONYMOUS=true to serve anonymous access on purpose (or HOST=127.0.0.1)",
+    path: ["AUTH"],
   });
 
 export interface EdgeConfig {
@@ -95,6 +109,8 @@ export interface EdgeConfig {
   portIsDefault: boolean;
   host: string;
   auth: { mode: "none" } | { mode: "jwt"; secret: string };
+  /** Foreign browser origins admitted besides the edge's own (ALLOWED_ORIGINS). */
+  allowedOrigins: AllowedOrigins;
   maxFrameBytes: number;
   maxBodyBytes: number;
   /** The demo page's directory; undefined serves none. */
@@ -148,6 +164,7 @@ export function edgeConfigFromEnv(env: Record<string, string | undefined>): Edge
     portIsDefault: env.PORT === undefined || env.PORT === "",
     host: e.HOST,
     auth: e.AUTH === "jwt" ? { mode: "jwt", secret: e.JWT_SECRET as string } : { mode: "none" },
+    allowedOrigins: e.ALLOWED_ORIGINS,
     maxFrameBytes: e.MAX_FRAME_BYTES,
     maxBodyBytes: e.MAX_BODY_BYTES,
     webRoot: webRootFrom(e.WEB_ROOT),
