@@ -14,9 +14,9 @@ const FOREIGN = "http://evil.example";
 const LISTED = "https://app.example";
 
 /** The socket's answer to an upgrade: `open`, or the HTTP status and body that refused it. */
-function upgrade(url: string, origin?: string): Promise<{ status: number | "open"; body: string }> {
+function upgrade(url: string, origin?: string, host?: string): Promise<{ status: number | "open"; body: string }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, origin === undefined ? {} : { origin });
+    const ws = new WebSocket(url, { ...(origin === undefined ? {} : { origin }), ...(host === undefined ? {} : { headers: { host } }) });
     ws.once("open", () => {
       ws.close();
       resolve({ status: "open", body: "" });
@@ -92,7 +92,11 @@ describe("origin policy and JSON-only bodies (edge and worker processes)", () =>
     assert.equal(refused.status, 403);
     assert.match(refused.body, /evil\.example.*ALLOWED_ORIGINS/);
     assert.equal((await upgrade(ws(edge), `http://127.0.0.1:${edge.port}`)).status, "open");
-    assert.equal((await upgrade(ws(edge), `http://localhost:${edge.port}`)).status, "open", "another loopback name, with its Host");
+    const localhost = `localhost:${edge.port}`;
+    assert.equal((await upgrade(ws(edge), `http://${localhost}`, localhost)).status, "open", "another loopback name, with its Host");
+    // A page whose name was rebound to 127.0.0.1 (DNS rebinding): Origin and Host agree, but it is not a loopback name.
+    const rebound = `rebound.example:${edge.port}`;
+    assert.equal((await upgrade(ws(edge), `http://${rebound}`, rebound)).status, 403);
     assert.equal((await upgrade(ws(edge), LISTED)).status, 403, "listed only on the other edge");
     const client = await RawClient.connect(ws(edge));
     const reply = await client.request({ type: "generate", prompt: "origin-less", params: { max_tokens: 3 } });
