@@ -119,7 +119,7 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> 
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       const id = randomBytes(9).toString("base64url");
-      const session = new Session(ws, id, deps);
+      const session = new Session(ws, id, deps, address(req));
       sessions.set(id, session);
       heartbeat.add(ws, () => session.timedOut());
       ws.on("close", () => sessions.delete(id));
