@@ -14,6 +14,7 @@ import { sharedEnv } from "@unbroken/store";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { allowedOriginsSchema, isLoopbackHost, type AllowedOrigins } from "./origin.js";
 
 /** The shortest JWT_SECRET accepted: 256 bits, HS256's own size. */
 export const MIN_SECRET_BYTES = 32;
@@ -40,6 +41,14 @@ export const edgeOwnEnv = {
   JWT_AUDIENCE: envVar(
     z.string().min(1).optional(),
     "when set, every token (owner or response-scoped) must carry this `aud` (or a list holding it); others get `unauthorized`",
+  ),
+  ALLOW_ANONYMOUS: envVar(
+    z.enum(["true", "false", "1", "0"], "must be true or false").default("false"),
+    "`true` lets `AUTH=none` listen on a `HOST` other than loopback (anyone who reaches it may generate, read, steer and cancel); without it such an edge refuses to start",
+  ),
+  ALLOWED_ORIGINS: envVar(
+    allowedOriginsSchema,
+    "browser origins besides the edge's own that may use the WebSocket and `/v1/` (comma-separated `scheme://host[:port]`, or `*` for any); they get CORS headers. Unset: only pages the edge serves itself, and clients that send no `Origin` (servers, CLIs, SDKs); others get 403",
   ),
   MAX_FRAME_BYTES: envVar(envInt(65_536, 64), "larger client frames close the socket with 1009"),
   MAX_BODY_BYTES: envVar(envInt(65_536, 64), "larger HTTP request bodies get 413 `too_large`"),
@@ -126,6 +135,11 @@ export const edgeEnvSchema = z
   .refine((e) => e.AUTH !== "jwt" || !e.JWT_SECRET || Buffer.byteLength(e.JWT_SECRET, "utf8") >= MIN_SECRET_BYTES, {
     message: `JWT_SECRET must be at least ${MIN_SECRET_BYTES} bytes with AUTH=jwt (a short secret can be guessed from a token); e.g. openssl rand -base64 48`,
     path: ["JWT_SECRET"],
+  })
+  .refine((e) => e.AUTH !== "none" || isLoopbackHost(e.HOST) || e.ALLOW_ANONYMOUS === "true" || e.ALLOW_ANONYMOUS === "1", {
+    message:
+      "AUTH=none on a HOST that is not loopback would let anyone who reaches it generate, read, steer and cancel: set AUTH=jwt with JWT_SECRET, or ALLOW_ANONYMOUS=true to serve anonymous access on purpose (or HOST=127.0.0.1)",
+    path: ["AUTH"],
   });
 
 export interface EdgeConfig {
@@ -136,6 +150,8 @@ export interface EdgeConfig {
   portIsDefault: boolean;
   host: string;
   auth: { mode: "none" } | { mode: "jwt"; secret: string; issuer?: string | undefined; audience?: string | undefined };
+  /** Foreign browser origins admitted besides the edge's own (ALLOWED_ORIGINS). */
+  allowedOrigins: AllowedOrigins;
   maxFrameBytes: number;
   maxBodyBytes: number;
   /** The demo page's directory; undefined serves none. */
@@ -201,6 +217,7 @@ export function edgeConfigFromEnv(env: Record<string, string | undefined>): Edge
     host: e.HOST,
     auth:
       e.AUTH === "jwt" ? { mode: "jwt", secret: e.JWT_SECRET as string, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE } : { mode: "none" },
+    allowedOrigins: e.ALLOWED_ORIGINS,
     maxFrameBytes: e.MAX_FRAME_BYTES,
     maxBodyBytes: e.MAX_BODY_BYTES,
     webRoot: webRootFrom(e.WEB_ROOT),
