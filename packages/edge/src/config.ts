@@ -49,6 +49,7 @@ export const edgeOwnEnv = {
   ALLOWED_ORIGINS: envVar(
     allowedOriginsSchema,
     "browser origins besides the edge's own that may use the WebSocket and `/v1/` (comma-separated `scheme://host[:port]`, or `*` for any); they get CORS headers. Unset: only pages the edge serves itself, and clients that send no `Origin` (servers, CLIs, SDKs); others get 403",
+    { default: "— (own origin only)" },
   ),
   MAX_FRAME_BYTES: envVar(envInt(65_536, 64), "larger client frames close the socket with 1009"),
   MAX_BODY_BYTES: envVar(envInt(65_536, 64), "larger HTTP request bodies get 413 `too_large`"),
