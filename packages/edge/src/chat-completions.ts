@@ -1,10 +1,10 @@
-import { ProtocolError, isRid, newRid, type EndEvent } from "@unbroken/protocol";
+import { ProtocolError, newRid, type EndEvent } from "@unbroken/protocol";
 import type { StoredEvent } from "@unbroken/store";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ChatStreamDeltas, ChatWholeMessage, chatUsage, type ChatDelta } from "./chat-chunks.js";
 import { parseChatRequest, toGenerate, type ChatRequest } from "./chat-request.js";
 import type { HttpContext } from "./http-context.js";
-import { readJsonBody } from "./http-util.js";
+import { chosenRid, readJsonBody } from "./http-util.js";
 import { sendOpenAIError, writeOpenAIError } from "./openai-error.js";
 import { Subscription } from "./subscription.js";
 
@@ -19,9 +19,9 @@ const RID_HEADER = "x-unbroken-rid";
 export async function chatCompletions(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   try {
     const principal = await ctx.principal(req);
+    const asked = chosenRid(req);
     const body = parseChatRequest(await readJsonBody(req, ctx.maxBodyBytes));
-    const asked = req.headers[RID_HEADER];
-    const rid = typeof asked === "string" && isRid(asked) ? asked : `chatcmpl-${newRid()}`;
+    const rid = asked ?? `chatcmpl-${newRid()}`;
     const { existing, record } = await ctx.responses.generate(principal, toGenerate(body, rid));
     const acceptedAt = existing ? undefined : performance.now();
     const reply = body.stream ? new StreamReply(res, rid, body) : new WholeReply(res, rid);
