@@ -12,9 +12,13 @@ RUN npm ci --no-audit --no-fund \
   && npm prune --omit=dev --no-audit --no-fund \
   && npm cache clean --force
 
+# An edge in a container listens on every interface, so it authenticates its clients: give it
+# JWT_SECRET (`docker run -e JWT_SECRET=… IMAGE edge`); without one it refuses to start.
+# Anonymous access is an explicit choice: AUTH=none with ALLOW_ANONYMOUS=true.
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
-    PORT=8787
+    PORT=8787 \
+    AUTH=jwt
 EXPOSE 8787
 USER node
 ENTRYPOINT ["/app/deploy/entrypoint.sh"]

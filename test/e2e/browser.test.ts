@@ -153,7 +153,7 @@ describe("demo page in Chromium", () => {
 });
 
 describe("demo page in Chromium with AUTH=jwt", () => {
-  const secret = "browser-test-secret";
+  const secret = "browser-test-secret-browser-test-secret";
   let stack: Stack;
   let chromium: Chromium;
   let base: string;

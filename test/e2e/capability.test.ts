@@ -1,5 +1,6 @@
-// Capability tokens (docs/protocol.md "Response-scoped tokens"): a JWT with `rid` and `scope`
-// grants exactly that access to exactly that response, whoever owns it, and nothing else.
+// Capability tokens (docs/protocol.md "Response-scoped tokens"): a JWT with `rid`, `created_at`
+// and `scope` grants exactly that access to exactly that response, whoever owns it, and nothing
+// else; not to a response created later under the same rid.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
@@ -9,7 +10,7 @@ import { readSse } from "../helpers/sse.js";
 import { Stack } from "../helpers/stack.js";
 import { within } from "../helpers/within.js";
 
-const SECRET = "capability-secret";
+const SECRET = "capability-secret-capability-secret";
 const key = new TextEncoder().encode(SECRET);
 const now = () => Math.floor(Date.now() / 1000);
 
@@ -20,7 +21,16 @@ function sign(claims: Record<string, unknown>, exp: number | string | null = "10
   return jwt.sign(key);
 }
 const ownerToken = (sub: string) => sign({ sub }, "1h");
-const capability = (rid: string, scope: unknown, exp: number | string | null = "10m") => sign({ rid, scope }, exp);
+/** A token for the response now under rid: its created_at as the response object shows it (0 when there is none). */
+const capability = async (rid: string, scope: unknown, exp: number | string | null = "10m") =>
+  sign({ rid, created_at: await createdAtOf(http, rid), scope }, exp);
+
+/** The response's `created_at` (whole seconds) as its owner reads it: GET /v1/responses/{rid}. */
+async function createdAtOf(base: string, rid: string, sub = "olivia"): Promise<number> {
+  const res = await fetch(`${base}/v1/responses/${encodeURIComponent(rid)}`, { headers: bearer(await ownerToken(sub)) });
+  if (res.status !== 200) return 0;
+  return ((await res.json()) as { created_at: number }).created_at;
+}
 
 let stack: Stack;
 let http: string;
@@ -133,6 +143,7 @@ describe("scoped tokens", () => {
     ["one with an empty scope", () => capability(rid, "")],
     ["one with a malformed rid", () => capability("not a rid!", "read")],
     ["one with a scope but no rid", () => sign({ sub: "olivia", scope: "read" })],
+    ["one without created_at (not bound to one response)", () => sign({ rid, scope: "read" })],
   ];
   for (const [name, make] of refused) {
     it(`${name} is refused: unauthorized and close 4401; 401 over HTTP`, async () => {
@@ -198,5 +209,64 @@ describe("scoped tokens", () => {
       events.map((e) => e.seq),
     );
     viewer.close();
+  });
+});
+
+// RETENTION=2s: a rid past retention can be created again, by anyone; a token made for the
+// first response must not open the second.
+describe("a rid created again after RETENTION", () => {
+  let short: Stack;
+  let base: string;
+  before(async () => {
+    short = await Stack.start({
+      edgeEnv: { AUTH: "jwt", JWT_SECRET: SECRET, RETENTION: "2s" },
+      workerEnv: { RETENTION: "2s", SCRIPTED_TPS: "0" },
+    });
+    base = `http://127.0.0.1:${short.edges[0]!.port}`;
+  });
+  after(async () => {
+    await short?.stop();
+  });
+
+  const generate = async (sub: string, body: unknown) =>
+    fetch(`${base}/v1/generate`, { method: "POST", headers: bearer(await ownerToken(sub)), body: JSON.stringify(body) });
+  const token = (rid: string, createdAt: number) => sign({ rid, created_at: createdAt, scope: "read" });
+  const subscribe = async (t: string, r: string) => {
+    const c = await RawClient.connect(short.url, t);
+    const answer = await c.request({ type: "subscribe", rid: r });
+    c.close();
+    return answer;
+  };
+
+  it("does not honour a token made for the response the rid named before; one made for the new response works", async () => {
+    const shared = randomBytes(16).toString("base64url");
+    const first = await generate("olivia", { rid: shared, prompt: "short lived", params: { max_tokens: 3 } });
+    assert.equal(first.status, 202);
+    const { created_at: firstAt } = (await first.json()) as { created_at: number };
+    assert.equal(firstAt, await createdAtOf(base, shared), "the generate answer and the response object agree");
+    const old = await token(shared, firstAt);
+    assert.equal((await subscribe(old, shared)).type, "ok", "the token works while its response lives");
+
+    // Mallory takes the rid as soon as the first record has expired.
+    let again: Response;
+    for (;;) {
+      again = await generate("mallory", { rid: shared, prompt: "mallory's secret", params: { max_tokens: 3 } });
+      if (again.status === 202) break;
+      assert.equal(again.status, 403, "the rid is taken until it expires");
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const second = (await again.json()) as { existing: boolean; created_at: number };
+    assert.equal(second.existing, false);
+    assert.notEqual(second.created_at, firstAt, "precondition: a new response under the same rid");
+
+    const stale = await subscribe(old, shared);
+    const unknown = await subscribe(await token(randomBytes(16).toString("base64url"), firstAt), shared);
+    assert.equal(stale.code, "forbidden", JSON.stringify(stale));
+    assert.equal(stale.message, unknown.message, "the same answer as a token for another rid");
+    assert.equal((await fetch(`${base}/v1/responses/${shared}/events`, { headers: bearer(old) })).status, 403);
+    assert.equal((await fetch(`${base}/v1/responses/${shared}`, { headers: bearer(old) })).status, 403);
+
+    const fresh = await token(shared, second.created_at);
+    assert.equal((await subscribe(fresh, shared)).type, "ok", "a token made for the new response opens it");
   });
 });

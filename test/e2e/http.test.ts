@@ -25,8 +25,9 @@ describe("HTTP and Server-Sent Events", () => {
   it("starts a response with POST and streams the socket's frames as SSE, id = seq, closed after end", async () => {
     const created = await post(`${base}/v1/generate`, { prompt: "write 40 words over http", params: { seed: 4 } });
     assert.equal(created.status, 202);
-    const { rid, existing } = (await created.json()) as { rid: string; existing: boolean };
+    const { rid, existing, created_at } = (await created.json()) as { rid: string; existing: boolean; created_at: number };
     assert.equal(existing, false);
+    assert.ok(Number.isInteger(created_at) && created_at > 0, "created_at: the response's creation time in whole seconds");
     const sse = await readSse(`${base}/v1/responses/${rid}/events`);
     assert.equal(sse.status, 200);
     assert.match(sse.headers.get("content-type") ?? "", /^text\/event-stream/);
@@ -47,7 +48,7 @@ describe("HTTP and Server-Sent Events", () => {
     assert.deepEqual(await ws.untilEnd(rid), frames);
     ws.close();
     const again = await post(`${base}/v1/generate`, { rid, prompt: "ignored" });
-    assert.deepEqual([again.status, await again.json()], [202, { rid, existing: true }]);
+    assert.deepEqual([again.status, await again.json()], [202, { rid, existing: true, created_at }], "the first response's created_at");
   });
 
   it("resumes exactly from Last-Event-ID, which wins over ?after=", async () => {
@@ -143,10 +144,13 @@ describe("HTTP and Server-Sent Events", () => {
 describe("HTTP with auth on", () => {
   let stack: Stack;
   let base: string;
-  const key = new TextEncoder().encode("http-secret");
+  const key = new TextEncoder().encode("http-secret-http-secret-http-secret");
   const token = (sub: string) => new SignJWT({}).setSubject(sub).setProtectedHeader({ alg: "HS256" }).setExpirationTime("1h").sign(key);
   before(async () => {
-    stack = await Stack.start({ edgeEnv: { AUTH: "jwt", JWT_SECRET: "http-secret" }, workerEnv: { SCRIPTED_TPS: "200" } });
+    stack = await Stack.start({
+      edgeEnv: { AUTH: "jwt", JWT_SECRET: "http-secret-http-secret-http-secret" },
+      workerEnv: { SCRIPTED_TPS: "200" },
+    });
     base = `http://127.0.0.1:${stack.edges[0]!.port}`;
   });
   after(() => stack.stop());

@@ -9,7 +9,7 @@ import WebSocket from "ws";
 import { RawClient } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
 
-const SECRET = "limits-secret";
+const SECRET = "limits-secret-limits-secret-limits";
 const key = new TextEncoder().encode(SECRET);
 const token = (sub: string) => new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject(sub).setExpirationTime("1h").sign(key);
 const rid = () => randomBytes(16).toString("base64url");

@@ -6,7 +6,7 @@ import OpenAI from "openai";
 import { Stack } from "../helpers/stack.js";
 import { eachWithin } from "../helpers/within.js";
 
-const key = new TextEncoder().encode("responses-secret");
+const key = new TextEncoder().encode("responses-secret-responses-secret");
 const sign = (claims: Record<string, unknown>) =>
   new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setIssuedAt().setExpirationTime("10m").sign(key);
 
@@ -20,7 +20,10 @@ describe("OpenAI Responses API with auth", () => {
       (err: { status?: number }) => err.status,
     );
   before(async () => {
-    stack = await Stack.start({ edgeEnv: { AUTH: "jwt", JWT_SECRET: "responses-secret" }, workerEnv: { SCRIPTED_TPS: "100" } });
+    stack = await Stack.start({
+      edgeEnv: { AUTH: "jwt", JWT_SECRET: "responses-secret-responses-secret" },
+      workerEnv: { SCRIPTED_TPS: "100" },
+    });
     base = `http://127.0.0.1:${stack.edges[0]!.port}`;
   });
   after(() => stack.stop());
@@ -45,9 +48,9 @@ describe("OpenAI Responses API with auth", () => {
 
   it("a response-scoped token: read reads, cancel cancels without seeing the answer, neither creates", async () => {
     const owner = client(await sign({ sub: "olivia" }));
-    const { id } = await owner.responses.create({ model: "m", input: "write 3000 words to share", background: true });
-    const reader = client(await sign({ rid: id, scope: "read" }));
-    const canceller = client(await sign({ rid: id, scope: "cancel" }));
+    const { id, created_at } = await owner.responses.create({ model: "m", input: "write 3000 words to share", background: true });
+    const reader = client(await sign({ rid: id, created_at, scope: "read" }));
+    const canceller = client(await sign({ rid: id, created_at, scope: "cancel" }));
     const events: string[] = [];
     const stream = await reader.responses.retrieve(id, { stream: true });
     await eachWithin(

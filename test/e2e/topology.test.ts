@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { SignJWT } from "jose";
 import { UnbrokenClient, type EventFrame } from "@unbroken/client";
 import { freePort, HAPROXY_INSTALL_HINT, findHaproxy, startHaproxy, type HaproxyHandle } from "@unbroken/testing";
 import { WebSocket } from "ws";
@@ -15,6 +17,10 @@ import { eachWithin, within } from "../helpers/within.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const HAPROXY_CFG = path.join(root, "deploy/haproxy.cfg");
+// As in docker-compose.yml, the edges authenticate their clients, with a secret of the test's own.
+const JWT_SECRET = randomBytes(32).toString("base64url");
+const token = (sub: string): Promise<string> =>
+  new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject(sub).setExpirationTime("1h").sign(new TextEncoder().encode(JWT_SECRET));
 
 /** `docker compose` (the CLI plugin) or the standalone `docker-compose`, whichever runs. */
 function composeCommand(): string[] | undefined {
@@ -30,17 +36,27 @@ describe("deployment files", () => {
     const cmd = composeCommand();
     // `npm test` installs Debian's docker-compose when it runs as root (scripts/setup.mjs).
     assert.ok(cmd, "neither `docker compose` nor `docker-compose` runs: install one (Debian/Ubuntu: apt-get install docker-compose)");
-    const r = spawnSync(cmd[0]!, [...cmd.slice(1), "-f", path.join(root, "docker-compose.yml"), "config", "-q"], {
-      cwd: root,
-      encoding: "utf8",
-    });
+    const config = (env: NodeJS.ProcessEnv) =>
+      spawnSync(cmd[0]!, [...cmd.slice(1), "-f", path.join(root, "docker-compose.yml"), "config", "-q"], {
+        cwd: root,
+        env,
+        encoding: "utf8",
+      });
+    const bare = { ...process.env };
+    delete bare.JWT_SECRET;
+    const r = config({ ...bare, JWT_SECRET });
     assert.equal(r.status, 0, `${cmd.join(" ")} config -q failed:\n${r.stderr}${r.stdout}`);
+    // The edges' secret comes from the environment: there is no default to forget to change.
+    const unset = config(bare);
+    assert.notEqual(unset.status, 0, "docker-compose.yml has a JWT_SECRET without the environment");
+    assert.match(unset.stderr, /set JWT_SECRET/);
     // The shape docs/deploy.md ("Docker compose") promises, in the file itself.
     const text = readFileSync(path.join(root, "docker-compose.yml"), "utf8");
     for (const service of ["nats-1", "nats-2", "nats-3", "edge-1", "edge-2", "worker-1", "worker-2", "lb"]) {
       assert.match(text, new RegExp(`^  ${service}:`, "m"), `service ${service}`);
     }
     assert.match(text, /REPLICAS: "3"/);
+    assert.match(text, /AUTH: jwt/);
     assert.match(text, /haproxy\.cfg/);
   });
 
@@ -89,7 +105,14 @@ describe("the compose topology, as local processes behind HAProxy", () => {
   const url = (p = "/v1/ws"): string => `ws://127.0.0.1:${lbPort}${p}`;
 
   before(async () => {
-    top = await Topology.start({ natsNodes: 3, edges: 2, workers: 2, balancer: false, workerEnv: { SCRIPTED_TPS: "30" } });
+    top = await Topology.start({
+      natsNodes: 3,
+      edges: 2,
+      workers: 2,
+      balancer: false,
+      edgeEnv: { AUTH: "jwt", JWT_SECRET },
+      workerEnv: { SCRIPTED_TPS: "30" },
+    });
     lbPort = await freePort();
     const env = {
       LB_BIND: `127.0.0.1:${lbPort}`,
@@ -104,7 +127,7 @@ describe("the compose topology, as local processes behind HAProxy", () => {
   });
 
   it("spreads sockets over both edges and streams every answer whole", async () => {
-    const clients = await Promise.all(Array.from({ length: 6 }, () => RawClient.connect(url())));
+    const clients = await Promise.all(Array.from({ length: 6 }, async (_, i) => RawClient.connect(url(), await token(`user-${i}`))));
     const rids = await Promise.all(
       clients.map(async (c, i) => {
         const reply = await c.request({ type: "generate", prompt: `through haproxy ${i}`, params: { max_tokens: 30 } }, 60_000);
@@ -129,14 +152,15 @@ describe("the compose topology, as local processes behind HAProxy", () => {
 
   it("streams Server-Sent Events through it unbuffered", async () => {
     const http = `http://127.0.0.1:${lbPort}`;
+    const authorization = `Bearer ${await token("sse-user")}`;
     const res = await fetch(`${http}/v1/generate`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", authorization },
       body: JSON.stringify({ prompt: "sse through haproxy", params: { max_tokens: 90 } }),
     });
     assert.equal(res.status, 202);
     const { rid } = (await res.json()) as { rid: string };
-    const events = await fetch(`${http}/v1/responses/${rid}/events`);
+    const events = await fetch(`${http}/v1/responses/${rid}/events`, { headers: { authorization } });
     assert.equal(events.status, 200);
     assert.match(events.headers.get("content-type") ?? "", /text\/event-stream/);
     const reader = events.body!.getReader();
@@ -154,7 +178,8 @@ describe("the compose topology, as local processes behind HAProxy", () => {
   });
 
   it("moves a client to the other edge when its edge is killed; it resumes exactly, and the edge rejoins", async () => {
-    const client = new UnbrokenClient({ url: url(), WebSocket, reconnect: { minDelayMs: 50, maxDelayMs: 500 } });
+    const owner = await token("failover-user");
+    const client = new UnbrokenClient({ url: url(), token: owner, WebSocket, reconnect: { minDelayMs: 50, maxDelayMs: 500 } });
     try {
       const answer = client.generate({ prompt: "write 150 words through a dying edge", params: { max_tokens: 150 } });
       const got: EventFrame[] = [];
@@ -175,7 +200,7 @@ describe("the compose topology, as local processes behind HAProxy", () => {
       };
       await eachWithin(answer, (ev) => each(ev as EventFrame), "the answer's end across the killed edge", 120_000);
       await killed;
-      const reference = await replay(url(), answer.rid);
+      const reference = await replay(url(), answer.rid, 60_000, owner);
       assert.deepEqual(seqs(got), range(1, reference.length));
       assert.equal(textOf(got), textOf(reference));
       const end = got.at(-1)!.event;

@@ -162,8 +162,8 @@ export class Topology {
 }
 
 /** Reads a response's whole log through an edge: the reference every reader is compared with. */
-export async function replay(url: string, rid: string, timeoutMs = 60_000): Promise<EventFrame[]> {
-  const c = await RawClient.connect(url);
+export async function replay(url: string, rid: string, timeoutMs = 60_000, token?: string): Promise<EventFrame[]> {
+  const c = await RawClient.connect(url, token);
   try {
     const ok = await c.request({ type: "subscribe", rid }, timeoutMs);
     if (ok.type !== "ok") throw new Error(`subscribe ${rid}: ${JSON.stringify(ok)}`);

@@ -18,7 +18,10 @@ function defaultOf(schema: z.ZodType): string {
   const declared = varMeta(schema)?.default;
   if (declared !== undefined) return declared;
   const parsed = schema.safeParse(undefined);
-  return parsed.success && parsed.data !== undefined ? `\`${String(parsed.data)}\`` : "—";
+  const value = parsed.success ? parsed.data : undefined;
+  // A default that is not a plain value (a parsed list, a policy object) needs a declared text.
+  if (typeof value === "object" && value !== null) throw new Error("a variable whose default is an object needs a declared default text");
+  return value !== undefined ? `\`${String(value)}\`` : "—";
 }
 
 const cell = (text: string): string => text.replace(/\|/g, "\\|").replace(/\n/g, " ");

@@ -165,7 +165,9 @@ export class Connection {
     sock.addEventListener("close", (ev) => {
       if (sock !== this.#socket) return;
       const why = `socket closed (code ${ev.code ?? "?"}${ev.reason ? `: ${ev.reason}` : ""})`;
-      if (ev.code === CLOSE_UNAUTHORIZED) this.#fatal(new UnbrokenError("unauthorized", `the edge refused the token: ${why}`));
+      // 4401 on a welcomed socket: its token expired. A token function gives a fresh one.
+      if (ev.code === CLOSE_UNAUTHORIZED && this.#welcomed && this.#renewable) this.#lost(`the token expired: ${why}`, false);
+      else if (ev.code === CLOSE_UNAUTHORIZED) this.#fatal(new UnbrokenError("unauthorized", `the edge refused the token: ${why}`));
       // Every other code is a drop: reconnect and resume from the last seq. With 4008 the edge
       // cut a socket this side did not read fast enough (a stalled tab, a slow link).
       else if (ev.code === CLOSE_SLOW_CONSUMER) this.#lost(`the edge closed a socket that fell behind (slow consumer): ${why}`, false);
@@ -193,8 +195,20 @@ export class Connection {
       }
       return;
     }
+    if (frame.type === "error" && frame.code === "unauthorized" && this.#renewable) {
+      // The token ran out on this socket (the edge closes it with 4401 next): reconnect with a
+      // fresh one now, so that this command and the subscriptions are sent again on the new
+      // socket rather than fail.
+      this.#lost(`the token expired: ${frame.message}`, false);
+      return;
+    }
     if (frame.type === "pong") this.#pingOutstanding = false;
     else if (frame.type !== "welcome") this.#on.frame(frame);
+  }
+
+  /** A token function is asked again on each connect: an expired token can be replaced. */
+  get #renewable(): boolean {
+    return typeof this.#opts.token === "function";
   }
 
   #onWelcome(sock: WebSocketLike, w: WelcomeInfo): void {

@@ -57,6 +57,90 @@ test("close code 4401 alone is fatal too", async (t) => {
   assert.equal(edge.peers.length, 1, "no reconnect");
 });
 
+/** The edge's way of ending a welcomed socket whose token ran out (docs/protocol.md, "Auth"). */
+function expire(peer: { send(f: object): void; ws: { close(code: number, reason: string): void } }, notice = true): void {
+  if (notice) peer.send({ type: "error", code: "unauthorized", message: "the token has expired" });
+  peer.ws.close(4401, "token expired");
+}
+
+for (const notice of [true, false]) {
+  test(`a token that expires on a welcomed socket (${notice ? "notice, then " : ""}4401): a token function is asked again and the answer resumes`, async (t) => {
+    let calls = 0;
+    const statuses: ConnectionStatus[] = [];
+    const { edge, client } = await setup(t, { token: () => `tok${++calls}`, onStatus: (s) => statuses.push(s) });
+    const h = client.generate({ prompt: "x" });
+    const all = collect(h);
+    await h.accepted;
+    edge.append(h.rid, START);
+    edge.tokens(h.rid, "a");
+    await eventually(() => h.lastSeq === 2, "seq 2");
+    const peer = edge.openPeers[0];
+    assert.ok(peer);
+    expire(peer, notice);
+    edge.tokens(h.rid, "b"); // written while the client renews its token
+    const hello = await edge.nth("hello", 2);
+    assert.deepEqual(hello.frame, { type: "hello", token: "tok2" });
+    const sub = await edge.nth("subscribe");
+    assert.equal(sub.conn, 2);
+    assert.equal(sub.frame.after, 2, "resumed from its last seq");
+    edge.end(h.rid);
+    assert.deepEqual(seqs(await all), [1, 2, 3, 4]);
+    assert.equal(h.text, "ab");
+    assert.ok(
+      statuses.some((s) => s.state === "reconnecting" && /token expired/.test(s.lastError ?? "")),
+      JSON.stringify(statuses),
+    );
+  });
+}
+
+test("a command answered unauthorized on a welcomed socket with a token function: sent again after the renewal", async (t) => {
+  let calls = 0;
+  const { edge, client } = await setup(t, { token: () => `tok${++calls}` }, (e) => {
+    e.hook = (f, peer) => {
+      // The first socket's token has run out by the time the subscribe comes.
+      if (f.type !== "subscribe" || peer.conn !== 1) return false;
+      peer.send({ type: "error", id: f.id, rid: f.rid, code: "unauthorized", message: "the token has expired" });
+      expire(peer);
+      return true;
+    };
+  });
+  edge.append("some_rid_value", START);
+  const h = client.subscribe("some_rid_value");
+  const sub = await edge.nth("subscribe", 2);
+  assert.equal(sub.conn, 2);
+  assert.equal(calls, 2);
+  edge.end(h.rid);
+  assert.equal((await h.done).reason, "stop");
+});
+
+test("without a token function, a 4401 on a welcomed socket is final", async (t) => {
+  const { edge, client } = await setup(t, { token: "fixed" });
+  const h = client.generate({ prompt: "x" });
+  await h.accepted;
+  const peer = edge.openPeers[0];
+  assert.ok(peer);
+  expire(peer);
+  await assert.rejects(h.done, code("unauthorized"));
+  assert.equal(client.status.state, "closed");
+  await pastReconnectWindow(edge);
+  assert.equal(edge.peers.length, 1, "no reconnect");
+});
+
+test("a token function whose token is refused at hello is final (no loop)", async (t) => {
+  const { edge, client } = await setup(t, { token: () => "stale" }, (e) => {
+    e.hook = (f, peer) => {
+      if (f.type !== "hello") return false;
+      peer.send({ type: "error", code: "unauthorized", message: "invalid or expired token" });
+      peer.ws.close(4401, "unauthorized");
+      return true;
+    };
+  });
+  const h = client.subscribe("some_rid_value");
+  await assert.rejects(h.done, code("unauthorized"));
+  await pastReconnectWindow(edge);
+  assert.equal(edge.peers.length, 1, "no reconnect");
+});
+
 test("goaway: the client reconnects at once and resumes from its last seq", async (t) => {
   const { edge, client } = await setup(t);
   const h = client.generate({ prompt: "x" });

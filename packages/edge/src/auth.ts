@@ -11,12 +11,16 @@ export type Scope = (typeof SCOPES)[number];
 
 /**
  * Who a socket or an HTTP request acts as. An owner token (or auth off) acts on the responses
- * of its owner and may generate; a capability token grants exactly `scope` on exactly `rid`,
- * whoever owns it, and nothing else, until `expiresAt`.
+ * of its owner and may generate, until its `expiresAt` (none: no `exp`, or auth off); a
+ * capability token grants exactly `scope` on exactly the response `rid` created at `createdAt`
+ * (whole seconds), whoever owns it, and nothing else, until `expiresAt`.
  */
 export type Principal =
-  | { kind: "owner"; owner: string }
-  | { kind: "capability"; rid: string; scope: ReadonlySet<Scope>; expiresAt: number; sub: string | undefined };
+  | { kind: "owner"; owner: string; expiresAt?: number | undefined }
+  | { kind: "capability"; rid: string; createdAt: number; scope: ReadonlySet<Scope>; expiresAt: number; sub: string | undefined };
+
+/** The claim that binds a response-scoped token to one response: its creation time in seconds. */
+export const CREATED_AT_CLAIM = "created_at";
 
 export type Authenticate = (token: string | undefined) => Promise<Principal>;
 
@@ -26,18 +30,23 @@ const unauthorized = (message: string, cause?: unknown) => new ProtocolError("un
 export function authenticator(auth: EdgeConfig["auth"], capabilityMaxTtlMs = 24 * 3_600_000): Authenticate {
   if (auth.mode === "none") return async () => ({ kind: "owner", owner: ANONYMOUS });
   const key = new TextEncoder().encode(auth.secret);
+  // JWT_ISSUER / JWT_AUDIENCE: a token minted for another service (same secret) is refused.
+  const claimChecks = {
+    ...(auth.issuer ? { issuer: auth.issuer } : {}),
+    ...(auth.audience ? { audience: auth.audience } : {}),
+  };
   return async (token) => {
     if (token === undefined || token.length === 0) throw unauthorized("a token is required");
     let payload: JWTPayload;
     try {
       // Only HS256: `none` and every other algorithm are refused by the allow-list.
-      ({ payload } = await jwtVerify(token, key, { algorithms: ["HS256"] }));
+      ({ payload } = await jwtVerify(token, key, { algorithms: ["HS256"], ...claimChecks }));
     } catch (err) {
       throw unauthorized("invalid or expired token", err);
     }
     if (payload.rid !== undefined || payload.scope !== undefined) return capability(payload, capabilityMaxTtlMs);
     if (typeof payload.sub !== "string" || payload.sub.length === 0) throw unauthorized("the token has no subject");
-    return { kind: "owner", owner: payload.sub };
+    return { kind: "owner", owner: payload.sub, expiresAt: typeof payload.exp === "number" ? payload.exp * 1000 : undefined };
   };
 }
 
@@ -50,13 +59,25 @@ function capability(payload: JWTPayload, maxTtlMs: number): Principal {
     throw unauthorized(`a response-scoped token needs a scope of ${SCOPES.join(", ")} (space-separated)`);
   }
   if (typeof exp !== "number") throw unauthorized("a response-scoped token needs an exp claim");
+  // Without it a rid created again after RETENTION (by anyone) would open to an old token.
+  const createdAt = (payload as Record<string, unknown>)[CREATED_AT_CLAIM];
+  if (typeof createdAt !== "number" || !Number.isInteger(createdAt) || createdAt < 0) {
+    throw unauthorized(
+      `a response-scoped token needs a ${CREATED_AT_CLAIM} claim: its response's creation time in whole seconds (the response object's created_at)`,
+    );
+  }
   const maxSeconds = maxTtlMs / 1000;
   const now = Date.now() / 1000;
   if (exp - now > maxSeconds || (typeof iat === "number" && exp - iat > maxSeconds)) {
     throw unauthorized(`a response-scoped token may live at most ${maxSeconds} s (exp - iat)`);
   }
   const sub = typeof payload.sub === "string" ? payload.sub : undefined;
-  return { kind: "capability", rid, scope: new Set(words), expiresAt: exp * 1000, sub };
+  return { kind: "capability", rid, createdAt, scope: new Set(words), expiresAt: exp * 1000, sub };
+}
+
+/** Whether `record` (its `created_at`, an ISO time) is the response a capability token was made for. */
+export function madeFor(p: Extract<Principal, { kind: "capability" }>, record: { created_at: string }): boolean {
+  return Math.floor(Date.parse(record.created_at) / 1000) === p.createdAt;
 }
 
 /** The owner a principal generates as; a capability token starts nothing. */

@@ -1,6 +1,7 @@
 import { ProtocolError, newRid, type EndEvent } from "@unbroken/protocol";
 import type { StoredEvent } from "@unbroken/store";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { streamClient, type StreamSlot } from "./budgets.js";
 import { ChatStreamDeltas, ChatWholeMessage, chatUsage, type ChatDelta } from "./chat-chunks.js";
 import { parseChatRequest, toGenerate, type ChatRequest } from "./chat-request.js";
 import type { HttpContext } from "./http-context.js";
@@ -17,11 +18,17 @@ const RID_HEADER = "x-unbroken-rid";
  * the request idempotent. Unlike OpenAI, a dropped connection does not stop generation.
  */
 export async function chatCompletions(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  let slot: StreamSlot | undefined;
   try {
     const principal = await ctx.principal(req);
     const asked = chosenRid(req);
     const body = parseChatRequest(await readJsonBody(req, ctx.maxBodyBytes));
     const rid = asked ?? `chatcmpl-${newRid()}`;
+    // Streamed or whole, the request is held open until the end: a stream for the budgets,
+    // counted before anything starts (a refused request generates nothing).
+    const held = ctx.responses.streams.open(streamClient(principal, ctx.address(req)), false, rid);
+    slot = held;
+    res.on("close", () => held.release());
     const { existing, record } = await ctx.responses.generate(principal, toGenerate(body, rid));
     const acceptedAt = existing ? undefined : performance.now();
     const reply = body.stream ? new StreamReply(res, rid, body) : new WholeReply(res, rid);
@@ -38,11 +45,12 @@ export async function chatCompletions(ctx: HttpContext, req: IncomingMessage, re
         }
       },
       () => undefined,
-      { transport: "chat", acceptedAt, onGone: () => res.destroy() },
+      { transport: "chat", acceptedAt, onGone: () => res.destroy(), slot },
     );
     res.on("close", () => sub.close());
     sub.start(record);
   } catch (err) {
+    slot?.release();
     sendOpenAIError(ctx, res, err);
   }
 }

@@ -14,6 +14,10 @@ import { sharedEnv } from "@unbroken/store";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { allowedOriginsSchema, isLoopbackHost, type AllowedOrigins } from "./origin.js";
+
+/** The shortest JWT_SECRET accepted: 256 bits, HS256's own size. */
+export const MIN_SECRET_BYTES = 32;
 
 /** The edge's own variables (besides sharedEnv). */
 export const edgeOwnEnv = {
@@ -26,7 +30,27 @@ export const edgeOwnEnv = {
     z.enum(["none", "jwt"]).default("none"),
     "`none` (anyone who knows a rid may read it) or `jwt` (HS256 tokens, `sub` = owner)",
   ),
-  JWT_SECRET: envVar(z.string().optional(), "the HS256 secret of client tokens; required with `AUTH=jwt`"),
+  JWT_SECRET: envVar(
+    z.string().optional(),
+    `the HS256 secret of client tokens; required with \`AUTH=jwt\`, at least ${MIN_SECRET_BYTES} bytes (UTF-8), e.g. \`openssl rand -base64 48\``,
+  ),
+  JWT_ISSUER: envVar(
+    z.string().min(1).optional(),
+    "when set, every token (owner or response-scoped) must carry this `iss`; others get `unauthorized`",
+  ),
+  JWT_AUDIENCE: envVar(
+    z.string().min(1).optional(),
+    "when set, every token (owner or response-scoped) must carry this `aud` (or a list holding it); others get `unauthorized`",
+  ),
+  ALLOW_ANONYMOUS: envVar(
+    z.enum(["true", "false", "1", "0"], "must be true or false").default("false"),
+    "`true` lets `AUTH=none` listen on a `HOST` other than loopback (anyone who reaches it may generate, read, steer and cancel); without it such an edge refuses to start",
+  ),
+  ALLOWED_ORIGINS: envVar(
+    allowedOriginsSchema,
+    "browser origins besides the edge's own that may use the WebSocket and `/v1/` (comma-separated `scheme://host[:port]`, or `*` for any); they get CORS headers. Unset: only pages the edge serves itself, and clients that send no `Origin` (servers, CLIs, SDKs); others get 403",
+    { default: "— (own origin only)" },
+  ),
   MAX_FRAME_BYTES: envVar(envInt(65_536, 64), "larger client frames close the socket with 1009"),
   MAX_BODY_BYTES: envVar(envInt(65_536, 64), "larger HTTP request bodies get 413 `too_large`"),
   WEB_ROOT: envVar(z.string().optional(), "directory served at `/` (the demo page); `none` serves nothing", {
@@ -63,6 +87,28 @@ export const edgeOwnEnv = {
   MAX_SUBSCRIPTIONS_PER_SOCKET: envVar(envInt(256, 1), "subscriptions on one socket (a `generate` opens one too); more: `rate_limited`"),
   STEER_RATE: envVar(envRate(5), "steers per second per response (decimals allowed); more: `rate_limited` (HTTP 429)"),
   STEER_BURST: envVar(envInt(10, 1), "steers one response may take at once, within STEER_RATE"),
+  STEER_RATE_PER_OWNER: envVar(
+    envRate(20),
+    "steers per second of one owner over all its responses (decimals allowed), counted by each edge; more: `rate_limited` (HTTP 429)",
+  ),
+  STEER_BURST_PER_OWNER: envVar(envInt(100, 1), "steers one owner may send at once, within STEER_RATE_PER_OWNER"),
+  MAX_STEERS_PER_RESPONSE: envVar(
+    envInt(64, 1),
+    "steers one response may take in all, counted by each edge (each one restarts an upstream request with the whole conversation); more: `rate_limited` (HTTP 429)",
+  ),
+  MAX_STREAMS_PER_OWNER: envVar(
+    envInt(4096, 1),
+    "open streams of one owner on this edge, of every kind: socket subscriptions (a `generate` opens one), SSE, chat completions, Responses API requests; a response-scoped token counts as its own client (with `AUTH=none` all clients are one owner); more: `rate_limited` (HTTP 429)",
+  ),
+  MAX_STREAMS_PER_ADDRESS: envVar(
+    envInt(4096, 1),
+    "open streams (as MAX_STREAMS_PER_OWNER) from one client address on this edge; more: `rate_limited` (HTTP 429)",
+  ),
+  FRAME_RATE: envVar(
+    envRate(100),
+    "frames per second a socket may send, pings included (decimals allowed); more: `rate_limited`, and 32 refusals in a row close the socket with 1008",
+  ),
+  FRAME_BURST: envVar(envInt(1024, 1), "frames one socket may send at once, within FRAME_RATE"),
   CONNECTION_RATE: envVar(
     envRate(100, true),
     "new WebSocket connections and `/v1` HTTP requests per second per client address (`0` = no limit); more: HTTP 429",
@@ -85,6 +131,16 @@ export const edgeEnvSchema = z
   .refine((e) => e.AUTH !== "jwt" || (e.JWT_SECRET !== undefined && e.JWT_SECRET.length > 0), {
     message: "AUTH=jwt needs JWT_SECRET (the HS256 secret that signs client tokens)",
     path: ["JWT_SECRET"],
+  })
+  // A short HS256 secret can be found by brute force from any one token it signed.
+  .refine((e) => e.AUTH !== "jwt" || !e.JWT_SECRET || Buffer.byteLength(e.JWT_SECRET, "utf8") >= MIN_SECRET_BYTES, {
+    message: `JWT_SECRET must be at least ${MIN_SECRET_BYTES} bytes with AUTH=jwt (a short secret can be guessed from a token); e.g. openssl rand -base64 48`,
+    path: ["JWT_SECRET"],
+  })
+  .refine((e) => e.AUTH !== "none" || isLoopbackHost(e.HOST) || e.ALLOW_ANONYMOUS === "true" || e.ALLOW_ANONYMOUS === "1", {
+    message:
+      "AUTH=none on a HOST that is not loopback would let anyone who reaches it generate, read, steer and cancel: set AUTH=jwt with JWT_SECRET, or ALLOW_ANONYMOUS=true to serve anonymous access on purpose (or HOST=127.0.0.1)",
+    path: ["AUTH"],
   });
 
 export interface EdgeConfig {
@@ -94,7 +150,9 @@ export interface EdgeConfig {
   /** PORT was not set: when 8787 is taken the edge listens on any free port instead. */
   portIsDefault: boolean;
   host: string;
-  auth: { mode: "none" } | { mode: "jwt"; secret: string };
+  auth: { mode: "none" } | { mode: "jwt"; secret: string; issuer?: string | undefined; audience?: string | undefined };
+  /** Foreign browser origins admitted besides the edge's own (ALLOWED_ORIGINS). */
+  allowedOrigins: AllowedOrigins;
   maxFrameBytes: number;
   maxBodyBytes: number;
   /** The demo page's directory; undefined serves none. */
@@ -133,6 +191,17 @@ export interface EdgeLimits {
   /** Steers per second per response (token bucket), with this burst. */
   steerRate: number;
   steerBurst: number;
+  /** Steers per second of one owner over all its responses (token bucket), with this burst. */
+  steerRatePerOwner: number;
+  steerBurstPerOwner: number;
+  /** Steers one response may take in all (each restarts the upstream request). */
+  maxSteersPerResponse: number;
+  /** Open streams of every kind per owner (or response-scoped token) and per client address. */
+  streamsPerOwner: number;
+  streamsPerAddress: number;
+  /** Frames per second one socket may send (token bucket), with this burst. */
+  frameRate: number;
+  frameBurst: number;
   /** New connections (and /v1 HTTP requests) per second per client address; 0 = unlimited. */
   connectionRate: number;
   connectionBurst: number;
@@ -147,7 +216,9 @@ export function edgeConfigFromEnv(env: Record<string, string | undefined>): Edge
     port: e.PORT,
     portIsDefault: env.PORT === undefined || env.PORT === "",
     host: e.HOST,
-    auth: e.AUTH === "jwt" ? { mode: "jwt", secret: e.JWT_SECRET as string } : { mode: "none" },
+    auth:
+      e.AUTH === "jwt" ? { mode: "jwt", secret: e.JWT_SECRET as string, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE } : { mode: "none" },
+    allowedOrigins: e.ALLOWED_ORIGINS,
     maxFrameBytes: e.MAX_FRAME_BYTES,
     maxBodyBytes: e.MAX_BODY_BYTES,
     webRoot: webRootFrom(e.WEB_ROOT),
@@ -167,6 +238,13 @@ export function edgeConfigFromEnv(env: Record<string, string | undefined>): Edge
       subscriptionsPerSocket: e.MAX_SUBSCRIPTIONS_PER_SOCKET,
       steerRate: e.STEER_RATE,
       steerBurst: e.STEER_BURST,
+      steerRatePerOwner: e.STEER_RATE_PER_OWNER,
+      steerBurstPerOwner: e.STEER_BURST_PER_OWNER,
+      maxSteersPerResponse: e.MAX_STEERS_PER_RESPONSE,
+      streamsPerOwner: e.MAX_STREAMS_PER_OWNER,
+      streamsPerAddress: e.MAX_STREAMS_PER_ADDRESS,
+      frameRate: e.FRAME_RATE,
+      frameBurst: e.FRAME_BURST,
       connectionRate: e.CONNECTION_RATE,
       connectionBurst: e.CONNECTION_BURST,
     },

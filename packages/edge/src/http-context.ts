@@ -4,6 +4,7 @@ import type { Principal } from "./auth.js";
 import type { EdgeLimits } from "./config.js";
 import type { TokenBuckets } from "./limits.js";
 import type { EdgeMetrics, Transport } from "./metrics.js";
+import type { OriginPolicy } from "./origin.js";
 import type { ResponseService } from "./responses.js";
 import type { SubscriptionDeps } from "./subscription.js";
 
@@ -21,6 +22,8 @@ export interface HttpContext {
   /** New connections and /v1 requests per client address; undefined = unlimited. */
   connections: TokenBuckets | undefined;
   address(req: IncomingMessage): string;
+  /** Which browser origins may use the API (the edge's own, ALLOWED_ORIGINS). */
+  origins: OriginPolicy;
   /** Counts streams cut as slow consumers. */
   onSlowConsumer?(transport: Transport): void;
   metrics: EdgeMetrics;

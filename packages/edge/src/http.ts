@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Authenticate, Principal } from "./auth.js";
 import { chatCompletions } from "./chat-completions.js";
 import type { HttpContext } from "./http-context.js";
+import { guardApiRequest } from "./http-guard.js";
 import { bearerToken, sendError, sendJson } from "./http-util.js";
 import { listModels } from "./models.js";
 import { generate } from "./rest.js";
@@ -51,6 +52,7 @@ async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerRespons
     ctx.metrics.error("rate_limited", "http");
     return sendJson(res, 429, { code: "rate_limited", message }, { "retry-after": "1" });
   }
+  if (url.pathname.startsWith("/v1/") && guardApiRequest(ctx, req, res, url.pathname)) return;
   let pathMatched = false;
   for (const [m, pattern, route] of ROUTES) {
     const match = pattern.exec(url.pathname);

@@ -3,6 +3,7 @@ import { goneError, toProtocolError } from "@unbroken/store";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import type { Principal } from "./auth.js";
+import { streamClient, type StreamSlot } from "./budgets.js";
 import type { HttpContext } from "./http-context.js";
 import { chosenRid, describeIssues, readJsonBody, sendJson } from "./http-util.js";
 import { drained } from "./limits.js";
@@ -42,13 +43,30 @@ export const createResponses = (ctx: HttpContext, req: IncomingMessage, res: Ser
     const asked = await toGenerate(body, rid, resolver(ctx, principal));
     const parsed = generateFrameSchema.safeParse(asked);
     if (!parsed.success) throw new ProtocolError("bad_request", describeIssues(parsed.error.issues));
-    const { record, existing } = await ctx.responses.generate(principal, parsed.data, { openai: echoOf(body) });
-    if (body.stream) return streamResponse(ctx, record, -1, res);
+    // A background create answers at once; the others are held open until the end: streams for
+    // the budgets, counted before anything starts (a refused request generates nothing).
+    const slot = body.background ? undefined : holdStream(ctx, principal, req, res, rid);
+    let created: Awaited<ReturnType<typeof ctx.responses.generate>>;
+    try {
+      created = await ctx.responses.generate(principal, parsed.data, { openai: echoOf(body) });
+    } catch (err) {
+      slot?.release();
+      throw err;
+    }
+    const { record, existing } = created;
+    if (body.stream) return streamResponse(ctx, record, -1, res, slot);
     // A retry (same x-unbroken-rid) gets the response as it stands, not as it began.
     if (body.background) return sendJson(res, 200, (existing ? await foldStored(ctx, record) : new ResponsesFold(record)).object());
-    const fold = await foldUntilEnd(ctx, record, res);
+    const fold = await foldUntilEnd(ctx, record, res, undefined, slot);
     if (fold) sendJson(res, 200, fold.object());
   });
+
+/** A slot in MAX_STREAMS_PER_OWNER / _PER_ADDRESS for a request held open, released (once) when it closes. */
+function holdStream(ctx: HttpContext, principal: Principal, req: IncomingMessage, res: ServerResponse, rid: string): StreamSlot {
+  const slot = ctx.responses.streams.open(streamClient(principal, ctx.address(req)), false, rid);
+  res.on("close", () => slot.release());
+  return slot;
+}
 
 /** `GET /v1/responses/{id}`, and with `?stream=true&starting_after=N` the events after N. */
 export const retrieveResponse = (ctx: HttpContext, rawRid: string, query: URLSearchParams, req: IncomingMessage, res: ServerResponse) =>
@@ -58,7 +76,7 @@ export const retrieveResponse = (ctx: HttpContext, rawRid: string, query: URLSea
     const { stream, after } = retrieveParams(query);
     const record = await ctx.responses.authorizeRead(principal, rid, 0);
     if (!stream) return sendJson(res, 200, (await foldStored(ctx, record)).object());
-    return streamResponse(ctx, record, after, res);
+    return streamResponse(ctx, record, after, res, holdStream(ctx, principal, req, res, rid));
   });
 
 /** The query of a retrieve: `stream` true or false, `starting_after` a sequence number (-1: from the start). */
@@ -121,6 +139,7 @@ function foldUntilEnd(
   record: ResponseRecord,
   res: ServerResponse,
   timeoutMs?: number,
+  slot?: StreamSlot,
 ): Promise<ResponsesFold | undefined> {
   const fold = new ResponsesFold(record);
   return new Promise((resolve, reject) => {
@@ -142,6 +161,7 @@ function foldUntilEnd(
           clearTimeout(timer);
           reject(goneError(record.rid));
         },
+        slot,
       },
     );
     res.on("close", () => finish(undefined));
@@ -154,7 +174,7 @@ function foldUntilEnd(
  * then live until the terminal event. Each event is `event: <type>`, `id: <sequence_number>`
  * and `data: <event>`, as OpenAI sends them (the id line lets an EventSource resume too).
  */
-function streamResponse(ctx: HttpContext, record: ResponseRecord, after: number, res: ServerResponse): void {
+function streamResponse(ctx: HttpContext, record: ResponseRecord, after: number, res: ServerResponse, slot?: StreamSlot): void {
   const rid = record.rid;
   res.writeHead(200, {
     "content-type": "text/event-stream; charset=utf-8",
@@ -188,6 +208,7 @@ function streamResponse(ctx: HttpContext, record: ResponseRecord, after: number,
     onGone: stop,
     // A replay waits for the reader instead (as the native SSE stream's does).
     pace: () => (res.writableLength > limit / 2 ? drained(() => (res.destroyed ? 0 : res.writableLength), limit / 4, cut) : undefined),
+    slot,
   });
   res.on("close", () => {
     clearInterval(heartbeat);

@@ -1,7 +1,8 @@
 import { LIMITS, ProtocolError, newRid, type ControlRequest, type GenerateFrame, type ResponseRecord } from "@unbroken/protocol";
 import { ends, goneError, toProtocolError, type Broker, type ControlOutcome, type ServedModel } from "@unbroken/store";
 import type { Logger } from "pino";
-import { generatingOwner, type Principal, type Scope } from "./auth.js";
+import { generatingOwner, madeFor, type Principal, type Scope } from "./auth.js";
+import { SteerCounts, StreamBudget } from "./budgets.js";
 import type { EdgeLimits } from "./config.js";
 import { KnownOwners } from "./known-owners.js";
 import { ActiveGenerations, TokenBuckets, checkRequest, rateLimited } from "./limits.js";
@@ -37,7 +38,11 @@ const MAX_QUEUED_STEERS = 32;
 export class ResponseService {
   /** Generations started through this edge and not ended, per socket and per owner. */
   readonly generations: ActiveGenerations;
+  /** Streams open through this edge, of every kind, per client and per address. */
+  readonly streams: StreamBudget;
   private readonly steerBuckets: TokenBuckets;
+  private readonly ownerSteerBuckets: TokenBuckets;
+  private readonly steerCounts = new SteerCounts();
   private readonly owners = new KnownOwners();
 
   constructor(
@@ -50,6 +55,8 @@ export class ResponseService {
       return stored !== null && stored.record.status !== "ended";
     }, log);
     this.steerBuckets = new TokenBuckets(opts.limits.steerRate, opts.limits.steerBurst);
+    this.ownerSteerBuckets = new TokenBuckets(opts.limits.steerRatePerOwner, opts.limits.steerBurstPerOwner);
+    this.streams = new StreamBudget(opts.limits.streamsPerOwner, opts.limits.streamsPerAddress);
   }
 
   private ensureConnected(): void {
@@ -164,6 +171,11 @@ export class ResponseService {
     try {
       const stored = await this.broker.records.get(rid);
       if (stored) this.owners.set(rid, stored.record.owner);
+      // A capability token made for an earlier response of this rid (past RETENTION, created
+      // again since) opens nothing: the same answer as for an unknown rid.
+      if (stored && principal.kind === "capability" && !madeFor(principal, stored.record)) {
+        throw new ProtocolError("forbidden", HIDDEN, { rid });
+      }
       if (stored && allowed(stored.record.owner)) return stored.record;
       if (!stored) {
         const former = await this.broker.owners.former(rid);
@@ -270,15 +282,57 @@ export class ResponseService {
 
   async steer(principal: Principal, rid: string, text: string): Promise<void> {
     this.opts.metrics?.steerReceived();
-    let record = await this.authorize(principal, rid, "steer");
+    const record = await this.authorize(principal, rid, "steer");
     const finished = new ProtocolError("finished", "the response has ended", { rid });
-    if (record.status !== "ended" && !this.steerBuckets.take(rid)) {
-      const { steerRate, steerBurst } = this.opts.limits;
+    if (record.status !== "ended") this.admitSteer(record);
+    try {
+      await this.deliverSteer(principal, rid, text, record, finished);
+    } catch (err) {
+      // Not taken: it restarts nothing, so it does not count toward MAX_STEERS_PER_RESPONSE.
+      if (err instanceof ProtocolError && err.code === "finished") this.steerCounts.forget(rid);
+      else this.steerCounts.add(rid, -1);
+      throw err;
+    }
+  }
+
+  /**
+   * The steer budgets, cheapest refusal first: the response's total (MAX_STEERS_PER_RESPONSE),
+   * its rate (STEER_RATE), its owner's rate over all its responses (STEER_RATE_PER_OWNER; the
+   * owner of the record, also when a response-scoped token steers: the cost is the owner's).
+   * Counted by this edge; a steer that passes counts toward the total.
+   */
+  private admitSteer(record: ResponseRecord): void {
+    const { rid, owner } = record;
+    const l = this.opts.limits;
+    if (this.steerCounts.get(rid) >= l.maxSteersPerResponse) {
       throw rateLimited(
-        `steering too fast: at most ${steerRate} per second per response, ${steerBurst} at once (STEER_RATE, STEER_BURST)`,
+        `this response has taken ${l.maxSteersPerResponse} steers, the most one may (MAX_STEERS_PER_RESPONSE): each restarts its generation`,
         rid,
       );
     }
+    if (!this.steerBuckets.take(rid)) {
+      throw rateLimited(
+        `steering too fast: at most ${l.steerRate} per second per response, ${l.steerBurst} at once (STEER_RATE, STEER_BURST)`,
+        rid,
+      );
+    }
+    if (!this.ownerSteerBuckets.take(owner)) {
+      throw rateLimited(
+        `steering too fast: at most ${l.steerRatePerOwner} per second per owner over all its responses, ${l.steerBurstPerOwner} at once (STEER_RATE_PER_OWNER, STEER_BURST_PER_OWNER)`,
+        rid,
+      );
+    }
+    this.steerCounts.add(rid, 1);
+  }
+
+  private async deliverSteer(
+    principal: Principal,
+    rid: string,
+    text: string,
+    first: ResponseRecord,
+    finished: ProtocolError,
+  ): Promise<void> {
+    let record = first;
     try {
       for (let attempt = 0; attempt < 10; attempt++) {
         if (record.status === "ended") throw finished;

@@ -11,6 +11,7 @@ import { Heartbeat } from "./heartbeat.js";
 import { httpHandler, principalFromRequest } from "./http.js";
 import { TokenBuckets, clientAddress } from "./limits.js";
 import { EdgeMetrics, type Transport } from "./metrics.js";
+import { OriginPolicy, isLoopbackHost, refusedOriginMessage } from "./origin.js";
 import { ResponseService } from "./responses.js";
 import { Session, type SessionDeps } from "./session.js";
 
@@ -52,6 +53,8 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> 
   const { connectionRate, connectionBurst } = config.limits;
   const connections = connectionRate > 0 ? new TokenBuckets(connectionRate, connectionBurst) : undefined;
   const address = (req: IncomingMessage) => clientAddress(req, config.trustProxy);
+  // An anonymous edge on loopback is what a page could reach through a name rebound to 127.0.0.1 (OriginPolicy).
+  const origins = new OriginPolicy(config.allowedOrigins, config.auth.mode === "none" && isLoopbackHost(config.host));
   let slowConsumers = 0;
   const onSlowConsumer = (transport: Transport): void => {
     slowConsumers++;
@@ -83,6 +86,7 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> 
       limits: config.limits,
       connections,
       address,
+      origins,
       onSlowConsumer,
       metrics,
       maxBodyBytes: config.maxBodyBytes,
@@ -103,9 +107,19 @@ export async function startEdge(config: EdgeConfig, log: Logger): Promise<Edge> 
       socket.end("HTTP/1.1 429 Too Many Requests\r\nretry-after: 1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
       return;
     }
+    const verdict = origins.check(req);
+    if (!verdict.allowed) {
+      log.warn({ origin: verdict.origin }, "upgrade refused: origin not allowed (ALLOWED_ORIGINS)");
+      metrics.error("forbidden", "http");
+      const body = refusedOriginMessage(verdict.origin);
+      socket.end(
+        `HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+      return;
+    }
     wss.handleUpgrade(req, socket, head, (ws) => {
       const id = randomBytes(9).toString("base64url");
-      const session = new Session(ws, id, deps);
+      const session = new Session(ws, id, deps, address(req));
       sessions.set(id, session);
       heartbeat.add(ws, () => session.timedOut());
       ws.on("close", () => sessions.delete(id));

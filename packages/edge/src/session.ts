@@ -12,12 +12,14 @@ import {
 import { goneError, toProtocolError } from "@unbroken/store";
 import type { Logger } from "pino";
 import type { RawData, WebSocket } from "ws";
+import { FrameBucket, type StreamSlot, streamClient } from "./budgets.js";
 import { describePrincipal, type Authenticate, type Principal } from "./auth.js";
 import type { EdgeLimits } from "./config.js";
 import { drained, rateLimited } from "./limits.js";
 import { dropReasonOf, type DropReason, type Transport } from "./metrics.js";
 import type { ResponseService } from "./responses.js";
 import { Subscription, type SubscriptionDeps } from "./subscription.js";
+import { TokenExpiry } from "./token-expiry.js";
 
 export interface SessionDeps extends SubscriptionDeps {
   authenticate: Authenticate;
@@ -25,6 +27,8 @@ export interface SessionDeps extends SubscriptionDeps {
   helloTimeoutMs: number;
   responses: ResponseService;
   limits: EdgeLimits;
+  /** The time owner tokens expire by (default Date.now; a test skews it). */
+  clock?: () => number;
   /** Counts sockets (and HTTP streams) closed as slow consumers. */
   onSlowConsumer?(transport: Transport): void;
 }
@@ -32,8 +36,16 @@ export interface SessionDeps extends SubscriptionDeps {
 /** Close codes of our own, beside RFC 6455's (see @unbroken/protocol). */
 export { CLOSE_SLOW_CONSUMER, CLOSE_UNAUTHORIZED };
 
+const TOKEN_EXPIRED = "the token has expired";
+
 /** Frames a client may send behind its hello before the verdict; more are refused. */
 const MAX_EARLY_FRAMES = 64;
+
+/** Frames refused in a row (over FRAME_RATE) after which the socket is closed: it is not slowing down. */
+const MAX_FRAME_REFUSALS = 32;
+
+/** RFC 6455 "policy violation": the close of a socket that kept sending over FRAME_RATE. */
+const CLOSE_POLICY = 1008;
 
 type Phase = "hello" | "authenticating" | "ready" | "closed";
 
@@ -56,13 +68,20 @@ export class Session {
   private readonly helloTimer: ReturnType<typeof setTimeout>;
   private log: Logger;
   private closing: Closing | undefined;
+  private readonly frameBudget: FrameBucket;
+  private frameRefusals = 0;
+  /** The owner token's `exp`: commands after it are refused, and the socket closed with 4401 at it. */
+  private expiry: TokenExpiry | undefined;
 
   constructor(
     private readonly ws: WebSocket,
     readonly id: string,
     private readonly deps: SessionDeps,
+    /** The client's address, for MAX_STREAMS_PER_ADDRESS. */
+    private readonly address = "unknown",
   ) {
     this.log = deps.log.child({ session: id });
+    this.frameBudget = new FrameBucket(deps.limits.frameRate, deps.limits.frameBurst);
     this.helloTimer = setTimeout(() => this.refuse("no hello within the time allowed"), deps.helloTimeoutMs);
     deps.metrics.socketOpened();
     ws.on("message", (data, isBinary) => this.onMessage(data, isBinary));
@@ -101,6 +120,8 @@ export class Session {
   private onMessage(data: RawData, isBinary: boolean): void {
     this.deps.metrics.frameReceived();
     if (this.phase === "closed") return;
+    if (!this.frameBudget.take()) return void this.overFrameRate(data, isBinary);
+    this.frameRefusals = 0;
     if (isBinary) {
       this.send({ type: "error", code: "bad_request", message: "binary frames are not accepted" });
       return;
@@ -127,10 +148,33 @@ export class Session {
     this.dispatch(frame);
   }
 
+  /** Refuses a frame over FRAME_RATE (with its id, so no request waits); a socket that keeps on is closed. */
+  private overFrameRate(data: RawData, isBinary: boolean): void {
+    const { frameRate, frameBurst } = this.deps.limits;
+    if (++this.frameRefusals > MAX_FRAME_REFUSALS) {
+      this.log.warn({ frameRate }, "closing a socket that keeps sending over FRAME_RATE");
+      this.closing ??= "refused";
+      this.dispose();
+      this.ws.close(CLOSE_POLICY, "over FRAME_RATE");
+      return;
+    }
+    const parsed = isBinary ? undefined : parseClientFrame(rawText(data));
+    const frame = parsed?.ok ? parsed.frame : undefined;
+    const message = `too many frames: at most ${frameRate} per second, ${frameBurst} at once (FRAME_RATE, FRAME_BURST)`;
+    const error: ErrorFrame = { type: "error", code: "rate_limited", message };
+    if (frame?.id !== undefined) error.id = frame.id;
+    if (frame && "rid" in frame && frame.rid !== undefined) error.rid = frame.rid;
+    this.send(error);
+  }
+
   private dispatch(frame: ClientFrame): void {
     if (frame.type === "ping" || frame.type === "hello") return;
     if (this.phase !== "ready") {
       this.send(withId({ type: "error", code: "unauthorized", message: "say hello first" }, frame.id));
+      return;
+    }
+    if (this.expiry?.expired()) {
+      this.send(withId({ type: "error", code: "unauthorized", message: TOKEN_EXPIRED }, frame.id));
       return;
     }
     if (frame.type === "unsubscribe") {
@@ -158,6 +202,9 @@ export class Session {
     clearTimeout(this.helloTimer);
     this.phase = "ready";
     this.log = this.log.child({ principal: describePrincipal(this.principal) });
+    // A capability token's `exp` is checked per command only: its open reads run to their end.
+    if (this.principal.kind === "owner")
+      this.expiry = new TokenExpiry(this.principal.expiresAt, () => this.tokenExpired(), this.deps.clock);
     this.send({ type: "welcome", protocol: PROTOCOL_VERSION, session: this.id, heartbeat_ms: this.deps.heartbeatMs });
     for (const f of this.early.splice(0)) this.dispatch(f);
   }
@@ -167,6 +214,16 @@ export class Session {
     this.closing ??= "refused";
     this.send(withId({ type: "error", code: "unauthorized", message }, id));
     this.ws.close(CLOSE_UNAUTHORIZED, "unauthorized");
+    this.dispose();
+  }
+
+  /** The owner token expired on this open socket: say so, and close with 4401 (the client asks for a fresh one). */
+  private tokenExpired(): void {
+    if (this.phase === "closed") return;
+    this.log.info("owner token expired: closing the socket");
+    this.closing ??= "refused";
+    this.send({ type: "error", code: "unauthorized", message: TOKEN_EXPIRED });
+    this.ws.close(CLOSE_UNAUTHORIZED, "token expired");
     this.dispose();
   }
 
@@ -186,12 +243,12 @@ export class Session {
     try {
       switch (frame.type) {
         case "generate":
-          return await this.withSubscriptionSlot(frame.rid, () => this.generate(frame));
+          return await this.withSubscriptionSlot(frame.rid, (slot) => this.generate(frame, slot));
         case "subscribe":
-          return await this.withSubscriptionSlot(frame.rid, async () => {
+          return await this.withSubscriptionSlot(frame.rid, async (slot) => {
             const record = await responses.authorizeRead(this.principal, frame.rid, frame.after);
             this.send(withId({ type: "ok", rid: frame.rid }, frame.id));
-            await this.follow(frame.rid, frame.after, record);
+            await this.follow(frame.rid, frame.after, record, slot);
           });
         case "cancel":
           await responses.cancel(this.principal, frame.rid);
@@ -206,32 +263,45 @@ export class Session {
     }
   }
 
-  /** Runs `task`, which ends in a new subscription, unless this socket already has as many as allowed. */
-  private async withSubscriptionSlot(rid: string | undefined, task: () => Promise<void>): Promise<void> {
+  /**
+   * Runs `task`, which ends in a new subscription, unless this socket already has as many as
+   * allowed, or its client as many open streams (MAX_STREAMS_PER_OWNER / _PER_ADDRESS). The
+   * stream's slot is taken now, before anything is created, and handed to the subscription.
+   */
+  private async withSubscriptionSlot(rid: string | undefined, task: (slot: StreamSlot) => Promise<void>): Promise<void> {
     const max = this.deps.limits.subscriptionsPerSocket;
-    if (!(rid !== undefined && this.subs.has(rid)) && this.subs.size + this.pendingSubs >= max) {
+    const replacing = rid !== undefined && this.subs.has(rid);
+    if (!replacing && this.subs.size + this.pendingSubs >= max) {
       throw rateLimited(`at most ${max} subscriptions per socket (MAX_SUBSCRIPTIONS_PER_SOCKET); unsubscribe from one first`, rid);
     }
+    const slot = this.deps.responses.streams.open(streamClient(this.principal, this.address), replacing, rid);
     this.pendingSubs++;
     try {
-      await task();
+      await task(slot);
     } finally {
       this.pendingSubs--;
+      if (!slot.adopted) slot.release();
     }
   }
 
-  private async generate(frame: GenerateFrame): Promise<void> {
+  private async generate(frame: GenerateFrame, slot: StreamSlot): Promise<void> {
     const { rid, existing, record } = await this.deps.responses.generate(this.principal, frame, { session: this.id });
     const acceptedAt = existing ? undefined : performance.now();
     this.send(withId({ type: "accepted", rid, existing }, frame.id));
-    await this.follow(rid, frame.after ?? 0, record, acceptedAt);
+    await this.follow(rid, frame.after ?? 0, record, slot, acceptedAt);
   }
 
   /**
    * Starts (or restarts, from a new `after`) this socket's subscription to rid; `acceptedAt`
    * when this socket's generate created the response (its first token measures TTFT).
    */
-  private async follow(rid: string, after: number, record: Parameters<Subscription["start"]>[0], acceptedAt?: number): Promise<void> {
+  private async follow(
+    rid: string,
+    after: number,
+    record: Parameters<Subscription["start"]>[0],
+    slot: StreamSlot,
+    acceptedAt?: number,
+  ): Promise<void> {
     if (this.phase === "closed") return;
     this.closeSub(rid);
     const forget = () => {
@@ -245,6 +315,7 @@ export class Session {
         this.sendError(goneError(rid), undefined, rid);
       },
       pace: () => this.pace(),
+      slot,
     });
     this.subs.set(rid, sub);
     sub.start(record);
@@ -312,6 +383,7 @@ export class Session {
     if (this.phase === "closed") return;
     this.phase = "closed";
     clearTimeout(this.helloTimer);
+    this.expiry?.clear();
     for (const sub of this.subs.values()) sub.close();
     this.subs.clear();
     this.deps.responses.generations.dropKey(`s:${this.id}`);

@@ -1,5 +1,6 @@
 import { ProtocolError, ridSchema } from "@unbroken/protocol";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { streamClient } from "./budgets.js";
 import type { HttpContext } from "./http-context.js";
 import { drained } from "./limits.js";
 import { Subscription } from "./subscription.js";
@@ -39,6 +40,9 @@ export async function streamEvents(
     res.writeHead(204).end();
     return;
   }
+  // Counted from here (429 while nothing is written yet) until the stream closes, once.
+  const slot = ctx.responses.streams.open(streamClient(principal, ctx.address(req)), false, rid.data);
+  res.on("close", () => slot.release());
   res.writeHead(200, {
     "content-type": "text/event-stream; charset=utf-8",
     "cache-control": "no-cache, no-transform",
@@ -76,6 +80,7 @@ export async function streamEvents(
         res.end(": gone\n\n");
       },
       pace: () => (res.writableLength > limit / 2 ? drained(() => (res.destroyed ? 0 : res.writableLength), limit / 4, cut) : undefined),
+      slot,
     },
   );
   res.on("close", () => {

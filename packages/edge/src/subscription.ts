@@ -1,6 +1,7 @@
 import { isOutputKind, type ResponseRecord } from "@unbroken/protocol";
 import type { Broker, LogFollower, StoredEvent } from "@unbroken/store";
 import type { Logger } from "pino";
+import type { StreamSlot } from "./budgets.js";
 import type { EdgeMetrics, Transport } from "./metrics.js";
 import type { ResponseService } from "./responses.js";
 
@@ -16,6 +17,8 @@ export interface SubscriptionHooks {
   onGone?(): void;
   /** Called after each replayed event; a promise holds the replay until the reader caught up. */
   pace?(): Promise<void> | undefined;
+  /** This stream's place in MAX_STREAMS_PER_OWNER / _PER_ADDRESS: taken over, released at close. */
+  slot?: StreamSlot;
 }
 
 export interface SubscriptionDeps {
@@ -51,7 +54,9 @@ export class Subscription {
     private readonly send: (e: StoredEvent) => void,
     private readonly onEnd: () => void,
     private readonly hooks: SubscriptionHooks,
-  ) {}
+  ) {
+    if (hooks.slot) hooks.slot.adopted = true;
+  }
 
   start(record: ResponseRecord): void {
     if (this.closed) return;
@@ -113,6 +118,7 @@ export class Subscription {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.hooks.slot?.release();
     if (this.startedAt !== undefined) this.deps.metrics.streamClosed(this.rid, this.hooks.transport);
     this.clearQueueTimer();
     clearTimeout(this.watchTimer);

@@ -201,6 +201,13 @@ test("config: the limits' defaults, and invalid values name the variable", () =>
     subscriptionsPerSocket: 256,
     steerRate: 5,
     steerBurst: 10,
+    steerRatePerOwner: 20,
+    steerBurstPerOwner: 100,
+    maxSteersPerResponse: 64,
+    streamsPerOwner: 4096,
+    streamsPerAddress: 4096,
+    frameRate: 100,
+    frameBurst: 1024,
     connectionRate: 100,
     connectionBurst: 20_000,
   });
@@ -209,6 +216,10 @@ test("config: the limits' defaults, and invalid values name the variable", () =>
   assert.equal(edgeConfigFromEnv({ TRUST_PROXY: "true" }).trustProxy, true);
   for (const [name, bad] of [
     ["STEER_RATE", "0"],
+    ["STEER_RATE_PER_OWNER", "0"],
+    ["FRAME_RATE", "fast"],
+    ["MAX_STREAMS_PER_OWNER", "0"],
+    ["MAX_STEERS_PER_RESPONSE", "-1"],
     ["CONNECTION_RATE", "-1"],
     ["MAX_TOKENS_CEILING", "40000"],
     ["MAX_SOCKET_BUFFER", "10"],

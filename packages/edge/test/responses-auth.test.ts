@@ -30,13 +30,16 @@ const service = (authOn: boolean) => new ResponseService(broker, { authOn, queue
 const owner = (name: string): Principal => ({ kind: "owner", owner: name });
 const ALICE = owner("alice");
 const BOB = owner("bob");
-const capability = (rid: string, scope: Scope[], expiresAt = Date.now() + 60_000): Principal => ({
+/** `createdAt`: the whole seconds of the response's record it was made for. */
+const capability = (rid: string, scope: Scope[], createdAt: number, expiresAt = Date.now() + 60_000): Principal => ({
   kind: "capability",
   rid,
+  createdAt,
   scope: new Set(scope),
   expiresAt,
   sub: "someone",
 });
+const secondsOf = (record: { created_at: string }) => Math.floor(Date.parse(record.created_at) / 1000);
 const prompt: GenerateFrame = { type: "generate", prompt: "hello" };
 
 /** What `p` rejects with, as a ProtocolError (it must reject). */
@@ -98,9 +101,10 @@ describe("authorize: owners", () => {
 describe("authorize: capability principals", () => {
   test("exactly its scope, on exactly its rid, whoever owns it", async () => {
     const svc = service(true);
-    const { rid } = await svc.generate(ALICE, prompt);
+    const { rid, record } = await svc.generate(ALICE, prompt);
+    const at = secondsOf(record);
     const { rid: other } = await svc.generate(ALICE, prompt);
-    const reader = capability(rid, ["read"]);
+    const reader = capability(rid, ["read"], at);
     assert.equal((await svc.authorize(reader, rid, "read")).owner, "alice");
     const steer = await refusedWith(svc.authorize(reader, rid, "steer"), "forbidden");
     assert.match(steer.message, /does not allow steer/);
@@ -108,21 +112,37 @@ describe("authorize: capability principals", () => {
     const elsewhere = await refusedWith(svc.authorize(reader, other, "read"), "forbidden");
     const unknown = await refusedWith(svc.authorize(ALICE, newRid(), "read"), "forbidden");
     assert.equal(elsewhere.message, unknown.message, "another rid looks like a missing one");
-    const canceller = capability(rid, ["read", "cancel"]);
+    const canceller = capability(rid, ["read", "cancel"], at);
     assert.equal((await svc.authorize(canceller, rid, "cancel")).rid, rid);
   });
 
   test("an expired capability is unauthorized; steer and cancel through one act on its rid only", async () => {
     const svc = service(true);
-    const { rid } = await svc.generate(ALICE, prompt);
-    await refusedWith(svc.authorize(capability(rid, ["read"], Date.now() - 1), rid, "read"), "unauthorized");
-    await refusedWith(svc.steer(capability(rid, ["read"]), rid, "no"), "forbidden");
-    await svc.steer(capability(rid, ["steer"]), rid, "yes");
+    const { rid, record } = await svc.generate(ALICE, prompt);
+    const at = secondsOf(record);
+    await refusedWith(svc.authorize(capability(rid, ["read"], at, Date.now() - 1), rid, "read"), "unauthorized");
+    await refusedWith(svc.steer(capability(rid, ["read"], at), rid, "no"), "forbidden");
+    await svc.steer(capability(rid, ["steer"], at), rid, "yes");
     assert.deepEqual((await broker.records.get(rid))?.record.steers, ["yes"]);
-    await refusedWith(svc.cancel(capability(rid, ["read", "steer"]), rid), "forbidden");
+    await refusedWith(svc.cancel(capability(rid, ["read", "steer"], at), rid), "forbidden");
     assert.equal((await broker.records.get(rid))?.record.status, "queued");
-    await svc.cancel(capability(rid, ["cancel"]), rid);
+    await svc.cancel(capability(rid, ["cancel"], at), rid);
     assert.equal((await broker.records.get(rid))?.record.status, "ended");
+  });
+
+  test("a capability made for another creation of its rid opens nothing: the answer of an unknown rid", async () => {
+    const svc = service(true);
+    const { rid, record } = await svc.generate(ALICE, prompt);
+    const at = secondsOf(record);
+    for (const stale of [at - 1, at + 1, 0]) {
+      for (const action of ["read", "steer", "cancel"] as const) {
+        const err = await refusedWith(svc.authorize(capability(rid, [action], stale), rid, action), "forbidden", `${action}@${stale}`);
+        const unknown = await refusedWith(svc.authorize(capability(rid, [action], at), newRid(), action), "forbidden");
+        assert.equal(err.message, unknown.message, "nothing tells it from an unknown rid");
+      }
+    }
+    await refusedWith(svc.cancel(capability(rid, ["cancel"], at - 1), rid), "forbidden");
+    assert.equal((await broker.records.get(rid))?.record.status, "queued", "the stale token cancelled nothing");
   });
 });
 
@@ -134,7 +154,7 @@ describe("gone: past RETENTION", () => {
       const svc = service(authOn);
       const err = await refusedWith(svc.authorize(ALICE, rid, "read"), "gone", `authOn=${authOn}`);
       assert.equal(err.rid, rid);
-      await refusedWith(svc.authorize(capability(rid, ["cancel"]), rid, "cancel"), "gone");
+      await refusedWith(svc.authorize(capability(rid, ["cancel"], 0), rid, "cancel"), "gone");
       await refusedWith(svc.authorize(BOB, rid, "read"), authOn ? "forbidden" : "not_found", `bob, authOn=${authOn}`);
     }
   });

@@ -137,6 +137,7 @@ describe("generate", () => {
     const cap: Principal = {
       kind: "capability",
       rid: newRid(),
+      createdAt: 0,
       scope: new Set(["read", "steer", "cancel"]),
       expiresAt: Date.now() + 60_000,
       sub: "x",

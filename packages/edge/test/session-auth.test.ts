@@ -1,7 +1,7 @@
 // Session with AUTH=jwt, driven directly (see session-kit.ts), on a real nats-server and a real
 // Broker: refused hellos close with 4401, owners reach their own responses only, a capability
-// token exactly its scope, commands sent behind hello wait for the verdict; and the hello
-// timeout.
+// token exactly its scope, commands sent behind hello wait for the verdict; the hello
+// timeout; and an owner token expiring on an open socket.
 import assert from "node:assert/strict";
 import type { Socket } from "node:net";
 import { after, afterEach, before, describe, test } from "node:test";
@@ -11,11 +11,13 @@ import { SignJWT } from "jose";
 import { type BrokerKit, startBrokerKit } from "./broker-kit.js";
 import { ClientPool, type Client, serveSessions, type Frame, type SessionServer } from "./session-kit.js";
 
-const SECRET = "session-test-secret";
+const SECRET = "session-test-secret-of-32-bytes-at-least";
 const key = new TextEncoder().encode(SECRET);
 const sign = (claims: Record<string, unknown>, secret = key) =>
   new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setIssuedAt().setExpirationTime("10m").sign(secret);
 const ownerToken = (sub: string) => sign({ sub });
+/** The whole seconds of rid's creation: what a capability token for it carries. */
+const createdAt = async (rid: string) => Math.floor(Date.parse((await broker.records.get(rid))?.record.created_at ?? "") / 1000);
 
 let kit: BrokerKit;
 let broker: Broker;
@@ -86,7 +88,7 @@ describe("AUTH=jwt: principals", () => {
   test("a capability token: exactly its scope on its rid; it starts nothing", async () => {
     const alice = await connect(await ownerToken("alice"));
     const rid = (await alice.request({ type: "generate", prompt: "hello" })).rid as string;
-    const reader = await connect(await sign({ rid, scope: "read steer" }));
+    const reader = await connect(await sign({ rid, created_at: await createdAt(rid), scope: "read steer" }));
     assert.equal((await reader.request({ type: "subscribe", rid })).type, "ok");
     assert.equal((await reader.request({ type: "steer", rid, text: "be brief" })).type, "ok");
     assert.deepEqual((await broker.records.get(rid))?.record.steers, ["be brief"]);
@@ -164,5 +166,55 @@ describe("the verdict on hello", () => {
     } finally {
       await quick.close();
     }
+  });
+});
+
+describe("an owner token expiring on an open socket", () => {
+  test("commands after its exp answer unauthorized (the token has expired); ping still answers", async () => {
+    let skewMs = 0;
+    const skewed = await serveSessions(broker, { auth: { mode: "jwt", secret: SECRET }, clock: () => Date.now() + skewMs });
+    try {
+      const c = await pool.connect(skewed.url, await ownerToken("alice")); // exp in 10 min
+      const accepted = await c.request({ type: "generate", prompt: "hello" });
+      assert.equal(accepted.type, "accepted", JSON.stringify(accepted));
+      const rid = accepted.rid as string;
+      assert.equal((await c.request({ type: "subscribe", rid })).type, "ok", "before exp");
+      skewMs = 11 * 60_000; // the sessions' clock is now past exp; the close timer is not
+      for (const frame of [
+        { type: "subscribe", rid },
+        { type: "cancel", rid },
+        { type: "steer", rid, text: "more" },
+        { type: "generate", prompt: "again" },
+        { type: "unsubscribe", rid },
+      ]) {
+        const answer = await c.request(frame);
+        assert.equal(answer.code, "unauthorized", `${frame.type}: ${JSON.stringify(answer)}`);
+        assert.equal(answer.message, "the token has expired");
+      }
+      await c.roundTrip();
+      assert.equal((await broker.records.get(rid))?.record.status, "queued", "the refused cancel did nothing");
+    } finally {
+      await skewed.close();
+    }
+  });
+
+  test("at its exp the socket is told (unauthorized) and closed with 4401, not before", async () => {
+    const exp = Math.floor(Date.now() / 1000) + 2;
+    const token = await new SignJWT({ sub: "alice" }).setProtectedHeader({ alg: "HS256" }).setIssuedAt().setExpirationTime(exp).sign(key);
+    const c = await connect(token);
+    const accepted = await c.request({ type: "generate", prompt: "hello" });
+    assert.equal(accepted.type, "accepted", "a command before exp works");
+    const { code } = await c.untilClosed();
+    assert.equal(code, CLOSE_UNAUTHORIZED);
+    assert.ok(Date.now() >= exp * 1000, "not closed before exp");
+    const last = c.frames.at(-1);
+    assert.equal(last?.type, "error", JSON.stringify(c.frames));
+    assert.equal(last?.code, "unauthorized");
+    assert.equal(last?.message, "the token has expired");
+    assert.equal(last?.id, undefined, "it answers no command");
+    // The same token opens no new socket.
+    const again = await open();
+    again.send({ type: "hello", token });
+    assert.equal((await again.untilClosed()).code, CLOSE_UNAUTHORIZED);
   });
 });

@@ -16,6 +16,8 @@ export interface ServeOptions {
   limits?: Partial<EdgeLimits>;
   heartbeatMs?: number;
   helloTimeoutMs?: number;
+  /** The sessions' clock for token expiry (default Date.now). */
+  clock?: () => number;
 }
 
 export interface SessionServer {
@@ -49,6 +51,7 @@ export async function serveSessions(broker: Broker, opts: ServeOptions = {}): Pr
     orphanTimeoutMs: 600_000,
     metrics,
     log,
+    ...(opts.clock ? { clock: opts.clock } : {}),
   };
   const wss = new WebSocketServer({ port: 0, host: "127.0.0.1" });
   await once(wss, "listening");
