@@ -18,6 +18,7 @@ import {
 import { RawClient, textOf, tokenCount } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
 import { SignJWT } from "jose";
+import type { Dialog } from "playwright-core";
 
 describe("demo page in Chromium", () => {
   let stack: Stack;
@@ -176,6 +177,39 @@ describe("demo page in Chromium with AUTH=jwt", () => {
     assert.equal((await untilAnswer(page, (a) => ENDED.has(a.state), "the end")).state, "done");
     await page.reload(); // the token stays with the tab
     await page.locator("#conn[data-state=connected]").waitFor();
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  it("a link's ?token= never silently replaces the tab's identity: asked, declined keeps it, accepted takes the new one", async () => {
+    const key = new TextEncoder().encode(secret);
+    const alice = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("alice").sign(key);
+    const mallory = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("mallory").sign(key);
+    const { page, errors } = await openTab(chromium, `${base}/?token=${alice}`);
+    await page.locator("#conn[data-state=connected]").waitFor();
+    const kept = () => page.evaluate(() => sessionStorage.getItem("unbroken.token"));
+    const asked: string[] = [];
+    const visit = async (token: string, answer: "accept" | "dismiss") => {
+      const onDialog = (d: Dialog) => {
+        asked.push(d.type());
+        void (answer === "accept" ? d.accept() : d.dismiss());
+      };
+      page.on("dialog", onDialog);
+      await page.goto(`${base}/?token=${token}`);
+      await page.locator("#conn[data-state=connected]").waitFor();
+      page.off("dialog", onDialog);
+      assert.equal(new URL(page.url()).search, "", "the token leaves the address bar either way");
+    };
+    await visit(mallory, "dismiss");
+    assert.deepEqual(asked, ["confirm"]);
+    assert.equal(await kept(), alice, "declined: the tab keeps its identity");
+    assert.match((await page.locator("#notice").textContent()) ?? "", /token was not used/);
+    await visit(alice, "dismiss");
+    assert.deepEqual(asked, ["confirm"], "the same token again asks nothing");
+    await visit(mallory, "accept");
+    assert.deepEqual(asked, ["confirm", "confirm"]);
+    assert.equal(await kept(), mallory, "accepted: the link's identity");
+    assert.equal(await page.locator("#notice").isHidden(), true);
     assert.deepEqual(errors, []);
     await page.close();
   });

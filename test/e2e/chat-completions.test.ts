@@ -83,6 +83,20 @@ describe("POST /v1/chat/completions", () => {
     assert.equal(second.usage?.completion_tokens, 20);
   });
 
+  it('stop: [""] gets 400 at once, naming the field, and nothing is created (no answer to wait for)', async () => {
+    const rid = "chatcmpl-empty-stop-01";
+    const res = await fetch(`${base}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-unbroken-rid": rid },
+      body: JSON.stringify({ model: "any", messages: [{ role: "user", content: "hi" }], stop: [""] }),
+    });
+    assert.equal(res.status, 400);
+    const { error } = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(error.code, "bad_request");
+    assert.match(error.message, /^stop\.0: /);
+    assert.equal((await fetch(`${base}/v1/responses/${rid}`)).status, 404, "no response under its rid");
+  });
+
   it("refuses invalid requests with an OpenAI-shaped error", async () => {
     await assert.rejects(
       openai.chat.completions.create({ model: "any", messages: [] }),

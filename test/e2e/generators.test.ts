@@ -162,3 +162,40 @@ describe("GENERATOR=openai through the stack", () => {
     c.close();
   });
 });
+
+describe("GENERATOR=openai through the stack: an upstream failure", () => {
+  const marker = "SECRET-upstream-c0ffee";
+  let stack: Stack;
+  let upstream: FakeOpenAI;
+  let baseUrl: string;
+  before(async () => {
+    // Every request fails; the body names a secret and an internal address, as a proxy's error page might.
+    upstream = new FakeOpenAI([{ status: 500, body: JSON.stringify({ error: { message: `${marker} from http://10.9.8.7:8000/v1` } }) }]);
+    baseUrl = await upstream.start();
+    stack = await Stack.start({ workerEnv: { OPENAI_BASE_URL: baseUrl, OPENAI_MODEL: "fake-model" } });
+  });
+  after(async () => {
+    await stack.stop();
+    await upstream.close();
+  });
+
+  it("an upstream 500's body and the upstream's URL never reach the client: the code and the status do", async () => {
+    const c = await RawClient.connect(stack.url);
+    const { rid } = await c.request({ type: "generate", prompt: "fail please", params: { max_tokens: 5 } });
+    const end = (await c.untilEnd(rid, 60_000)).at(-1)!.event;
+    assert.ok(end.kind === "end" && end.reason === "error", JSON.stringify(end));
+    assert.equal(end.error?.code, "upstream_error");
+    assert.equal(end.error?.message, "the upstream answered HTTP 500");
+    c.close();
+    const http = stack.url.replace(/^ws/, "http").replace(/\/v1\/ws$/, "");
+    const chat = await fetch(`${http}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ messages: [{ role: "user", content: "fail again" }], stream: true }),
+    });
+    const streamed = await chat.text();
+    assert.match(streamed, /"code":"upstream_error"/);
+    for (const leak of [marker, "10.9.8.7", baseUrl, new URL(baseUrl).host])
+      for (const seen of [JSON.stringify(end), streamed]) assert.ok(!seen.includes(leak), `${leak} reached the client: ${seen}`);
+  });
+});

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -64,6 +66,33 @@ describe("deployment files", () => {
     const env = { ...process.env, LB_BIND: "127.0.0.1:1", EDGE1_ADDR: "127.0.0.1:2", EDGE2_ADDR: "127.0.0.1:3" };
     const r = spawnSync(bin, ["-c", "-f", HAPROXY_CFG], { env, encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr + r.stdout);
+  });
+
+  it("deploy/haproxy.cfg logs each request's method and path, never its query (a demo link's ?token=)", async () => {
+    // Any HTTP server that answers /readyz will do as both edges: the log is HAProxy's.
+    const edge = createServer((_req, res) => res.end("ok"));
+    await new Promise<void>((resolve) => edge.listen(0, "127.0.0.1", resolve));
+    const edgeAddr = `127.0.0.1:${(edge.address() as AddressInfo).port}`;
+    const lbPort = await freePort();
+    const lb = await startHaproxy({
+      config: HAPROXY_CFG,
+      env: { LB_BIND: `127.0.0.1:${lbPort}`, EDGE1_ADDR: edgeAddr, EDGE2_ADDR: edgeAddr },
+      port: lbPort,
+    });
+    try {
+      const secret = "eyJhbGciOiJIUzI1NiJ9.secret-marker.sig";
+      await eventually(async () => {
+        const res = await fetch(`http://127.0.0.1:${lbPort}/chat/page?token=${secret}&x=1`);
+        assert.equal(res.status, 200, "the edges are up behind it");
+        await res.text();
+      }, 30_000);
+      await eventually(async () => assert.match(lb.output(), /"GET \/chat\/page HTTP\/1\.1"/), 10_000);
+      assert.ok(!lb.output().includes("secret-marker"), `the token was logged:\n${lb.output()}`);
+      assert.doesNotMatch(lb.output(), /token=/);
+    } finally {
+      await lb.stop();
+      edge.close();
+    }
   });
 });
 

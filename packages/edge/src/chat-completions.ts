@@ -1,11 +1,11 @@
-import { ProtocolError, isRid, newRid, type EndEvent } from "@unbroken/protocol";
+import { ProtocolError, newRid, type EndEvent } from "@unbroken/protocol";
 import type { StoredEvent } from "@unbroken/store";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { streamClient, type StreamSlot } from "./budgets.js";
 import { ChatStreamDeltas, ChatWholeMessage, chatUsage, type ChatDelta } from "./chat-chunks.js";
 import { parseChatRequest, toGenerate, type ChatRequest } from "./chat-request.js";
 import type { HttpContext } from "./http-context.js";
-import { readJsonBody } from "./http-util.js";
+import { chosenRid, readJsonBody } from "./http-util.js";
 import { sendOpenAIError, writeOpenAIError } from "./openai-error.js";
 import { Subscription } from "./subscription.js";
 
@@ -21,9 +21,9 @@ export async function chatCompletions(ctx: HttpContext, req: IncomingMessage, re
   let slot: StreamSlot | undefined;
   try {
     const principal = await ctx.principal(req);
+    const asked = chosenRid(req);
     const body = parseChatRequest(await readJsonBody(req, ctx.maxBodyBytes));
-    const asked = req.headers[RID_HEADER];
-    const rid = typeof asked === "string" && isRid(asked) ? asked : `chatcmpl-${newRid()}`;
+    const rid = asked ?? `chatcmpl-${newRid()}`;
     // Streamed or whole, the request is held open until the end: a stream for the budgets,
     // counted before anything starts (a refused request generates nothing).
     const held = ctx.responses.streams.open(streamClient(principal, ctx.address(req)), false, rid);

@@ -57,8 +57,20 @@ const reasoningEffortSchema = z.enum(["none", "minimal", "low", "medium", "high"
 
 const params = generationParamsSchema.shape;
 
+/** Output only text can give: structured output, log probabilities and audio are refused, not silently skipped. */
+const unsupported = {
+  response_format: z
+    .object({ type: z.literal("text", { error: "only text output is supported (no structured output)" }) })
+    .loose()
+    .nullish(),
+  logprobs: z.literal(false, { error: "log probabilities are not supported" }).nullish(),
+  top_logprobs: z.literal(0, { error: "log probabilities are not supported" }).nullish(),
+  modalities: z.array(z.literal("text", { error: "only text output is supported" })).nullish(),
+  audio: z.null({ error: "audio output is not supported" }).optional(),
+};
+
 export const chatRequestSchema = z.object({
-  model: z.string().optional(),
+  model: z.string().max(256).nullish(),
   messages: z.array(messageSchema).min(1).max(LIMITS.messages),
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
@@ -74,6 +86,7 @@ export const chatRequestSchema = z.object({
   // Accepted: a generator makes the calls it makes; none here runs calls in parallel itself.
   parallel_tool_calls: z.boolean().nullish(),
   reasoning_effort: reasoningEffortSchema.nullish(),
+  ...unsupported,
 });
 export type ChatRequest = z.infer<typeof chatRequestSchema>;
 

@@ -1,4 +1,4 @@
-import { ProtocolError, type ErrorCode } from "@unbroken/protocol";
+import { ProtocolError, isRid, type ErrorCode } from "@unbroken/protocol";
 import { toProtocolError } from "@unbroken/store";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
@@ -44,6 +44,18 @@ export function bearerToken(req: IncomingMessage): string | undefined {
   if (!header) return undefined;
   const m = /^Bearer\s+(.+)$/i.exec(header);
   return m ? (m[1] as string).trim() : "";
+}
+
+/**
+ * The rid a request chose with `x-unbroken-rid` (which makes it idempotent), undefined without
+ * the header. A malformed one is refused rather than replaced: a retry under a fresh rid would
+ * run the model again, which is what the header is there to prevent.
+ */
+export function chosenRid(req: IncomingMessage): string | undefined {
+  const raw = req.headers["x-unbroken-rid"];
+  if (raw === undefined) return undefined;
+  if (typeof raw === "string" && isRid(raw)) return raw;
+  throw new ProtocolError("bad_request", "x-unbroken-rid: must match ^[A-Za-z0-9_-]{8,64}$");
 }
 
 /** Reads a JSON request body of at most `limit` bytes; `too_large` beyond it. */

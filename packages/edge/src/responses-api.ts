@@ -1,11 +1,11 @@
-import { LIMITS, ProtocolError, generateFrameSchema, isRid, newRid, ridSchema, type ResponseRecord } from "@unbroken/protocol";
+import { LIMITS, ProtocolError, generateFrameSchema, newRid, ridSchema, type ResponseRecord } from "@unbroken/protocol";
 import { goneError, toProtocolError } from "@unbroken/store";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import type { Principal } from "./auth.js";
 import { streamClient, type StreamSlot } from "./budgets.js";
 import type { HttpContext } from "./http-context.js";
-import { describeIssues, readJsonBody, sendJson } from "./http-util.js";
+import { chosenRid, describeIssues, readJsonBody, sendJson } from "./http-util.js";
 import { drained } from "./limits.js";
 import { ResponsesFold, type ResponsesEvent } from "./responses-events.js";
 import { echoOf, parseCreateBody, toGenerate, type ResolveItem } from "./responses-input.js";
@@ -36,10 +36,10 @@ function checkRid(raw: string): string {
 export const createResponses = (ctx: HttpContext, req: IncomingMessage, res: ServerResponse) =>
   answering(ctx, res, async () => {
     const principal = await ctx.principal(req);
-    const body = parseCreateBody(await readJsonBody(req, ctx.maxBodyBytes));
     // As with chat completions, a client-chosen rid makes the create idempotent: a retry follows the first answer.
-    const chosen = req.headers["x-unbroken-rid"];
-    const rid = typeof chosen === "string" && isRid(chosen) ? chosen : `resp_${newRid()}`;
+    const chosen = chosenRid(req);
+    const body = parseCreateBody(await readJsonBody(req, ctx.maxBodyBytes));
+    const rid = chosen ?? `resp_${newRid()}`;
     const asked = await toGenerate(body, rid, resolver(ctx, principal));
     const parsed = generateFrameSchema.safeParse(asked);
     if (!parsed.success) throw new ProtocolError("bad_request", describeIssues(parsed.error.issues));
@@ -73,12 +73,20 @@ export const retrieveResponse = (ctx: HttpContext, rawRid: string, query: URLSea
   answering(ctx, res, async () => {
     const principal = await ctx.principal(req);
     const rid = checkRid(rawRid);
+    const { stream, after } = retrieveParams(query);
     const record = await ctx.responses.authorizeRead(principal, rid, 0);
-    if (query.get("stream") !== "true") return sendJson(res, 200, (await foldStored(ctx, record)).object());
-    const raw = query.get("starting_after") ?? "-1";
-    if (!/^-?\d{1,15}$/.test(raw)) throw new ProtocolError("bad_request", "starting_after must be an integer");
-    return streamResponse(ctx, record, Number(raw), res, holdStream(ctx, principal, req, res, rid));
+    if (!stream) return sendJson(res, 200, (await foldStored(ctx, record)).object());
+    return streamResponse(ctx, record, after, res, holdStream(ctx, principal, req, res, rid));
   });
+
+/** The query of a retrieve: `stream` true or false, `starting_after` a sequence number (-1: from the start). */
+function retrieveParams(query: URLSearchParams): { stream: boolean; after: number } {
+  const stream = query.get("stream") ?? "false";
+  if (stream !== "true" && stream !== "false") throw new ProtocolError("bad_request", "stream: must be true or false");
+  const raw = query.get("starting_after") ?? "-1";
+  if (!/^(-1|\d{1,15})$/.test(raw)) throw new ProtocolError("bad_request", "starting_after: must be an integer >= -1");
+  return { stream: stream === "true", after: Number(raw) };
+}
 
 /** `POST /v1/responses/{id}/cancel`: the object once the cancel is settled (as it is, if it had ended otherwise). */
 export const cancelResponse = (ctx: HttpContext, rawRid: string, req: IncomingMessage, res: ServerResponse) =>

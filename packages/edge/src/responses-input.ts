@@ -7,6 +7,8 @@ import {
   type ResponseRecord,
   type Tool,
   type ToolChoice,
+  toolCallIdSchema,
+  toolNameSchema,
 } from "@unbroken/protocol";
 import { z } from "zod";
 import { describeIssues } from "./http-util.js";
@@ -22,13 +24,13 @@ const metadataSchema = z.record(z.string().max(64), z.string().max(512)).refine(
 
 const functionToolSchema = z.object({
   type: z.literal("function", { message: "only function tools are supported" }),
-  name: z.string(),
+  name: toolNameSchema,
   description: z.string().nullish(),
   parameters: z.record(z.string(), z.unknown()).nullish(),
   strict: z.boolean().nullish(),
 });
 
-const toolChoiceSchema = z.union([z.enum(["none", "auto", "required"]), z.object({ type: z.literal("function"), name: z.string() })]);
+const toolChoiceSchema = z.union([z.enum(["none", "auto", "required"]), z.object({ type: z.literal("function"), name: toolNameSchema })]);
 
 /** Effort names beyond the protocol's ("xhigh", "max") ask for the most it has. */
 const effortSchema = z
@@ -74,10 +76,15 @@ const ITEM_SCHEMAS = {
     role: z.enum(["user", "system", "developer", "assistant"]),
     content: contentSchema,
   }),
-  function_call: z.object({ type: z.literal("function_call"), call_id: z.string(), name: z.string(), arguments: z.string() }),
-  function_call_output: z.object({ type: z.literal("function_call_output"), call_id: z.string(), output: contentSchema }),
+  function_call: z.object({
+    type: z.literal("function_call"),
+    call_id: toolCallIdSchema,
+    name: toolNameSchema,
+    arguments: z.string(),
+  }),
+  function_call_output: z.object({ type: z.literal("function_call_output"), call_id: toolCallIdSchema, output: contentSchema }),
   reasoning: z.object({ type: z.literal("reasoning") }).loose(),
-  item_reference: z.object({ type: z.literal("item_reference"), id: z.string() }),
+  item_reference: z.object({ type: z.literal("item_reference"), id: z.string().max(256) }),
 };
 type Item =
   | z.infer<(typeof ITEM_SCHEMAS)["message"]>

@@ -7,6 +7,7 @@ import type { EdgeLimits } from "./config.js";
 import { KnownOwners } from "./known-owners.js";
 import { ActiveGenerations, TokenBuckets, checkRequest, rateLimited } from "./limits.js";
 import type { EdgeMetrics } from "./metrics.js";
+import { storableRecord } from "./record-check.js";
 
 export interface ResponseServiceOptions {
   /** Auth on: a missing rid answers like another owner's (forbidden), never not_found. */
@@ -117,17 +118,17 @@ export class ResponseService {
   ): Promise<{ rid: string; existing: boolean; record: ResponseRecord }> {
     const { messages, prompt, params, tools, tool_choice } = frame;
     const request = { messages, prompt, params, tools, tool_choice };
-    const record: ResponseRecord = {
+    const record = storableRecord({
       v: 1,
       rid,
       owner,
       status: "queued",
       created_at: new Date().toISOString(),
-      request: JSON.parse(JSON.stringify(request)) as ResponseRecord["request"],
+      request: request as ResponseRecord["request"],
       steers: [],
       epoch: 0,
       ...(openai ? { openai } : {}),
-    };
+    });
     try {
       const revision = await this.broker.records.create(record);
       if (revision === null) return await this.existing(owner, rid);

@@ -150,6 +150,15 @@ describe("bad shapes get bad_request naming the field", () => {
     ["two tools of one name", { messages: [user], tools: [weather, weather] }, /^tools: function names must be unique/],
     ["an unknown reasoning_effort", { messages: [user], reasoning_effort: "extreme" }, /^reasoning_effort:/],
     ["n of 2", { messages: [user], n: 2 }, /^n:/],
+    // A stop string of nothing would stop before the first token; the record could not be read back.
+    ["an empty stop string", { messages: [user], stop: "" }, /^stop:/],
+    ["an empty stop string in a list", { messages: [user], stop: ["END", ""] }, /^stop\.1:/],
+    ["five stop strings", { messages: [user], stop: ["a", "b", "c", "d", "e"] }, /^stop:/],
+    ["a stop string over 64 characters", { messages: [user], stop: ["x".repeat(65)] }, /^stop\.0:/],
+    ["structured output", { messages: [user], response_format: { type: "json_object" } }, /^response_format\.type: only text output/],
+    ["log probabilities", { messages: [user], logprobs: true }, /^logprobs: log probabilities are not supported/],
+    ["audio output", { messages: [user], modalities: ["text", "audio"] }, /^modalities\.1: only text output/],
+    ["a model name of 300 characters", { messages: [user], model: "m".repeat(300) }, /^model:/],
     [
       "129 tools",
       { messages: [user], tools: Array.from({ length: 129 }, (_, i) => ({ type: "function", function: { name: `f${i}` } })) },

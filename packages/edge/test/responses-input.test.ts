@@ -125,6 +125,12 @@ describe("Responses input → generate", () => {
       [{ input: "x", max_output_tokens: 0 }, "max_output_tokens"],
       [{ model: "m" }, "input"],
       [[], "body"],
+      // Named as the request names them, not as the generate frame does (tools.0.function.name).
+      [{ input: "x", tools: [{ type: "function", name: "get weather" }] }, "tools.0.name"],
+      [{ input: "x", tools: [{ type: "function", name: "f" }], tool_choice: { type: "function", name: "" } }, "tool_choice.name"],
+      [{ input: [{ type: "function_call", call_id: "", name: "f", arguments: "{}" }] }, "input.0.call_id"],
+      [{ input: [{ type: "function_call", call_id: "c1", name: "a b", arguments: "{}" }] }, "input.0.name"],
+      [{ input: [{ type: "function_call_output", call_id: "x".repeat(129), output: "o" }] }, "input.0.call_id"],
     ];
     for (const [body, field] of cases) await assert.rejects(generateOf(body), badRequest(field), JSON.stringify(body));
   });

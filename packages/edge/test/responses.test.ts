@@ -92,6 +92,18 @@ describe("generate", () => {
     assert.equal(requests[0]?.revision, (await broker.records.get(rid))?.revision);
   });
 
+  test("a request whose record would not read back is refused, naming the field, and nothing is stored or queued", async () => {
+    await pullQueue();
+    const svc = service();
+    const rid = newRid();
+    // Past every front door's schema (as a bug there would let it through): the store's own check refuses it.
+    const unreadable = prompt({ rid, params: { stop: [""] } as GenerateFrame["params"] });
+    await assert.rejects(svc.generate(ALICE, unreadable), protocolError("bad_request", /^params\.stop\.0: /));
+    assert.equal(await broker.records.read(rid), null, "no record");
+    assert.deepEqual(await pullQueue(), [], "no request");
+    assert.equal(svc.generations.count("o:alice"), 0, "no slot kept");
+  });
+
   test("the same owner generating the same rid again gets it back (existing) and starts nothing", async () => {
     await pullQueue();
     const svc = service();

@@ -96,9 +96,15 @@ export interface TokenGenerator {
  */
 export class GeneratorError extends Error {
   readonly code: EndErrorCode;
-  constructor(code: EndErrorCode, message: string, cause?: unknown) {
+  /**
+   * What the worker logs and no client sees: an upstream's error body or URL, a local model
+   * path. `message` stays generic, so nothing of the backend leaks through `end.error`.
+   */
+  readonly detail: string | undefined;
+  constructor(code: EndErrorCode, message: string, cause?: unknown, detail?: string) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = "GeneratorError";
     this.code = code;
+    this.detail = detail;
   }
 }

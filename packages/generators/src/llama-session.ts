@@ -74,7 +74,7 @@ export class LlamaSession implements GenerationSession {
     try {
       this.host.send(this.startMessage());
     } catch (err) {
-      this.fail(new GeneratorError("invalid_request", `the model cannot take this request: ${String(err)}`));
+      this.fail(new GeneratorError("invalid_request", "the model cannot take this request", err, String(err)));
       return;
     }
     for (const text of this.early.splice(0)) this.sendSteer(text);
@@ -152,7 +152,7 @@ export class LlamaSession implements GenerationSession {
           return;
         }
       case "failed": {
-        this.fail(new GeneratorError("generation_failed", `the model failed to generate: ${msg.message}`));
+        this.fail(new GeneratorError("generation_failed", "the model failed to generate", undefined, msg.message));
         return;
       }
     }

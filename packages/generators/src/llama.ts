@@ -70,7 +70,10 @@ export class LlamaGenerator implements TokenGenerator {
   private proc: LlamaProcess | undefined;
   private readonly retiring = new Set<Promise<ProcessEnd>>();
   private state: LlamaState = "loading";
+  /** Why the model is unusable, in full (path, llama.cpp's words): for the log and `status()`. */
   private error: string | undefined;
+  /** The same for clients: no path, no stderr (see GeneratorError.detail). */
+  private publicError: string | undefined;
   private failures = 0;
   private retryAt = 0;
   private ctxSize: number | undefined;
@@ -135,7 +138,8 @@ export class LlamaGenerator implements TokenGenerator {
       void this.load();
     } else {
       const wait = Math.ceil((this.retryAt - Date.now()) / 1000);
-      session.fail(new GeneratorError("model_unavailable", `${this.error ?? "the model is unavailable"} (next load attempt in ${wait} s)`));
+      const message = `${this.publicError ?? "the model is unavailable"} (next load attempt in ${wait} s)`;
+      session.fail(new GeneratorError("model_unavailable", message, undefined, this.error));
     }
     return session;
   }
@@ -155,6 +159,7 @@ export class LlamaGenerator implements TokenGenerator {
   private load(): Promise<void> {
     this.state = "loading";
     this.error = undefined;
+    this.publicError = undefined;
     const { modelPath, threads, gpu, concurrency, contextSize } = this.opts;
     const proc: LlamaProcess = new LlamaProcess(
       this.log,
@@ -192,7 +197,7 @@ export class LlamaGenerator implements TokenGenerator {
         this.proc = undefined;
         this.retire(proc);
         {
-          this.failed(`could not load the model ${this.opts.modelPath}: ${msg.message}`);
+          this.failed("the model could not be loaded", `could not load the model ${this.opts.modelPath}: ${msg.message}`);
           return;
         }
       case "log":
@@ -207,24 +212,29 @@ export class LlamaGenerator implements TokenGenerator {
     if (proc !== this.proc) return;
     this.proc = undefined;
     if (this.state === "loading") {
-      this.failed(`the model process ${describeEnd(end)} while loading ${this.opts.modelPath}`);
+      this.failed(
+        "the model process stopped while loading the model",
+        `the model process ${describeEnd(end)} while loading ${this.opts.modelPath}`,
+      );
       return;
     }
     const why = `the model process ${describeEnd(end)}`;
-    this.log.error({ code: end.code, signal: end.signal, running: this.running.size }, "llama model process died");
-    for (const s of [...this.running.values()]) s.fail(new GeneratorError("model_crashed", `${why}; the generation was lost`));
-    this.failed(why);
+    this.log.error({ code: end.code, signal: end.signal, running: this.running.size, err: why }, "llama model process died");
+    for (const s of [...this.running.values()])
+      s.fail(new GeneratorError("model_crashed", "the model process stopped; the generation was lost", undefined, why));
+    this.failed("the model process stopped", why);
   }
 
-  /** The model is not usable: fail what waits for it and set the backoff window. */
-  private failed(error: string): void {
+  /** The model is not usable: fail what waits for it (with `message`; `error` is logged) and set the backoff window. */
+  private failed(message: string, error: string): void {
     this.state = "failed";
     this.error = error;
+    this.publicError = message;
     this.failures++;
     const backoff = this.failures <= 1 ? 0 : Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (this.failures - 2));
     this.retryAt = Date.now() + backoff;
     this.log.error({ err: error, failures: this.failures, retryInMs: backoff }, "llama model unavailable");
-    for (const s of [...this.waiting]) s.fail(new GeneratorError("model_unavailable", error));
+    for (const s of [...this.waiting]) s.fail(new GeneratorError("model_unavailable", message, undefined, error));
     this.waiting.clear();
     this.settled();
   }

@@ -9,8 +9,12 @@ import { GeneratorError } from "./generator.js";
 export class UpstreamError extends GeneratorError {
   readonly retryable: boolean;
   readonly retryAfterMs: number | undefined;
-  constructor(code: EndErrorCode, message: string, opts: { retryable?: boolean; retryAfterMs?: number; cause?: unknown } = {}) {
-    super(code, message, opts.cause);
+  constructor(
+    code: EndErrorCode,
+    message: string,
+    opts: { retryable?: boolean; retryAfterMs?: number; cause?: unknown; detail?: string } = {},
+  ) {
+    super(code, message, opts.cause, opts.detail || undefined);
     this.name = "UpstreamError";
     this.retryable = opts.retryable ?? false;
     this.retryAfterMs = opts.retryAfterMs;
@@ -22,7 +26,11 @@ export const MAX_RETRY_AFTER_MS = 60_000;
 
 const MAX_DETAIL = 300;
 
-/** The error for a non-2xx answer. `body` is the (possibly truncated) response text. */
+/**
+ * The error for a non-2xx answer. `body` is the (possibly truncated) response text: it goes to
+ * the detail (the worker's log), never to the client, since an upstream's error body may echo
+ * the request, a key, an internal host.
+ */
 export function httpError(status: number, headers: Headers, body: string): UpstreamError {
   const detail = errorDetail(body);
   const what = `the upstream answered HTTP ${status}`;
@@ -32,25 +40,27 @@ export function httpError(status: number, headers: Headers, body: string): Upstr
   }
   if (status === 429) {
     const retryAfterMs = retryAfter(headers);
-    return new UpstreamError("upstream_rate_limited", withDetail(`${what} (rate limited)`, detail), {
+    return new UpstreamError("upstream_rate_limited", `${what} (rate limited)`, {
+      detail,
       retryable: retryAfterMs === undefined || retryAfterMs <= MAX_RETRY_AFTER_MS,
       ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
     });
   }
   if (status >= 500 || status === 408 || status === 409) {
-    return new UpstreamError("upstream_error", withDetail(what, detail), { retryable: true });
+    return new UpstreamError("upstream_error", what, { retryable: true, detail });
   }
   // Other 4xx: the server will not accept this request as it is (unknown model, context too
   // long, bad parameter); sending it again cannot help.
-  return new UpstreamError("upstream_rejected", withDetail(what, detail));
+  return new UpstreamError("upstream_rejected", what, { detail });
 }
 
-/** The error for a fetch that failed before any response arrived. */
+/** The error for a fetch that failed before any response arrived; the URL is only logged. */
 export function connectError(url: string, err: unknown): UpstreamError {
   const code = causeCode(err);
-  return new UpstreamError("upstream_unreachable", `cannot reach the upstream at ${url}${code ? ` (${code})` : ""}`, {
+  return new UpstreamError("upstream_unreachable", `cannot reach the upstream${code ? ` (${code})` : ""}`, {
     retryable: true,
     cause: err,
+    detail: `${url}: ${String(err)}`,
   });
 }
 
@@ -67,14 +77,16 @@ export function timeoutError(idleMs: number): UpstreamError {
   return new UpstreamError("upstream_timeout", `the upstream sent nothing for ${idleMs} ms`);
 }
 
-export function badResponse(message: string, cause?: unknown): UpstreamError {
-  return new UpstreamError("upstream_bad_response", message, { cause });
+/** `detail`: what the upstream sent (an excerpt), for the log only. */
+export function badResponse(message: string, cause?: unknown, detail?: string): UpstreamError {
+  return new UpstreamError("upstream_bad_response", message, { cause, ...(detail ? { detail } : {}) });
 }
 
 /** An `error` object sent inside the stream (vLLM and OpenAI do this for mid-stream failures). */
 export function streamedError(payload: unknown): UpstreamError {
-  return new UpstreamError("upstream_error", withDetail("the upstream reported an error mid-stream", errorDetail(payload)), {
+  return new UpstreamError("upstream_error", "the upstream reported an error mid-stream", {
     retryable: true,
+    detail: errorDetail(payload),
   });
 }
 
@@ -110,10 +122,6 @@ function errorDetail(body: unknown): string {
     for (const key of ["message", "detail"]) if (typeof o[key] === "string") return clip(o[key] as string);
   }
   return typeof value === "string" ? clip(value) : "";
-}
-
-function withDetail(what: string, detail: string): string {
-  return detail ? `${what}: ${detail}` : what;
 }
 
 function clip(s: string): string {

@@ -202,10 +202,10 @@ function* interpret(e: EventSourceMessage): Generator<ChatEvent> {
     chunk = JSON.parse(e.data);
   } catch (err) {
     if (e.event === "error") throw streamedError(e.data);
-    throw badResponse(`the upstream sent a malformed chunk: ${JSON.stringify(e.data.slice(0, 120))}`, err);
+    throw badResponse("the upstream sent a malformed chunk", err, JSON.stringify(e.data.slice(0, 120)));
   }
   if (typeof chunk !== "object" || chunk === null || Array.isArray(chunk)) {
-    throw badResponse(`the upstream sent a chunk that is not an object: ${JSON.stringify(e.data.slice(0, 120))}`);
+    throw badResponse("the upstream sent a chunk that is not an object", undefined, JSON.stringify(e.data.slice(0, 120)));
   }
   const o = chunk as Record<string, unknown>;
   if (e.event === "error" || (o.error !== undefined && o.error !== null)) throw streamedError(o);

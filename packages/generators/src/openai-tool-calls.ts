@@ -89,7 +89,9 @@ export class ToolCalls {
       yield { type: "tool_dropped", id, reason: "invalid_arguments" };
       throw new GeneratorError(
         "upstream_bad_response",
-        `the upstream's call ${id} of ${call.name} has arguments that are not JSON: ${JSON.stringify(args.slice(0, 120))}`,
+        `the upstream's call ${id} of ${call.name} has arguments that are not JSON`,
+        undefined,
+        JSON.stringify(args.slice(0, 120)),
       );
     }
     this.completed++;

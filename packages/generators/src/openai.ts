@@ -234,7 +234,7 @@ class OpenAISession implements GenerationSession {
       failures++;
       const delay = error.retryAfterMs ?? backoff(this.s.retryDelayMs, failures);
       this.log.warn(
-        { code: error.code, err: error.message, attempt: failures, delayMs: Math.round(delay) },
+        { code: error.code, err: error.message, detail: error.detail, attempt: failures, delayMs: Math.round(delay) },
         "upstream request failed; retrying",
       );
       await sleep(delay, this.job.signal, this.s.closing);

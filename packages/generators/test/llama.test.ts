@@ -214,7 +214,8 @@ test("a model process that dies mid-generation fails its sessions with model_cra
   assert.ok(outcome, "a generation was in flight when its process died");
   assert.ok(outcome.tokens >= 3, "the tokens before the crash were yielded");
   const err = assertGeneratorError(outcome.error, ["model_crashed"]);
-  assert.match(err.message, /SIGKILL/);
+  assert.doesNotMatch(err.message, /SIGKILL/, "how the process died is for the log");
+  assert.match(err.detail ?? "", /SIGKILL/);
   assert.equal(gen.status().state, "failed");
   const r = await run(RIVER);
   assert.equal(r.error, undefined);
@@ -238,7 +239,9 @@ test("a missing model file: create resolves, every session fails with model_unav
     for (let i = 0; i < 3; i++) {
       const r = await run(RIVER, { generator: g });
       const err = assertGeneratorError(r.error, ["model_unavailable"]);
-      assert.match(err.message, /nope\.gguf/);
+      // The path is the operator's business: it is in the detail (the worker's log), never in the message.
+      assert.ok(!err.message.includes(dir.path) && !err.message.includes("nope.gguf"), err.message);
+      assert.match(err.detail ?? "", /nope\.gguf/);
       assert.equal(r.tokens.length, 0);
     }
   } finally {

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CUT_CONTINUE } from "../src/openai-messages.js";
 import { answer, closedPort } from "@unbroken/testing";
+import type { GeneratorError } from "../src/generator.js";
 import { PROMPT, assertCode, generator, run, serve } from "./openai-harness.js";
 
 test("refused connection ends with upstream_unreachable after bounded retries", async () => {
@@ -14,6 +15,9 @@ test("refused connection ends with upstream_unreachable after bounded retries", 
   };
   const r = await run(generator(`http://127.0.0.1:${port}/v1`, { maxRetries: 2, fetch: counting }), PROMPT);
   assertCode(r, "upstream_unreachable");
+  // The address is the operator's: it goes to the log (the detail), not to the client.
+  assert.doesNotMatch((r.error as Error).message, new RegExp(`127\\.0\\.0\\.1|${port}`));
+  assert.match((r.error as GeneratorError).detail ?? "", new RegExp(`127\\.0\\.0\\.1:${port}/v1`));
   assert.equal(calls, 3, "one attempt and two retries");
   assert.deepEqual(r.tokens, []);
 });
@@ -65,19 +69,31 @@ test("500 before any token is retried", async () => {
   assert.deepEqual(fake.requests[2]!.body, fake.requests[0]!.body, "the same request again");
 });
 
-test("500 every time ends with upstream_error carrying the server's message", async () => {
+test("500 every time ends with upstream_error and the status; the server's body and URL only in the detail", async () => {
   const { fake, baseUrl } = await serve([{ status: 502, body: JSON.stringify({ error: { message: "bad gateway here" } }) }]);
   const r = await run(generator(baseUrl, { maxRetries: 1 }), PROMPT);
   assertCode(r, "upstream_error");
-  assert.match((r.error as Error).message, /502.*bad gateway here/);
+  assert.equal((r.error as Error).message, "the upstream answered HTTP 502");
+  assert.match((r.error as GeneratorError).detail ?? "", /bad gateway here/);
   assert.equal(fake.requests.length, 2);
+});
+
+test("an upstream 500 whose body holds a secret and the upstream's URL: neither reaches the message", async () => {
+  const marker = "SECRET-7f3a9c";
+  const { baseUrl } = await serve([{ status: 500, body: JSON.stringify({ error: { message: `${marker} at http://10.1.2.3:8000/v1` } }) }]);
+  const r = await run(generator(baseUrl, { maxRetries: 0 }), PROMPT);
+  assertCode(r, "upstream_error");
+  const message = (r.error as Error).message;
+  for (const leak of [marker, "10.1.2.3", baseUrl]) assert.ok(!message.includes(leak), `${leak} in ${message}`);
+  assert.match((r.error as GeneratorError).detail ?? "", new RegExp(marker));
 });
 
 test("other 4xx is upstream_rejected without retry", async () => {
   const { fake, baseUrl } = await serve([{ status: 404, body: JSON.stringify({ error: "model 'x' not found" }) }]);
   const r = await run(generator(baseUrl), PROMPT);
   assertCode(r, "upstream_rejected");
-  assert.match((r.error as Error).message, /model 'x' not found/);
+  assert.equal((r.error as Error).message, "the upstream answered HTTP 404");
+  assert.match((r.error as GeneratorError).detail ?? "", /model 'x' not found/);
   assert.equal(fake.requests.length, 1);
 });
 
@@ -127,6 +143,8 @@ test("a malformed chunk ends with upstream_bad_response", async () => {
   const { fake, baseUrl } = await serve([{ steps: [{ text: "Hi" }, { raw: "data: {not json\n\n" }, { text: "never" }] }]);
   const r = await run(generator(baseUrl), PROMPT);
   assertCode(r, "upstream_bad_response");
+  assert.doesNotMatch((r.error as Error).message, /not json/);
+  assert.match((r.error as GeneratorError).detail ?? "", /not json/);
   assert.deepEqual(r.tokens, ["Hi"]);
   assert.equal(fake.requests.length, 1);
 });
@@ -135,7 +153,8 @@ test("an error event mid-stream after text ends with upstream_error, not a retry
   const { fake, baseUrl } = await serve([{ steps: [{ text: "Hi" }, { chunk: { error: { message: "engine died" } } }] }]);
   const r = await run(generator(baseUrl), PROMPT);
   assertCode(r, "upstream_error");
-  assert.match((r.error as Error).message, /engine died/);
+  assert.doesNotMatch((r.error as Error).message, /engine died/);
+  assert.match((r.error as GeneratorError).detail ?? "", /engine died/);
   assert.equal(fake.requests.length, 1);
 });
 

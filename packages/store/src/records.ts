@@ -23,12 +23,27 @@ export class ResponseRecords {
   ) {}
 
   async get(rid: string): Promise<StoredRecord | null> {
+    const found = await this.read(rid);
+    return found === "unreadable" ? null : found;
+  }
+
+  /**
+   * Like `get`, but tells a record that is there and cannot be parsed ("unreadable") from
+   * none: a worker given such a request ends it rather than leaving its client waiting.
+   */
+  async read(rid: string): Promise<StoredRecord | "unreadable" | null> {
     const entry = await this.kv.get(rid);
     if (entry?.operation !== "PUT" || entry.length === 0) return null;
-    const parsed = responseRecordSchema.safeParse(entry.json());
+    let parsed: ReturnType<typeof responseRecordSchema.safeParse>;
+    try {
+      parsed = responseRecordSchema.safeParse(entry.json());
+    } catch (err) {
+      this.log.error({ rid, err: String(err) }, "unreadable response record (not JSON)");
+      return "unreadable";
+    }
     if (!parsed.success) {
       this.log.error({ rid, err: parsed.error.message }, "unreadable response record");
-      return null;
+      return "unreadable";
     }
     return { record: parsed.data, revision: entry.revision };
   }

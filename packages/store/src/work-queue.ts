@@ -86,13 +86,16 @@ export class WorkQueue {
     const guard = setTimeout(() => batch.stop(), expiresMs + PULL_MARGIN_MS);
     try {
       for await (const m of batch) {
-        const parsed = workRequestSchema.safeParse(safeJson(m));
-        if (!parsed.success) {
+        const raw = safeJson(m);
+        const request = readRequest(raw);
+        if (!request) {
           this.log.warn({ subject: m.subject }, "malformed work request dropped");
           m.term();
           continue;
         }
-        take(new Delivery(m, parsed.data));
+        if (request.record === undefined && (raw as { record?: unknown }).record !== undefined)
+          this.log.warn({ rid: request.rid }, "work request with an unreadable record: the worker reads the record itself");
+        take(new Delivery(m, request));
       }
     } finally {
       clearTimeout(guard);
@@ -124,6 +127,18 @@ export class WorkQueue {
     await createWorkersConsumer(this.jsm, this.ackWaitMs);
     return "created again (its leader did not know it)";
   }
+}
+
+/**
+ * The request, or only its rid when the record it carries does not parse: the worker then
+ * reads the record itself and ends a response whose record cannot be read, so its client is
+ * answered. Undefined when not even the rid can be read (nobody to answer).
+ */
+function readRequest(raw: unknown): WorkRequest | undefined {
+  const parsed = workRequestSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const rid = workRequestSchema.safeParse({ rid: (raw as { rid?: unknown } | undefined)?.rid });
+  return rid.success ? rid.data : undefined;
 }
 
 function safeJson(m: JsMsg): unknown {

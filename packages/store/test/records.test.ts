@@ -49,6 +49,21 @@ describe("ResponseRecords", () => {
     assert.equal(await broker.records.get(newRid()), null);
   });
 
+  test("a record no reader can parse: get says null, read says unreadable (a worker then ends it rather than drop it)", async () => {
+    const rid = newRid();
+    const bad = { ...record(rid), request: { prompt: "hello", params: { stop: [""] } } };
+    assert.ok(await broker.records.create(bad));
+    assert.equal(await broker.records.get(rid), null);
+    assert.equal(await broker.records.read(rid), "unreadable");
+    assert.equal(await broker.records.read(newRid()), null);
+    const good = record(newRid());
+    await broker.records.create(good);
+    assert.deepEqual((await broker.records.read(good.rid)) as object, {
+      record: good,
+      revision: (await broker.records.get(good.rid))?.revision,
+    });
+  });
+
   test("create returns null for an existing rid, and the first record wins", async () => {
     const rid = newRid();
     assert.notEqual(await broker.records.create(record(rid, "alice")), null);

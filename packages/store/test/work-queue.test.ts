@@ -66,6 +66,28 @@ test("a malformed request is dropped from the queue, not handed to the worker", 
   assert.deepEqual(await pullAll(10), [], "nothing left: the malformed one was terminated");
 });
 
+test("a request whose carried record does not parse is handed on with its rid alone: the worker reads the record and answers", async () => {
+  const { js } = handlesOf(broker);
+  const rid = newRid();
+  const record = {
+    v: 1,
+    rid,
+    owner: "",
+    status: "queued",
+    created_at: "x",
+    request: { prompt: "p", params: { stop: [""] } },
+    steers: [],
+    epoch: 0,
+  };
+  await js.publish(requestSubject(rid), JSON.stringify({ rid, record, revision: 1 }));
+  const got = await pullAll(10);
+  assert.deepEqual(
+    got.map((d) => d.request),
+    [{ rid }],
+  );
+  got[0]?.ack();
+});
+
 test("repair creates a consumer the server lost; on a single server it leaves one alone", async () => {
   const queue = await broker.workQueue(5_000);
   const { jsm } = handlesOf(broker);

@@ -26,7 +26,7 @@ const intro = log.querySelector(".intro") as HTMLElement;
 
 const indicator = new ConnectionIndicator($("conn"));
 const tunnel = new Tunnel();
-const token = takeToken();
+const { token, refused: tokenRefused } = takeToken();
 const client = new UnbrokenClient({
   url: `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`,
   createSocket: tunnel.createSocket,
@@ -281,3 +281,4 @@ window.addEventListener("pagehide", flushTurns);
 for (const t of [...turns]) show(t); // a copy: showing an answer that called tools may add its follow-up
 openLink();
 updateControls();
+if (tokenRefused) say("The link's token was not used: this tab keeps its own identity. Open the link in a new tab to use it.");

@@ -86,17 +86,40 @@ export function answerText(turn: AnswerTurn): string {
   return text;
 }
 
-/** `?token=` (kept for this tab, then removed from the address bar) or the one kept earlier. */
-export function takeToken(): string | undefined {
+/** What `takeToken` found: the token to use, and whether a link's token was turned down. */
+export interface TakenToken {
+  token: string | undefined;
+  /** A link carried another identity than the tab's, and the user kept the tab's. */
+  refused: boolean;
+}
+
+export const REPLACE_IDENTITY =
+  "This link asks this tab to use another identity (its ?token=). Whoever made the link could then read what you ask " +
+  "here, and the answers you have would no longer open. Use the link's identity instead of this tab's?";
+
+/**
+ * `?token=` (kept for this tab, then removed from the address bar) or the one kept earlier. A
+ * link never silently replaces an identity the tab already has: a link made by someone else
+ * would make the tab talk as them, and they would read it. The user is asked (`ask`, confirm()
+ * on the page); declined, the tab keeps its own. An empty `?token=` asks to drop it, likewise.
+ */
+export function takeToken(ask: (question: string) => boolean = (q) => confirm(q)): TakenToken {
   const url = new URL(location.href);
   const given = url.searchParams.get("token");
+  const kept = sessionStorage.getItem(TOKEN_KEY) ?? undefined;
+  let refused = false;
   if (given !== null) {
-    if (given === "") sessionStorage.removeItem(TOKEN_KEY);
-    else sessionStorage.setItem(TOKEN_KEY, given);
     url.searchParams.delete("token");
     history.replaceState(null, "", url.pathname + url.search + url.hash);
+    const asked = given === "" ? undefined : given;
+    if (asked !== kept) {
+      if (kept === undefined || ask(REPLACE_IDENTITY)) {
+        if (asked === undefined) sessionStorage.removeItem(TOKEN_KEY);
+        else sessionStorage.setItem(TOKEN_KEY, asked);
+      } else refused = true;
+    }
   }
-  return sessionStorage.getItem(TOKEN_KEY) ?? undefined;
+  return { token: sessionStorage.getItem(TOKEN_KEY) ?? undefined, refused };
 }
 
 /** An answer as history: its text, and when it called tools, the calls and their results. */

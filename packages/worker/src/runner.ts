@@ -120,8 +120,10 @@ export class ResponseRun {
     // A first delivery may trust the record it carries as far as the claim: that is a
     // compare-and-set on its revision, which reads the record again if it changed since.
     const first = this.msg.deliveryCount === 1 ? this.carried : undefined;
-    const stored = first ?? (await broker.records.get(this.rid));
+    const stored = first ?? (await broker.records.read(this.rid));
+    if (stored === "unreadable") return this.refuse();
     if (!stored) {
+      // Gone past RETENTION (its log with it): nobody waits for it any more.
       this.log.warn("request for a response with no record; dropped");
       return "void";
     }
@@ -153,6 +155,14 @@ export class ResponseRun {
       return "ended";
     }
     return this.generate(claimed, writer, [...claimed.steers, ...this.control.takeEarly()]);
+  }
+
+  /** A record no reader can parse (an edge never stores one): ended, not dropped, so its client is answered. */
+  private async refuse(): Promise<Outcome> {
+    this.log.error("the response's record cannot be read; ending it with invalid_request");
+    const end = ends.error({ code: "invalid_request", message: "the request could not be read" });
+    await this.deps.broker.lifecycle.endQueued(this.rid, end, { onPublished: this.metrics?.published });
+    return "ended";
   }
 
   /** Its worker went silent (or handed it over): continue the answer from the log. */
@@ -377,8 +387,13 @@ function eventOfOutput(out: Exclude<GenerationOutput, { type: "token" | "reasoni
   }
 }
 
+/**
+ * The `end` of a failed generation. A GeneratorError's message is written for clients; what
+ * it keeps back (an upstream's body, its URL, a model path) and any other error go to the log only.
+ */
 function errorEnd(err: unknown, usage: EndEvent["usage"], log: Logger): EndEvent {
-  log.error({ err: String(err) }, "generator failed");
-  const code = err instanceof GeneratorError ? err.code : "generator_error";
-  return ends.error({ code, message: err instanceof Error ? err.message : String(err) }, usage);
+  const known = err instanceof GeneratorError;
+  log.error({ err: String(err), ...(known && err.detail ? { detail: err.detail } : {}) }, "generator failed");
+  if (known) return ends.error({ code: err.code, message: err.message }, usage);
+  return ends.error({ code: "generator_error", message: "the generator failed" }, usage);
 }

@@ -14,18 +14,14 @@ export async function submit(broker: Broker, prompt: string, maxTokens: number, 
 /** `submit` with any generation body (tools, reasoning_effort, ...). */
 export async function submitRequest(broker: Broker, request: GenerationBody, carry = true): Promise<string> {
   const rid = newRid();
-  const record: ResponseRecord = {
-    v: 1,
-    rid,
-    owner: "",
-    status: "queued",
-    created_at: new Date().toISOString(),
-    request,
-    steers: [],
-    epoch: 0,
-  };
+  const record = queuedRecord(rid, request);
   const revision = await broker.records.create(record);
   assert.ok(revision, "the record is created");
   await broker.enqueue(carry ? { rid, record, revision } : { rid });
   return rid;
+}
+
+/** A queued record of rid, as an edge creates it (its request not checked here). */
+export function queuedRecord(rid: string, request: GenerationBody): ResponseRecord {
+  return { v: 1, rid, owner: "", status: "queued", created_at: new Date().toISOString(), request, steers: [], epoch: 0 };
 }

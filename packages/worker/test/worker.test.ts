@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { tokensIn } from "@unbroken/protocol";
+import { newRid, tokensIn } from "@unbroken/protocol";
 import { Broker, silentLog } from "@unbroken/store";
 import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
 import { pino } from "pino";
 import { workerConfigFromEnv } from "../src/config.js";
-import { submit, submitRequest } from "./submit.js";
+import { queuedRecord, submit, submitRequest } from "./submit.js";
 import { startWorker } from "../src/worker.js";
 
 // A worker against a real nats-server, its request queued as an edge queues it.
@@ -96,3 +96,31 @@ test("a steer sent while a tool call streams is logged after its tool_done, neve
   assert.equal(end.reason, "tool_calls");
   assert.equal(end.usage.reasoning_tokens, 4);
 });
+
+for (const carry of [true, false]) {
+  test(`a request whose record cannot be read ends with invalid_request, never dropped (record ${carry ? "carried" : "read"})`, async (t) => {
+    const config = workerConfigFromEnv({ NATS_URL: nats.url, SCRIPTED_TPS: "200", METRICS_PORT: "off" });
+    const worker = await startWorker(config, pino({ level: "silent" }));
+    t.after(() => worker.close());
+    // Stored past the edge's check (an older or foreign writer): no reader can parse it.
+    const rid = newRid();
+    const record = { ...queuedRecord(rid, { prompt: "hi", params: { stop: [""] } }) };
+    const revision = await broker.records.create(record);
+    assert.ok(revision);
+    assert.equal(await broker.records.read(rid), "unreadable");
+    await broker.enqueue(carry ? { rid, record, revision } : { rid });
+    const deadline = Date.now() + 30_000;
+    while ((await broker.logs.last(rid))?.kind !== "end") {
+      assert.ok(Date.now() < deadline, "the response ends within 30 s");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const log = await broker.logs.readAll(rid);
+    assert.deepEqual(
+      log.map((e) => e.kind),
+      ["end"],
+    );
+    const end = log[0]?.frame.event as unknown as { reason: string; error: { code: string } };
+    assert.equal(end.reason, "error");
+    assert.equal(end.error.code, "invalid_request");
+  });
+}
