@@ -6,7 +6,7 @@ import type { Principal } from "./auth.js";
 import { streamClient, type StreamSlot } from "./budgets.js";
 import type { HttpContext } from "./http-context.js";
 import { chosenRid, describeIssues, readJsonBody, sendJson } from "./http-util.js";
-import { drained } from "./limits.js";
+import { EventStreamReply } from "./event-stream.js";
 import { ResponsesFold, type ResponsesEvent } from "./responses-events.js";
 import { echoOf, parseCreateBody, toGenerate, type ResolveItem } from "./responses-input.js";
 import { sendOpenAIError } from "./openai-error.js";
@@ -175,45 +175,25 @@ function foldUntilEnd(
  * and `data: <event>`, as OpenAI sends them (the id line lets an EventSource resume too).
  */
 function streamResponse(ctx: HttpContext, record: ResponseRecord, after: number, res: ServerResponse, slot?: StreamSlot): void {
-  const rid = record.rid;
-  res.writeHead(200, {
-    "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-cache, no-transform",
-    connection: "keep-alive",
-    "x-accel-buffering": "no",
-  });
-  const heartbeat = setInterval(() => res.write(": keepalive\n\n"), ctx.heartbeatMs);
-  const limit = ctx.limits.maxSocketBuffer;
-  // A reader that stopped reading is cut off; it resumes with starting_after like after any drop.
-  const cut = (): void => {
-    if (res.destroyed) return;
-    ctx.log.warn({ rid, buffered: res.writableLength }, "slow Responses reader: closing the stream");
-    sub.close();
-    res.destroy();
-    ctx.onSlowConsumer?.("responses");
-  };
+  // A reader cut off as slow resumes with starting_after like after any drop.
+  const reply = new EventStreamReply(ctx, res, record.rid, "responses");
   const write = (events: ResponsesEvent[]) => {
-    if (res.writableLength > limit) return cut();
+    let text = "";
     for (const e of events)
-      if (e.sequence_number > after) res.write(`event: ${e.type}\nid: ${e.sequence_number}\ndata: ${JSON.stringify(e)}\n\n`);
-  };
-  const stop = () => {
-    clearInterval(heartbeat);
-    res.end();
+      if (e.sequence_number > after) text += `event: ${e.type}\nid: ${e.sequence_number}\ndata: ${JSON.stringify(e)}\n\n`;
+    if (text !== "") reply.write(text);
   };
   const fold = new ResponsesFold(record);
   write(fold.created());
-  const sub = new Subscription(ctx.subscriptions, rid, 0, (e) => write(fold.apply(e.frame.event)), stop, {
+  const stop = () => reply.end();
+  const sub = new Subscription(ctx.subscriptions, record.rid, 0, (e) => write(fold.apply(e.frame.event)), stop, {
     transport: "responses",
     onGone: stop,
     // A replay waits for the reader instead (as the native SSE stream's does).
-    pace: () => (res.writableLength > limit / 2 ? drained(() => (res.destroyed ? 0 : res.writableLength), limit / 4, cut) : undefined),
+    pace: reply.pace,
     slot,
   });
-  res.on("close", () => {
-    clearInterval(heartbeat);
-    sub.close();
-  });
+  reply.follow(sub);
   sub.start(record);
 }
 

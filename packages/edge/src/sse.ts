@@ -2,7 +2,7 @@ import { ProtocolError, ridSchema } from "@unbroken/protocol";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { streamClient } from "./budgets.js";
 import type { HttpContext } from "./http-context.js";
-import { drained } from "./limits.js";
+import { EventStreamReply } from "./event-stream.js";
 import { Subscription } from "./subscription.js";
 
 /** Where a reader resumes: `Last-Event-ID` wins over `?after=`; both mean "seq > n". */
@@ -43,50 +43,23 @@ export async function streamEvents(
   // Counted from here (429 while nothing is written yet) until the stream closes, once.
   const slot = ctx.responses.streams.open(streamClient(principal, ctx.address(req)), false, rid.data);
   res.on("close", () => slot.release());
-  res.writeHead(200, {
-    "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-cache, no-transform",
-    connection: "keep-alive",
-    // Proxies such as nginx would otherwise hold tokens back in their buffers.
-    "x-accel-buffering": "no",
-  });
+  const reply = new EventStreamReply(ctx, res, rid.data, "sse");
   res.write(": unbroken\n\n");
-  const heartbeat = setInterval(() => res.write(": keepalive\n\n"), ctx.heartbeatMs);
-  const limit = ctx.limits.maxSocketBuffer;
-  const cut = (): void => {
-    if (res.destroyed) return;
-    ctx.log.warn({ rid: rid.data, buffered: res.writableLength }, "slow SSE reader: closing the stream");
-    sub.close();
-    res.destroy();
-    ctx.onSlowConsumer?.("sse");
-  };
   const sub = new Subscription(
     ctx.subscriptions,
     rid.data,
     after,
-    (e) => {
-      if (res.writableLength > limit) return cut();
-      res.write(`id: ${e.seq}\ndata: ${e.raw}\n\n`);
-    },
-    () => {
-      clearInterval(heartbeat);
-      res.end();
-    },
+    (e) => reply.write(`id: ${e.seq}\ndata: ${e.raw}\n\n`),
+    () => reply.end(),
     {
       transport: "sse",
-      onGone: () => {
-        // Expired under a reader: a reconnect (Last-Event-ID) is then answered 410.
-        clearInterval(heartbeat);
-        res.end(": gone\n\n");
-      },
-      pace: () => (res.writableLength > limit / 2 ? drained(() => (res.destroyed ? 0 : res.writableLength), limit / 4, cut) : undefined),
+      // Expired under a reader: a reconnect (Last-Event-ID) is then answered 410.
+      onGone: () => reply.end(": gone\n\n"),
+      pace: reply.pace,
       slot,
     },
   );
-  res.on("close", () => {
-    clearInterval(heartbeat);
-    sub.close();
-  });
+  reply.follow(sub);
   sub.start(record);
   await ctx.responses.expireIfStale(record).catch(() => false);
 }
