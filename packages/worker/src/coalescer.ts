@@ -15,9 +15,12 @@ const MAX_EVENT_TEXT = 16_384;
 /** Past this much text waiting behind a write, the generator is made to wait for it. */
 const MAX_BACKLOG = 65_536;
 
-/** A generated delta the coalescer gathers: text, reasoning, or a tool call's argument text. */
+/**
+ * A generated delta the coalescer gathers: text, reasoning, or a tool call's argument text.
+ * Shaped as the generator's output, so the runner hands that over as it is (no copy per token).
+ */
 export interface Delta {
-  kind: "token" | "reasoning" | "tool_args";
+  type: "token" | "reasoning" | "tool_args";
   /** The tool call's id (`tool_args` only). */
   id?: string;
   text: string;
@@ -26,7 +29,7 @@ export interface Delta {
 
 /** Deltas of one kind (and call) waiting to be written, gathered into one event when coalescing. */
 interface Run {
-  kind: Delta["kind"];
+  kind: Delta["type"];
   id: string | undefined;
   texts: string[];
   /** How many generated tokens each text holds. */
@@ -67,10 +70,10 @@ export class DeltaCoalescer {
     if (text.length === 0) return undefined;
     if (this.pending.length === 0) this.since = performance.now();
     const last = this.pending.at(-1);
-    if (last && last.kind === delta.kind && last.id === delta.id) {
+    if (last && last.kind === delta.type && last.id === delta.id) {
       last.texts.push(text);
       last.counts.push(delta.tokens);
-    } else this.pending.push({ kind: delta.kind, id: delta.id, texts: [text], counts: [delta.tokens] });
+    } else this.pending.push({ kind: delta.type, id: delta.id, texts: [text], counts: [delta.tokens] });
     this.pendingBytes += text.length;
     this.pump();
     if (this.pendingBytes > MAX_BACKLOG && this.inFlight) return this.settled();

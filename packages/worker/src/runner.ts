@@ -261,11 +261,7 @@ export class ResponseRun {
         const out: GenerationOutput = r.value;
         if (out.type === "token" || out.type === "reasoning" || out.type === "tool_args") {
           this.metrics?.generated();
-          const wait = tokens.add(
-            out.type === "tool_args"
-              ? { kind: out.type, id: out.id, text: out.text, tokens: out.tokens }
-              : { kind: out.type, text: out.text, tokens: out.tokens },
-          );
+          const wait = tokens.add(out);
           if (wait) await wait;
           continue;
         }

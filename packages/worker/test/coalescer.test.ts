@@ -6,7 +6,7 @@ import { DeltaCoalescer, type CoalescePolicy } from "../src/coalescer.js";
 /** The coalescer fed text tokens only, as most of these tests do. */
 class TokenCoalescer extends DeltaCoalescer {
   addText(text: string, tokens = 1): Promise<void> | undefined {
-    return this.add({ kind: "token", text, tokens });
+    return this.add({ type: "token", text, tokens });
   }
 }
 
@@ -169,12 +169,12 @@ test("deltas of different kinds and calls never share an event, and keep their o
     },
     policy(50, false),
   );
-  c.add({ kind: "reasoning", text: "Think", tokens: 1 });
-  c.add({ kind: "reasoning", text: "ing.", tokens: 1 });
-  c.add({ kind: "tool_args", id: "a", text: '{"x":', tokens: 1 });
-  c.add({ kind: "tool_args", id: "a", text: "1}", tokens: 1 });
-  c.add({ kind: "tool_args", id: "b", text: "{}", tokens: 1 });
-  c.add({ kind: "token", text: "Done", tokens: 1 });
+  c.add({ type: "reasoning", text: "Think", tokens: 1 });
+  c.add({ type: "reasoning", text: "ing.", tokens: 1 });
+  c.add({ type: "tool_args", id: "a", text: '{"x":', tokens: 1 });
+  c.add({ type: "tool_args", id: "a", text: "1}", tokens: 1 });
+  c.add({ type: "tool_args", id: "b", text: "{}", tokens: 1 });
+  c.add({ type: "token", text: "Done", tokens: 1 });
   const flushed = c.flush();
   while (open.length > 0 || events.length < 5) {
     open.shift()?.();
