@@ -17,7 +17,21 @@ export type Scope = (typeof SCOPES)[number];
  */
 export type Principal =
   | { kind: "owner"; owner: string; expiresAt?: number | undefined }
-  | { kind: "capability"; rid: string; createdAt: number; scope: ReadonlySet<Scope>; expiresAt: number; sub: string | undefined };
+  | { kind: "capability"; rid: string; createdAt: number; scope: ReadonlySet<Scope>; expiresAt: number; sub: string | undefined }
+  | ThreadReader;
+
+/**
+ * A thread-scoped token (claims `thread`, `scope: "read"`, `created_at`, `exp`): reads exactly
+ * that thread's turns and the responses they started, nothing else, until `expiresAt`.
+ * `createdAt` is the thread's creation time in whole seconds (its first turn's).
+ */
+export interface ThreadReader {
+  kind: "thread";
+  thread: string;
+  createdAt: number;
+  expiresAt: number;
+  sub: string | undefined;
+}
 
 /** The claim that binds a response-scoped token to one response: its creation time in seconds. */
 export const CREATED_AT_CLAIM = "created_at";
@@ -44,6 +58,7 @@ export function authenticator(auth: EdgeConfig["auth"], capabilityMaxTtlMs = 24 
     } catch (err) {
       throw unauthorized("invalid or expired token", err);
     }
+    if (payload.thread !== undefined) return threadReader(payload, capabilityMaxTtlMs);
     if (payload.rid !== undefined || payload.scope !== undefined) return capability(payload, capabilityMaxTtlMs);
     if (typeof payload.sub !== "string" || payload.sub.length === 0) throw unauthorized("the token has no subject");
     return { kind: "owner", owner: payload.sub, expiresAt: typeof payload.exp === "number" ? payload.exp * 1000 : undefined };
@@ -52,27 +67,58 @@ export function authenticator(auth: EdgeConfig["auth"], capabilityMaxTtlMs = 24 
 
 /** A token with `rid` and `scope`: checked strictly, since it is meant to be handed around. */
 function capability(payload: JWTPayload, maxTtlMs: number): Principal {
-  const { rid, scope, exp, iat } = payload as JWTPayload & { rid?: unknown; scope?: unknown };
+  const { rid, scope } = payload as JWTPayload & { rid?: unknown; scope?: unknown };
   if (!isRid(rid)) throw unauthorized("a response-scoped token needs a valid rid claim");
   const words = typeof scope === "string" ? scope.split(" ").filter((w) => w.length > 0) : Array.isArray(scope) ? scope : undefined;
   if (words === undefined || words.length === 0 || !words.every((w): w is Scope => (SCOPES as readonly unknown[]).includes(w))) {
     throw unauthorized(`a response-scoped token needs a scope of ${SCOPES.join(", ")} (space-separated)`);
   }
-  if (typeof exp !== "number") throw unauthorized("a response-scoped token needs an exp claim");
-  // Without it a rid created again after RETENTION (by anyone) would open to an old token.
+  const { createdAt, expiresAt, sub } = scopedClaims(
+    payload,
+    maxTtlMs,
+    "response-scoped",
+    "its response's creation time in whole seconds (the response object's created_at)",
+  );
+  return { kind: "capability", rid, createdAt, scope: new Set(words), expiresAt, sub };
+}
+
+/** A token with `thread`: read only, checked as strictly as a response-scoped one. */
+function threadReader(payload: JWTPayload, maxTtlMs: number): Principal {
+  const { thread, scope } = payload as JWTPayload & { thread?: unknown; scope?: unknown };
+  if (!isRid(thread)) throw unauthorized("a thread-scoped token needs a valid thread claim");
+  if (scope !== "read" && !(Array.isArray(scope) && scope.length === 1 && scope[0] === "read")) {
+    throw unauthorized("a thread-scoped token needs the scope read: it reads a thread, nothing more");
+  }
+  const { createdAt, expiresAt, sub } = scopedClaims(
+    payload,
+    maxTtlMs,
+    "thread-scoped",
+    "its thread's creation time in whole seconds (created_at of GET /v1/threads/{thread}/turns)",
+  );
+  return { kind: "thread", thread, createdAt, expiresAt, sub };
+}
+
+/** The claims every scoped token needs: `exp` within the longest lifetime, and `created_at`. */
+function scopedClaims(
+  payload: JWTPayload,
+  maxTtlMs: number,
+  what: string,
+  createdAtMeans: string,
+): { createdAt: number; expiresAt: number; sub: string | undefined } {
+  const { exp, iat } = payload;
+  if (typeof exp !== "number") throw unauthorized(`a ${what} token needs an exp claim`);
+  // Without it a rid (or thread) created again after RETENTION (by anyone) would open to an old token.
   const createdAt = (payload as Record<string, unknown>)[CREATED_AT_CLAIM];
   if (typeof createdAt !== "number" || !Number.isInteger(createdAt) || createdAt < 0) {
-    throw unauthorized(
-      `a response-scoped token needs a ${CREATED_AT_CLAIM} claim: its response's creation time in whole seconds (the response object's created_at)`,
-    );
+    throw unauthorized(`a ${what} token needs a ${CREATED_AT_CLAIM} claim: ${createdAtMeans}`);
   }
   const maxSeconds = maxTtlMs / 1000;
   const now = Date.now() / 1000;
   if (exp - now > maxSeconds || (typeof iat === "number" && exp - iat > maxSeconds)) {
-    throw unauthorized(`a response-scoped token may live at most ${maxSeconds} s (exp - iat)`);
+    throw unauthorized(`a ${what} token may live at most ${maxSeconds} s (exp - iat)`);
   }
   const sub = typeof payload.sub === "string" ? payload.sub : undefined;
-  return { kind: "capability", rid, createdAt, scope: new Set(words), expiresAt: exp * 1000, sub };
+  return { createdAt, expiresAt: exp * 1000, sub };
 }
 
 /** Whether `record` (its `created_at`, an ISO time) is the response a capability token was made for. */
@@ -83,10 +129,13 @@ export function madeFor(p: Extract<Principal, { kind: "capability" }>, record: {
 /** The owner a principal generates as; a capability token starts nothing. */
 export function generatingOwner(p: Principal): string {
   if (p.kind === "owner") return p.owner;
-  throw new ProtocolError("forbidden", "a response-scoped token cannot start generations");
+  throw new ProtocolError("forbidden", `a ${p.kind === "thread" ? "thread" : "response"}-scoped token cannot start generations`);
 }
 
 /** For logs: who acted. */
 export function describePrincipal(p: Principal): string {
-  return p.kind === "owner" ? p.owner : `capability:${p.rid}:${[...p.scope].join("+")}${p.sub ? `:${p.sub}` : ""}`;
+  if (p.kind === "owner") return p.owner;
+  const sub = p.sub ? `:${p.sub}` : "";
+  if (p.kind === "thread") return `thread:${p.thread}:read${sub}`;
+  return `capability:${p.rid}:${[...p.scope].join("+")}${sub}`;
 }

@@ -1,19 +1,21 @@
 import type { Principal } from "./auth.js";
 import { rateLimited } from "./limits.js";
 
-/** Who opens a stream: the key it counts under as a client (`o:<owner>`, `r:<rid>`) and its address. */
+/** Who opens a stream: the key it counts under as a client (`o:<owner>`, `r:<rid>`, `t:<thread>`) and its address. */
 export interface StreamClient {
   key: string;
   address: string;
 }
 
 /**
- * An owner counts under its name; a response-scoped token under its rid (it is handed to
- * readers who are not its owner: a broadcast to many must not use up the owner's budget, and
- * the address bounds it anyway).
+ * An owner counts under its name; a response-scoped token under its rid, a thread-scoped one
+ * under its thread (they are handed to readers who are not the owner: a broadcast to many must
+ * not use up the owner's budget, and the address bounds it anyway).
  */
 export function streamClient(principal: Principal, address: string): StreamClient {
-  return { key: principal.kind === "owner" ? `o:${principal.owner}` : `r:${principal.rid}`, address };
+  const key =
+    principal.kind === "owner" ? `o:${principal.owner}` : principal.kind === "thread" ? `t:${principal.thread}` : `r:${principal.rid}`;
+  return { key, address };
 }
 
 /** One open stream's place in the counts: released once, whoever releases it first. */

@@ -75,6 +75,14 @@ export const edgeOwnEnv = {
     envInt(32_768, 1),
     "UTF-8 bytes of what a generation is asked: the prompt or every message's content, the tool calls' names and arguments, the tool results, and the `tools` as JSON (their schemas), together; larger gets `too_large` (HTTP 413)",
   ),
+  MAX_TURNS_PER_THREAD: envVar(
+    envInt(1000, 1),
+    "turns one thread may hold (each `generate` with `thread` appends one); more: `too_large` (HTTP 413), naming it: start a new thread",
+  ),
+  MAX_TURN_BYTES: envVar(
+    envInt(65_536, 256),
+    "UTF-8 bytes of the messages one turn stores in its thread (the messages after the last assistant message, as JSON); larger: `too_large` (HTTP 413)",
+  ),
   MAX_TOKENS_CEILING: envVar(
     envInt(LIMITS.maxTokens, 1).refine((n) => n <= LIMITS.maxTokens, `must be at most ${LIMITS.maxTokens}`),
     "largest `max_tokens` a request may ask (more: `bad_request`); below 32768 it is also the `max_tokens` of requests that ask none",
@@ -181,6 +189,10 @@ export interface EdgeLimits {
   maxSocketBuffer: number;
   /** UTF-8 bytes of the prompt or the messages (calls and tool results included) plus the tools' JSON: `too_large` beyond. */
   maxPromptBytes: number;
+  /** Turns one thread may hold. */
+  turnsPerThread: number;
+  /** Bytes of one turn's messages as JSON. */
+  maxTurnBytes: number;
   /** Highest `max_tokens` (`bad_request` beyond); below 32768 it is also the default. */
   maxTokensCeiling: number;
   /** Generations started on one socket and not ended. */
@@ -233,6 +245,8 @@ export function edgeConfigFromEnv(env: Record<string, string | undefined>): Edge
       maxSocketBuffer: e.MAX_SOCKET_BUFFER,
       maxPromptBytes: e.MAX_PROMPT_BYTES,
       maxTokensCeiling: e.MAX_TOKENS_CEILING,
+      turnsPerThread: e.MAX_TURNS_PER_THREAD,
+      maxTurnBytes: e.MAX_TURN_BYTES,
       generationsPerSocket: e.MAX_GENERATIONS_PER_SOCKET,
       generationsPerOwner: e.MAX_GENERATIONS_PER_OWNER,
       subscriptionsPerSocket: e.MAX_SUBSCRIPTIONS_PER_SOCKET,

@@ -116,7 +116,7 @@ const CANCEL_WAIT_MS = 5_000;
 
 /** A token that may cancel or steer but not read gets the status, never the answer. */
 function visible(principal: Principal, object: Record<string, unknown>): Record<string, unknown> {
-  if (principal.kind === "owner" || principal.scope.has("read")) return object;
+  if (principal.kind !== "capability" || principal.scope.has("read")) return object;
   return { ...object, output: [], output_text: "" };
 }
 

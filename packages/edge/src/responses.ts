@@ -1,13 +1,24 @@
-import { LIMITS, ProtocolError, newRid, type ControlRequest, type GenerateFrame, type ResponseRecord } from "@unbroken/protocol";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  LIMITS,
+  ProtocolError,
+  newMessagesOf,
+  newRid,
+  type ControlRequest,
+  type GenerateFrame,
+  type ResponseRecord,
+} from "@unbroken/protocol";
 import { ends, goneError, toProtocolError, type Broker, type ControlOutcome, type ServedModel } from "@unbroken/store";
 import type { Logger } from "pino";
-import { generatingOwner, madeFor, type Principal, type Scope } from "./auth.js";
-import { SteerCounts, StreamBudget } from "./budgets.js";
+import { generatingOwner, madeFor, type Principal, type Scope, type ThreadReader } from "./auth.js";
+import { StreamBudget } from "./budgets.js";
 import type { EdgeLimits } from "./config.js";
 import { KnownOwners } from "./known-owners.js";
-import { ActiveGenerations, TokenBuckets, checkRequest, rateLimited } from "./limits.js";
+import { ActiveGenerations, checkRequest, rateLimited } from "./limits.js";
 import type { EdgeMetrics } from "./metrics.js";
 import { storableRecord } from "./record-check.js";
+import { ThreadService } from "./threads.js";
+import { Steering } from "./steering.js";
 
 export interface ResponseServiceOptions {
   /** Auth on: a missing rid answers like another owner's (forbidden), never not_found. */
@@ -29,8 +40,6 @@ export interface GenerateSource {
 
 const HIDDEN = "no response with this rid is accessible to you";
 
-const MAX_QUEUED_STEERS = 32;
-
 /**
  * What the edge does to responses on a client's behalf, independent of any socket:
  * create (idempotently), authorize, cancel, steer. All state lives in NATS.
@@ -40,9 +49,9 @@ export class ResponseService {
   readonly generations: ActiveGenerations;
   /** Streams open through this edge, of every kind, per client and per address. */
   readonly streams: StreamBudget;
-  private readonly steerBuckets: TokenBuckets;
-  private readonly ownerSteerBuckets: TokenBuckets;
-  private readonly steerCounts = new SteerCounts();
+  private readonly steering: Steering;
+  /** Threads: who may append and read, their limits, their turns. */
+  readonly threads: ThreadService;
   private readonly owners = new KnownOwners();
 
   constructor(
@@ -54,9 +63,12 @@ export class ResponseService {
       const stored = await broker.records.get(rid);
       return stored !== null && stored.record.status !== "ended";
     }, log);
-    this.steerBuckets = new TokenBuckets(opts.limits.steerRate, opts.limits.steerBurst);
-    this.ownerSteerBuckets = new TokenBuckets(opts.limits.steerRatePerOwner, opts.limits.steerBurstPerOwner);
+    this.steering = new Steering(broker, opts.limits, {
+      authorize: (p, rid) => this.authorize(p, rid, "steer"),
+      control: (rid, req) => this.control(rid, req),
+    });
     this.streams = new StreamBudget(opts.limits.streamsPerOwner, opts.limits.streamsPerAddress);
+    this.threads = new ThreadService(broker, { authOn: opts.authOn, limits: opts.limits }, log);
   }
 
   private ensureConnected(): void {
@@ -116,8 +128,9 @@ export class ResponseService {
     frame: GenerateFrame,
     openai: ResponseRecord["openai"],
   ): Promise<{ rid: string; existing: boolean; record: ResponseRecord }> {
-    const { messages, prompt, params, tools, tool_choice } = frame;
+    const { messages, prompt, params, tools, tool_choice, thread } = frame;
     const request = { messages, prompt, params, tools, tool_choice };
+    const turn = await this.threads.admit(owner, frame);
     const record = storableRecord({
       v: 1,
       rid,
@@ -128,12 +141,14 @@ export class ResponseService {
       steers: [],
       epoch: 0,
       ...(openai ? { openai } : {}),
+      ...(thread ? { thread } : {}),
     });
     try {
       const revision = await this.broker.records.create(record);
       if (revision === null) return await this.existing(owner, rid);
       // Not awaited: the rid's owner entry only serves a later `gone`, never this generate.
       void this.broker.owners.remember(rid, owner);
+      if (turn) await this.threads.append(turn, record);
       await this.broker.enqueue({ rid, record, revision });
       this.log.info({ rid, owner }, "response queued");
       return { rid, existing: false, record };
@@ -148,9 +163,13 @@ export class ResponseService {
     if (!stored || stored.record.owner !== owner) {
       throw new ProtocolError("forbidden", "this rid is taken", { rid });
     }
-    // Heals a first generate whose record landed but whose request did not: the request's
-    // msg id makes this a no-op when it did land.
-    if (stored.record.status === "queued") await this.broker.enqueue({ rid, ...stored });
+    // Heals a first generate whose record landed but whose turn or request did not: their msg
+    // ids make this a no-op when they did land.
+    if (stored.record.status === "queued") {
+      const { thread, request } = stored.record;
+      if (thread) await this.threads.append({ thread, owner, messages: newMessagesOf(request) }, stored.record);
+      await this.broker.enqueue({ rid, ...stored });
+    }
     return { rid, existing: true, record: stored.record };
   }
 
@@ -166,6 +185,7 @@ export class ResponseService {
       if (!principal.scope.has(action)) throw new ProtocolError("forbidden", `this token does not allow ${action}`, { rid });
       if (Date.now() >= principal.expiresAt) throw new ProtocolError("unauthorized", "the token has expired", { rid });
     }
+    if (principal.kind === "thread") return this.authorizeThreadReader(principal, rid, action);
     this.ensureConnected();
     const allowed = (owner: string) => principal.kind === "capability" || principal.owner === owner;
     try {
@@ -183,6 +203,20 @@ export class ResponseService {
       }
       if (this.opts.authOn || stored) throw new ProtocolError("forbidden", HIDDEN, { rid });
       throw new ProtocolError("not_found", "no response with this rid", { rid });
+    } catch (err) {
+      throw toProtocolError(err, rid);
+    }
+  }
+
+  /** A thread-scoped token reads the responses its thread started, and does nothing else. */
+  private async authorizeThreadReader(principal: ThreadReader, rid: string, action: Scope): Promise<ResponseRecord> {
+    if (action !== "read") throw new ProtocolError("forbidden", `this token does not allow ${action}`, { rid });
+    if (Date.now() >= principal.expiresAt) throw new ProtocolError("unauthorized", "the token has expired", { rid });
+    this.ensureConnected();
+    try {
+      const stored = await this.broker.records.get(rid);
+      if (stored && (await this.threads.readerMayRead(principal, stored.record))) return stored.record;
+      throw new ProtocolError("forbidden", HIDDEN, { rid });
     } catch (err) {
       throw toProtocolError(err, rid);
     }
@@ -280,93 +314,10 @@ export class ResponseService {
     throw new ProtocolError("unavailable", "cancel could not be settled; retry", { rid });
   }
 
-  async steer(principal: Principal, rid: string, text: string): Promise<void> {
+  /** Steers rid: see Steering (budgets, then the worker, or the record while queued). */
+  steer(principal: Principal, rid: string, text: string): Promise<void> {
     this.opts.metrics?.steerReceived();
-    const record = await this.authorize(principal, rid, "steer");
-    const finished = new ProtocolError("finished", "the response has ended", { rid });
-    if (record.status !== "ended") this.admitSteer(record);
-    try {
-      await this.deliverSteer(principal, rid, text, record, finished);
-    } catch (err) {
-      // Not taken: it restarts nothing, so it does not count toward MAX_STEERS_PER_RESPONSE.
-      if (err instanceof ProtocolError && err.code === "finished") this.steerCounts.forget(rid);
-      else this.steerCounts.add(rid, -1);
-      throw err;
-    }
-  }
-
-  /**
-   * The steer budgets, cheapest refusal first: the response's total (MAX_STEERS_PER_RESPONSE),
-   * its rate (STEER_RATE), its owner's rate over all its responses (STEER_RATE_PER_OWNER; the
-   * owner of the record, also when a response-scoped token steers: the cost is the owner's).
-   * Counted by this edge; a steer that passes counts toward the total.
-   */
-  private admitSteer(record: ResponseRecord): void {
-    const { rid, owner } = record;
-    const l = this.opts.limits;
-    if (this.steerCounts.get(rid) >= l.maxSteersPerResponse) {
-      throw rateLimited(
-        `this response has taken ${l.maxSteersPerResponse} steers, the most one may (MAX_STEERS_PER_RESPONSE): each restarts its generation`,
-        rid,
-      );
-    }
-    if (!this.steerBuckets.take(rid)) {
-      throw rateLimited(
-        `steering too fast: at most ${l.steerRate} per second per response, ${l.steerBurst} at once (STEER_RATE, STEER_BURST)`,
-        rid,
-      );
-    }
-    if (!this.ownerSteerBuckets.take(owner)) {
-      throw rateLimited(
-        `steering too fast: at most ${l.steerRatePerOwner} per second per owner over all its responses, ${l.steerBurstPerOwner} at once (STEER_RATE_PER_OWNER, STEER_BURST_PER_OWNER)`,
-        rid,
-      );
-    }
-    this.steerCounts.add(rid, 1);
-  }
-
-  private async deliverSteer(
-    principal: Principal,
-    rid: string,
-    text: string,
-    first: ResponseRecord,
-    finished: ProtocolError,
-  ): Promise<void> {
-    let record = first;
-    try {
-      for (let attempt = 0; attempt < 10; attempt++) {
-        if (record.status === "ended") throw finished;
-        if (record.status === "queued") {
-          if (await this.recordQueuedSteer(rid, text)) return;
-        } else {
-          const reply = await this.control(rid, { op: "steer", text });
-          if (reply === "no_worker" || reply === "no_reply") {
-            if (await this.broker.lifecycle.hasEnded(rid)) throw finished;
-          } else if (reply.ok) {
-            return;
-          } else if (reply.code === "finished") {
-            throw finished;
-          }
-        }
-        await sleep(50 * (attempt + 1));
-        record = await this.authorize(principal, rid, "steer");
-      }
-    } catch (err) {
-      throw toProtocolError(err, rid);
-    }
-    throw new ProtocolError("unavailable", "the steer could not be delivered; retry", { rid });
-  }
-
-  private async recordQueuedSteer(rid: string, text: string): Promise<boolean> {
-    let applied = false;
-    await this.broker.records.mutate(rid, (r) => {
-      applied = false;
-      if (r.status !== "queued") return null;
-      if (r.steers.length >= MAX_QUEUED_STEERS) throw new ProtocolError("rate_limited", "too many steers", { rid });
-      applied = true;
-      return { ...r, steers: [...r.steers, text] };
-    });
-    return applied;
+    return this.steering.steer(principal, rid, text);
   }
 
   /** Asks the worker running rid (see ControlChannel.request). */
@@ -386,5 +337,3 @@ export class ResponseService {
     return this.opts.controlTimeoutMs ?? 3_000;
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -13,12 +13,15 @@ import { goneError, toProtocolError } from "@unbroken/store";
 import type { Logger } from "pino";
 import type { RawData, WebSocket } from "ws";
 import { FrameBucket, type StreamSlot, streamClient } from "./budgets.js";
+import { rawText, withId } from "./frame-util.js";
+import { KeyedChain } from "./keyed-chain.js";
 import { describePrincipal, type Authenticate, type Principal } from "./auth.js";
 import type { EdgeLimits } from "./config.js";
 import { drained, rateLimited } from "./limits.js";
 import { dropReasonOf, type DropReason, type Transport } from "./metrics.js";
 import type { ResponseService } from "./responses.js";
 import { Subscription, type SubscriptionDeps } from "./subscription.js";
+import { ThreadFollows } from "./thread-follows.js";
 import { TokenExpiry } from "./token-expiry.js";
 
 export interface SessionDeps extends SubscriptionDeps {
@@ -63,7 +66,8 @@ export class Session {
   private readonly subs = new Map<string, Subscription>();
   /** Subscriptions being set up (authorized, not yet started): they count against the limit. */
   private pendingSubs = 0;
-  private readonly ridChains = new Map<string, Promise<void>>();
+  private readonly ridChain = new KeyedChain();
+  private readonly threads: ThreadFollows;
   private readonly early: ClientFrame[] = [];
   private readonly helloTimer: ReturnType<typeof setTimeout>;
   private log: Logger;
@@ -83,6 +87,14 @@ export class Session {
     this.log = deps.log.child({ session: id });
     this.frameBudget = new FrameBucket(deps.limits.frameRate, deps.limits.frameBurst);
     this.helloTimer = setTimeout(() => this.refuse("no hello within the time allowed"), deps.helloTimeoutMs);
+    this.threads = new ThreadFollows({
+      responses: deps.responses,
+      log: this.log,
+      max: deps.limits.subscriptionsPerSocket,
+      address,
+      send: (f) => this.send(f),
+      pace: () => this.pace(),
+    });
     deps.metrics.socketOpened();
     ws.on("message", (data, isBinary) => this.onMessage(data, isBinary));
     ws.on("close", (code) => {
@@ -177,14 +189,18 @@ export class Session {
       this.send(withId({ type: "error", code: "unauthorized", message: TOKEN_EXPIRED }, frame.id));
       return;
     }
+    if (frame.type === "follow" || frame.type === "unfollow") {
+      this.threads.command(frame, this.principal);
+      return;
+    }
     if (frame.type === "unsubscribe") {
-      this.onRid(frame.rid, async () => {
+      this.ridChain.run(frame.rid, async () => {
         this.closeSub(frame.rid);
         this.send(withId({ type: "ok", rid: frame.rid }, frame.id));
       });
       return;
     }
-    this.onRid(frame.rid ?? "", () => this.command(frame));
+    this.ridChain.run(frame.rid ?? "", () => this.command(frame));
   }
 
   private async hello(token: string | undefined, id: string | undefined): Promise<void> {
@@ -227,18 +243,7 @@ export class Session {
     this.dispose();
   }
 
-  /** Runs `task` after earlier commands on the same rid (a fresh generate has none). */
-  private onRid(rid: string, task: () => Promise<void>): void {
-    const prev = rid ? (this.ridChains.get(rid) ?? Promise.resolve()) : Promise.resolve();
-    const next = prev.then(task, task);
-    if (!rid) return;
-    this.ridChains.set(rid, next);
-    void next.finally(() => {
-      if (this.ridChains.get(rid) === next) this.ridChains.delete(rid);
-    });
-  }
-
-  private async command(frame: Exclude<ClientFrame, { type: "hello" | "ping" | "unsubscribe" }>): Promise<void> {
+  private async command(frame: Exclude<ClientFrame, { type: "hello" | "ping" | "unsubscribe" | "follow" | "unfollow" }>): Promise<void> {
     const { responses } = this.deps;
     try {
       switch (frame.type) {
@@ -384,17 +389,9 @@ export class Session {
     this.phase = "closed";
     clearTimeout(this.helloTimer);
     this.expiry?.clear();
+    this.threads.close();
     for (const sub of this.subs.values()) sub.close();
     this.subs.clear();
     this.deps.responses.generations.dropKey(`s:${this.id}`);
   }
-}
-
-function withId<T extends ServerFrame>(frame: T, id: string | undefined): T {
-  return id === undefined ? frame : { ...frame, id };
-}
-
-function rawText(data: RawData): string {
-  if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
-  return Buffer.from(data as ArrayBuffer).toString("utf8");
 }

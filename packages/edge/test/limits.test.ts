@@ -196,6 +196,8 @@ test("config: the limits' defaults, and invalid values name the variable", () =>
     maxSocketBuffer: 1_048_576,
     maxPromptBytes: 32_768,
     maxTokensCeiling: 32_768,
+    turnsPerThread: 1000,
+    maxTurnBytes: 65_536,
     generationsPerSocket: 16,
     generationsPerOwner: 2048,
     subscriptionsPerSocket: 256,

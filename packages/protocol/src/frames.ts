@@ -1,6 +1,6 @@
 import * as z from "zod";
 import { ERROR_CODES } from "./codes.js";
-import { ridSchema } from "./rid.js";
+import { ridSchema, threadIdSchema } from "./rid.js";
 import { eventFrameSchema } from "./events.js";
 
 export const PROTOCOL_VERSION = 1;
@@ -20,6 +20,8 @@ export const LIMITS = {
   toolName: 64,
   /** A tool call's id. */
   toolCallId: 128,
+  /** Turns a `follow` may ask to skip: far more than any thread holds (MAX_TURNS_PER_THREAD). */
+  turnSeq: 1_000_000_000,
 } as const;
 
 export const frameIdSchema = z.string().max(LIMITS.frameId);
@@ -109,6 +111,8 @@ const generateFields = {
   tools: z.array(toolSchema).max(LIMITS.tools).optional(),
   tool_choice: toolChoiceSchema.optional(),
   after: afterSchema.optional(),
+  /** The thread this generate appends a turn to (created by its first generate). */
+  thread: threadIdSchema.optional(),
 };
 
 /** Every tool message answers a call an earlier assistant message made, and a forced function is one of `tools`. */
@@ -174,6 +178,14 @@ export const steerFrameSchema = z.object({
   ...withId,
 });
 export const pingFrameSchema = z.object({ type: z.literal("ping"), ...withId });
+/** Replays a thread's turns after seq `after`, then follows it live, until `unfollow`. */
+export const followFrameSchema = z.object({
+  type: z.literal("follow"),
+  thread: threadIdSchema,
+  after: z.number().int().nonnegative().max(LIMITS.turnSeq).default(0),
+  ...withId,
+});
+export const unfollowFrameSchema = z.object({ type: z.literal("unfollow"), thread: threadIdSchema, ...withId });
 
 export const CLIENT_FRAME_SCHEMAS = {
   hello: helloFrameSchema,
@@ -183,6 +195,8 @@ export const CLIENT_FRAME_SCHEMAS = {
   cancel: cancelFrameSchema,
   steer: steerFrameSchema,
   ping: pingFrameSchema,
+  follow: followFrameSchema,
+  unfollow: unfollowFrameSchema,
 } as const;
 
 export type HelloFrame = z.infer<typeof helloFrameSchema>;
@@ -192,7 +206,18 @@ export type UnsubscribeFrame = z.infer<typeof unsubscribeFrameSchema>;
 export type CancelFrame = z.infer<typeof cancelFrameSchema>;
 export type SteerFrame = z.infer<typeof steerFrameSchema>;
 export type PingFrame = z.infer<typeof pingFrameSchema>;
-export type ClientFrame = HelloFrame | GenerateFrame | SubscribeFrame | UnsubscribeFrame | CancelFrame | SteerFrame | PingFrame;
+export type FollowFrame = z.infer<typeof followFrameSchema>;
+export type UnfollowFrame = z.infer<typeof unfollowFrameSchema>;
+export type ClientFrame =
+  | HelloFrame
+  | GenerateFrame
+  | SubscribeFrame
+  | UnsubscribeFrame
+  | CancelFrame
+  | SteerFrame
+  | PingFrame
+  | FollowFrame
+  | UnfollowFrame;
 export type ClientFrameType = ClientFrame["type"];
 
 // Server → client.
@@ -208,16 +233,35 @@ export const acceptedFrameSchema = z.object({
   rid: ridSchema,
   existing: z.boolean(),
 });
-export const okFrameSchema = z.object({ type: z.literal("ok"), id: z.string().optional(), rid: ridSchema.optional() });
+export const okFrameSchema = z.object({
+  type: z.literal("ok"),
+  id: z.string().optional(),
+  rid: ridSchema.optional(),
+  thread: threadIdSchema.optional(),
+});
 export const pongFrameSchema = z.object({ type: z.literal("pong"), id: z.string().optional() });
 export const errorFrameSchema = z.object({
   type: z.literal("error"),
   id: z.string().optional(),
   rid: z.string().optional(),
+  thread: z.string().optional(),
   code: z.enum(ERROR_CODES),
   message: z.string(),
 });
 export const goawayFrameSchema = z.object({ type: z.literal("goaway") });
+/**
+ * One turn of a followed thread: the response `rid` a generate started in it, the new messages
+ * that generate brought (the trailing messages after the last assistant message), and when
+ * (whole seconds). `seq` counts the thread's turns from 1, with no gaps.
+ */
+export const turnFrameSchema = z.object({
+  type: z.literal("turn"),
+  thread: threadIdSchema,
+  seq: z.number().int().positive(),
+  rid: ridSchema,
+  messages: z.array(chatMessageSchema),
+  created_at: z.number().int().nonnegative(),
+});
 
 export const serverFrameSchema = z.discriminatedUnion("type", [
   welcomeFrameSchema,
@@ -227,6 +271,7 @@ export const serverFrameSchema = z.discriminatedUnion("type", [
   errorFrameSchema,
   goawayFrameSchema,
   eventFrameSchema,
+  turnFrameSchema,
 ]);
 
 export type WelcomeFrame = z.infer<typeof welcomeFrameSchema>;
@@ -235,4 +280,5 @@ export type OkFrame = z.infer<typeof okFrameSchema>;
 export type PongFrame = z.infer<typeof pongFrameSchema>;
 export type ErrorFrame = z.infer<typeof errorFrameSchema>;
 export type GoawayFrame = z.infer<typeof goawayFrameSchema>;
+export type TurnFrame = z.infer<typeof turnFrameSchema>;
 export type ServerFrame = z.infer<typeof serverFrameSchema>;

@@ -1,6 +1,6 @@
 import * as z from "zod";
-import { generationBodySchema } from "./frames.js";
-import { ridSchema } from "./rid.js";
+import { chatMessageSchema, generationBodySchema, type ChatMessage, type GenerationBody } from "./frames.js";
+import { ridSchema, threadIdSchema } from "./rid.js";
 
 /**
  * Payloads that travel between edge and worker over NATS. Clients never see these,
@@ -29,6 +29,8 @@ export const responseRecordSchema = z.object({
   /** Set by a worker that stopped mid-response on shutdown: the next worker continues it. */
   released: z.boolean().optional(),
   reason: z.string().optional(),
+  /** The thread whose turn started this response (`generate` with `thread`). */
+  thread: threadIdSchema.optional(),
   /**
    * What a request to OpenAI's Responses API (`/v1/responses`) asked beyond the generation,
    * kept so the response object shows it on every read: `metadata`, `background`,
@@ -61,6 +63,38 @@ export const workRequestSchema = z
     message: "a carried record must be the rid's, with its revision",
   });
 export type WorkRequest = z.infer<typeof workRequestSchema>;
+
+/**
+ * One turn of a thread as stored on its subject (`llm.th.<thread>` in THREADS_STREAM): the
+ * response a generate started, the messages it brought, and who owns the thread. Every turn
+ * repeats the owner and the thread's creation time, so the last turn alone answers who may
+ * read the thread and whether a thread-scoped token was made for it, even after the first
+ * turns expired.
+ */
+export const storedTurnSchema = z.object({
+  v: z.literal(1),
+  thread: threadIdSchema,
+  seq: z.number().int().positive(),
+  rid: ridSchema,
+  owner: z.string(),
+  messages: z.array(chatMessageSchema),
+  /** The response record's `created_at` (ISO). */
+  created_at: z.string(),
+  /** The thread's first turn's `created_at`, carried forward by every turn. */
+  thread_created_at: z.string(),
+});
+export type StoredTurn = z.infer<typeof storedTurnSchema>;
+
+/**
+ * The messages a generate brings to its thread: the trailing run after the last assistant
+ * message (a user's message, tool results, or a whole first prompt with its system message).
+ * Earlier messages are history the thread already holds, or the client's own rewrite of it.
+ */
+export function newMessagesOf(request: Pick<GenerationBody, "messages" | "prompt">): ChatMessage[] {
+  if (request.messages === undefined) return [{ role: "user", content: request.prompt ?? "" }];
+  const lastAssistant = request.messages.findLastIndex((m) => m.role === "assistant");
+  return request.messages.slice(lastAssistant + 1);
+}
 
 export const controlRequestSchema = z.discriminatedUnion("op", [
   z.object({ op: z.literal("cancel") }),

@@ -5,6 +5,9 @@ export const RID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
 
 export const ridSchema = z.string().regex(RID_PATTERN, "rid must match ^[A-Za-z0-9_-]{8,64}$");
 
+/** A thread id follows the rid's rules: it becomes a subject token too. */
+export const threadIdSchema = z.string().regex(RID_PATTERN, "thread must match ^[A-Za-z0-9_-]{8,64}$");
+
 export function isRid(value: unknown): value is string {
   return typeof value === "string" && RID_PATTERN.test(value);
 }

@@ -12,6 +12,7 @@ import { LiveTails } from "./live-tails.js";
 import type { Log } from "./log.js";
 import { RidOwners } from "./owners.js";
 import { ResponseRecords } from "./records.js";
+import { ThreadLogs } from "./threads.js";
 import { WorkQueue, enqueue } from "./work-queue.js";
 
 export interface BrokerOptions extends LayoutOptions {
@@ -57,6 +58,8 @@ export class Broker {
   readonly lifecycle: ResponseLifecycle;
   /** The models the running workers serve (`GET /v1/models`). */
   readonly models: ModelDirectory;
+  /** Every thread's turns: appends in order, reads, followers. */
+  readonly threads: ThreadLogs;
   private readonly events: EventPublisher;
   private readonly tails: LiveTails;
   private readonly js: JetStreamClient;
@@ -79,6 +82,7 @@ export class Broker {
     this.control = new ControlChannel(nc, log, () => this.connected);
     this.lifecycle = new ResponseLifecycle(this.records, this.logs, this.control, log);
     this.models = new ModelDirectory(nc, log);
+    this.threads = new ThreadLogs(this.js, jsm, log);
     void this.watch();
   }
 

@@ -10,6 +10,7 @@ export type { WorkQueue, WorkDelivery } from "./work-queue.js";
 export type { ControlChannel, ControlCall, ControlListener, ControlOutcome } from "./control.js";
 export type { EventLogs } from "./event-log.js";
 export type { ModelDirectory, ServedModel } from "./models.js";
+export type { ThreadLogs, ThreadTurn, TurnDraft, TurnFollower, TurnFollowOptions } from "./threads.js";
 export type { EventLogWriter, WriterOptions, WriterPosition } from "./log-writer.js";
 export type { LogFollower, FollowOptions } from "./log-follower.js";
 export type { ReadOptions, StoredRead } from "./log-reader.js";

@@ -18,6 +18,8 @@ import {
   REQUEST_SUBJECTS,
   RESPONSES_BUCKET,
   RID_OWNERS_BUCKET,
+  THREADS_STREAM,
+  THREAD_SUBJECTS,
   WORKERS_CONSUMER,
   formatDuration,
 } from "@unbroken/protocol";
@@ -34,6 +36,7 @@ import { apiError, isConsumerNotFound, isStreamNotFound, isUnreachable } from ".
  * | `workers` on `LLM_REQUESTS` | durable pull consumer | shared by all workers; ack wait = TAKEOVER_TIMEOUT | — |
  * | `llm_responses` | KV bucket | the response record: owner, status, request, queued steers, epoch | RETENTION |
  * | `llm_rid_owners` | KV bucket | rid → owner, so an expired response answers `gone` | 2 × RETENTION |
+ * | `LLM_THREADS` (`llm.th.<thread>`) | stream, file | every thread's turns, one subject per thread | RETENTION |
  *
  * Control messages (`llm.ctl.<rid>`) and the live tail (`llm.live.<rid>`) are core NATS
  * subjects: nothing is stored for them.
@@ -77,6 +80,18 @@ function requestsConfig(opts: LayoutOptions): StreamSettings {
     subjects: [REQUEST_SUBJECTS],
     storage: StorageType.File,
     retention: RetentionPolicy.Workqueue,
+    max_age: opts.retentionMs * NS,
+    duplicate_window: duplicateWindowMs(opts.retentionMs) * NS,
+    num_replicas: opts.replicas ?? 1,
+  };
+}
+
+/** A thread's turns live as long as the responses they started (each turn expires on its own). */
+function threadsConfig(opts: LayoutOptions): StreamSettings {
+  return {
+    name: THREADS_STREAM,
+    subjects: [THREAD_SUBJECTS],
+    storage: StorageType.File,
     max_age: opts.retentionMs * NS,
     duplicate_window: duplicateWindowMs(opts.retentionMs) * NS,
     num_replicas: opts.replicas ?? 1,
@@ -221,6 +236,7 @@ export async function ensureLayout(nc: NatsConnection, opts: LayoutOptions, log:
   const replicas = opts.replicas ?? 1;
   await ensureStream(jsm, eventsConfig(opts), log);
   await ensureStream(jsm, requestsConfig(opts), log);
+  await ensureStream(jsm, threadsConfig(opts), log);
   const records = await ensureBucket(nc, jsm, RESPONSES_BUCKET, opts.retentionMs, replicas, log);
   const owners = await ensureBucket(nc, jsm, RID_OWNERS_BUCKET, ownersMaxAgeMs(opts.retentionMs), replicas, log);
   return { jsm, records, owners };
