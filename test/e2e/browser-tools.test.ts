@@ -147,11 +147,16 @@ describe("demo page in Chromium: reasoning and a tool call", () => {
     assert.ok(answer.text.startsWith(`The result of get_time is ${card?.result}.`), answer.text.slice(0, 120));
     assert.equal(await page.locator("#steer").isHidden(), true, "the composer is back to asking");
 
-    // Thinking opens on a click; a reload shows the same parts from the page's store.
+    // Thinking opens on a click; a reload shows the same parts, from the thread: its turns
+    // (the question, then the tool result on the card) and their answers' logs.
     await page.click(".turn.answer .thinking summary");
     assert.equal((await answersOnPage(page))[0]?.thinkingOpen[0], true);
     await page.reload();
-    const again = await until(page, (a) => a.length === 2, "the answers after the reload");
+    const again = await until(
+      page,
+      (a) => a.length === 2 && a[0]?.state === "called" && a[1]?.state === "done",
+      "the answers after the reload",
+    );
     assert.deepEqual(
       again.map((a) => [a.kinds, a.text, a.cards]),
       shown.map((a) => [a.kinds, a.text, a.cards]),
@@ -196,17 +201,18 @@ describe("demo page in Chromium: a Tunnel in the middle of a tool call", () => {
     await page.close();
   });
 
-  it("a reload in the middle of the call: the card comes back from the page's store and resumes intact", async () => {
+  it("a reload in the middle of the call: the card comes back from the thread and resumes intact, and the page still answers it", async () => {
     const { page, errors } = await openTab(fx.chromium(), `${fx.base()}/`);
     await askQuestion(page, QUESTION);
     await until(page, (a) => a[0]?.cards[0]?.state === "streaming" && (a[0]?.cards[0]?.args.length ?? 0) > 0, "arguments streaming");
     await page.reload();
-    const back = await answersOnPage(page);
+    // Replayed from the answer's log (the thread names it), then live.
+    const back = await until(page, (a) => (a[0]?.cards[0]?.args.length ?? 0) > 0, "the card after the reload");
     const shown = await until(page, (a) => a.length === 2 && a[1]?.state === "done", "the answer after the call", 120_000);
     const [call, answer] = shown as [TypedAnswer, TypedAnswer];
     const first = await fx.reference(call.rid);
     const args = doneArguments(first)[0] as string;
-    assert.ok(args.startsWith(back[0]?.cards[0]?.args ?? "-"), "the stored card is a prefix of the call");
+    assert.ok(args.startsWith(back[0]?.cards[0]?.args ?? "-"), "the replayed card is a prefix of the call");
     assert.equal(call.cards.length, 1, "one card");
     assert.equal(call.cards[0]?.args, args, "the arguments once, not twice");
     assert.equal(call.seq, first.length);

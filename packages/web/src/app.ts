@@ -1,16 +1,14 @@
-import { UnbrokenClient, isRid, newRid, type ResponseEventFrame, type ResponseHandle } from "@unbroken/client";
-import { AnswerFold } from "./fold.js";
+import { UnbrokenClient, isRid, newRid, type ChatMessage, type ReasoningEffort, type ResponseHandle } from "@unbroken/client";
+import { Conversation, type ConversationHooks, type Exchange } from "./conversation.js";
+import type { ToolPart } from "./model.js";
 import { ConnectionIndicator } from "./status.js";
-import { flushTurns, loadTurns, recentMessages, saveTurns, takeToken, type AnswerTurn, type ToolPart, type Turn } from "./store.js";
+import { OwedRounds, takeToken } from "./store.js";
 import { TOOLS, runTool } from "./tools.js";
 import { Tunnel } from "./tunnel.js";
-import { AnswerView, questionView, stickToBottom, type AnswerState } from "./view.js";
 
 const TUNNEL_MS = 4000;
 /** Tool rounds in a row after one question, before the page stops sending results back. */
 const MAX_TOOL_ROUNDS = 4;
-/** Codes after which the answer cannot come back: recorded, so a reload does not retry. */
-const FINAL_CODES = new Set(["not_found", "forbidden", "gone", "bad_request"]);
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
 const log = $("log");
@@ -34,90 +32,98 @@ const client = new UnbrokenClient({
   reconnect: { maxDelayMs: 2000 },
   onStatus: (s) => indicator.status(s),
 });
+/** The answers this tab asked for and still owes tool results to (kept across a reload). */
+const owed = new OwedRounds();
 
-interface Live {
-  turn: AnswerTurn;
-  view: AnswerView;
-  handle: ResponseHandle;
-  fold: AnswerFold;
-}
-
-let turns: Turn[] = loadTurns();
-const live = new Map<string, Live>();
-const views = new Map<string, AnswerView>();
+const hooks: ConversationHooks = {
+  changed: () => updateControls(),
+  ended: (c, ex) => ended(c, ex),
+  event: () => indicator.event(),
+  say,
+};
+let conversation = new Conversation(client, newRid(), log, hooks); // replaced at once by the address's
 
 function say(text: string): void {
   notice.textContent = text;
   notice.hidden = text === "";
 }
 
-/** The answer Stop and Steer act on: the last one on the page, while it runs. */
-function active(): Live | undefined {
-  const last = turns[turns.length - 1];
-  return last?.role === "assistant" ? live.get(last.rid) : undefined;
-}
-
 function updateControls(): void {
-  const a = active();
+  const a = conversation.active();
   steerForm.hidden = a === undefined;
   askForm.hidden = a !== undefined;
   stopButton.disabled = a?.view.el.dataset.state === "stopping";
-  document.body.classList.toggle("empty", turns.length === 0);
+  document.body.classList.toggle("empty", conversation.exchanges.length === 0);
 }
 
-function endState(reason: string): AnswerState {
-  if (reason === "cancelled") return "stopped";
-  if (reason === "length") return "length";
-  if (reason === "tool_calls") return "called";
-  return reason === "stop" ? "done" : "error";
+/** Sends `next` (a question, or tool results) as a new turn of the thread. */
+function generate(next: ChatMessage[], rid: string, effort: ReasoningEffort | undefined): ResponseHandle | undefined {
+  const c = conversation;
+  const params = effort !== undefined ? { params: { reasoning_effort: effort } } : {};
+  let handle: ResponseHandle;
+  try {
+    // The page's tools are offered in every generate.
+    handle = client.generate({ rid, messages: c.history(next), thread: c.id, tools: TOOLS, ...params });
+  } catch (err) {
+    say(`Not sent: ${(err as Error).message}`);
+    return undefined;
+  }
+  owed.add(rid, effort);
+  c.addOwn(rid, next, handle);
+  return handle;
 }
 
-function onEvent(l: Live, frame: ResponseEventFrame): void {
-  indicator.event();
-  const { turn, view } = l;
-  const ev = frame.event;
-  stickToBottom(log, () => {
-    const changed = l.fold.apply(ev);
-    for (const i of changed) view.show(i, turn.parts[i] as AnswerTurn["parts"][number]);
-    if (changed.length > 0 && view.el.dataset.state === "waiting") view.state("streaming");
-    if (ev.kind === "start") {
-      view.state("streaming");
-    } else if (ev.kind === "end") {
-      const detail = ev.error ? `${ev.error.code}: ${ev.error.message}` : undefined;
-      turn.end = detail === undefined ? { reason: ev.reason } : { reason: ev.reason, detail };
-      view.state(endState(ev.reason), detail);
-    }
-    turn.seq = frame.seq;
-    view.seq(frame.seq);
-  });
-  saveTurns(turns);
-  if (ev.kind === "end" && ev.reason === "tool_calls") runTools(turn);
+function ask(question: string): void {
+  generate([{ role: "user", content: question }], newRid(), thinkToggle.checked ? "low" : undefined);
+}
+
+/**
+ * An answer ended: if this tab asked for it and it called tools, the tab answers the calls.
+ * Either way the tab owes it nothing more once that follow-up is accepted.
+ */
+function ended(c: Conversation, ex: Exchange): void {
+  if (c !== conversation || !owed.has(ex.rid)) return;
+  const followUp = ex.answer.end?.reason === "tool_calls" ? answerCalls(ex) : undefined;
+  if (followUp === undefined) owed.delete(ex.rid);
+  else
+    void followUp.accepted.then(
+      () => owed.delete(ex.rid),
+      () => undefined,
+    );
+}
+
+/**
+ * The rid of the generate that answers `rid`'s calls: the same in every try, so a reload (or
+ * a second try) re-sends the same generate, which the edge takes once.
+ */
+function followUpRid(rid: string): string {
+  const next = `${rid}-t`;
+  return isRid(next) ? next : newRid();
 }
 
 /**
  * The answer stopped to wait for its tool calls: the page runs them, shows each result on its
- * card, and sends the results back in a new generate, whose answer goes on below. Also run
- * after a reload that found such an answer last, without a follow-up yet.
+ * card, and sends the results back in a new generate (a turn of tool messages), whose answer
+ * goes on below. Only the tab that asked does this, also after a reload; another page of the
+ * thread shows the results when their turn comes. Undefined when nothing was sent.
  */
-function runTools(turn: AnswerTurn): void {
-  if (turns[turns.length - 1] !== turn || turn.shared) return;
-  const view = views.get(turn.rid);
-  turn.parts.forEach((p, i) => {
-    if (p.kind !== "tool" || p.state !== "done" || p.result !== undefined) return;
-    p.result = runTool(p.name, parseInput(p));
-    view?.show(i, p);
-  });
-  if (toolRounds() > MAX_TOOL_ROUNDS) {
+function answerCalls(ex: Exchange): ResponseHandle | undefined {
+  const c = conversation;
+  const nextRid = followUpRid(ex.rid);
+  // Already answered (its turn is here), or the thread went on without it.
+  if (c.get(nextRid) !== undefined || c.exchanges.at(-1) !== ex) return undefined;
+  if (c.toolRounds() > MAX_TOOL_ROUNDS) {
     say("The model keeps calling tools: stopped sending results back.");
-    saveTurns(turns);
-    return;
+    return undefined;
   }
-  const next: AnswerTurn = { role: "assistant", rid: newRid(), parts: [], seq: 0, accepted: false, request: recentMessages(turns) };
-  if (turn.effort !== undefined) next.effort = turn.effort;
-  turns.push(next);
-  saveTurns(turns);
-  flushTurns(); // a reload right now re-sends it with the same rid
-  show(next);
+  const results: ChatMessage[] = [];
+  ex.answer.parts.forEach((p, i) => {
+    if (p.kind !== "tool" || p.state !== "done") return;
+    p.result ??= runTool(p.name, parseInput(p));
+    ex.view.show(i, p);
+    results.push({ role: "tool", tool_call_id: p.id, content: p.result });
+  });
+  return results.length === 0 ? undefined : generate(results, nextRid, owed.effort(ex.rid));
 }
 
 function parseInput(p: ToolPart): unknown {
@@ -128,87 +134,37 @@ function parseInput(p: ToolPart): unknown {
   }
 }
 
-/** How many answers in a row, since the last question, ended calling tools. */
-function toolRounds(): number {
-  let n = 0;
-  for (let i = turns.length - 1; i >= 0; i--) {
-    const t = turns[i] as Turn;
-    if (t.role === "user") break;
-    if (t.end?.reason === "tool_calls") n++;
-  }
-  return n;
+/** What the address names: `#t=<thread>`, and `r=<rid>` for a response shared by its link. */
+function address(): { thread?: string; rid?: string } {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const thread = params.get("t");
+  const rid = params.get("r");
+  return { ...(thread !== null && isRid(thread) ? { thread } : {}), ...(rid !== null && isRid(rid) ? { rid } : {}) };
 }
 
-/** Streams an answer into its view: a new generate, or a resume/replay of one the log holds. */
-function follow(turn: AnswerTurn, view: AnswerView): void {
-  // Same rid: never a second inference. The page's tools are offered in every generate.
-  const params = turn.effort !== undefined ? { params: { reasoning_effort: turn.effort } } : {};
-  const handle =
-    !turn.accepted && turn.request !== undefined
-      ? client.generate({ rid: turn.rid, messages: turn.request, tools: TOOLS, ...params })
-      : client.subscribe(turn.rid, { after: turn.seq });
-  const l: Live = { turn, view, handle, fold: new AnswerFold(turn.parts) };
-  live.set(turn.rid, l);
-  view.state(turn.seq > 0 ? "streaming" : "waiting");
-  handle.onEvent((frame) => onEvent(l, frame));
-  void handle.accepted.then(
-    () => {
-      turn.accepted = true;
-      delete turn.request;
-      saveTurns(turns);
-    },
-    () => undefined,
-  );
-  handle.done
-    .catch((err: { code?: string; message?: string }) => {
-      if (err.code === "closed") return;
-      view.state("error", `${err.code ?? "error"}: ${err.message ?? String(err)}`);
-      if (FINAL_CODES.has(err.code ?? "")) turn.end = { reason: "error", detail: err.message ?? "" };
-      saveTurns(turns);
-    })
-    .finally(() => {
-      if (live.get(turn.rid) === l) live.delete(turn.rid);
-      updateControls();
-    });
+const addressOf = (thread: string, rid?: string): string =>
+  `${location.pathname}${location.search}#t=${thread}${rid !== undefined ? `&r=${rid}` : ""}`;
+
+/** Shows `thread`, leaving the one shown (its running answers go on in their logs). */
+function open(thread: string): void {
+  conversation.close();
+  log.replaceChildren(intro);
+  say("");
+  conversation = new Conversation(client, thread, log, hooks);
+  conversation.follow();
   updateControls();
 }
 
-function show(turn: Turn): void {
-  stickToBottom(log, () => {
-    if (turn.role === "user") return void log.append(questionView(turn.text));
-    const view = new AnswerView(turn);
-    views.set(turn.rid, view);
-    log.append(view.el);
-    if (turn.end) view.state(endState(turn.end.reason), turn.end.detail);
-    else follow(turn, view);
-    if (turn.end?.reason === "tool_calls") runTools(turn);
-  });
-}
-
-function ask(question: string): void {
-  const messages = recentMessages(turns, question);
-  const answer: AnswerTurn = { role: "assistant", rid: newRid(), parts: [], seq: 0, accepted: false, request: messages };
-  if (thinkToggle.checked) answer.effort = "low";
-  turns.push({ role: "user", text: question }, answer);
-  saveTurns(turns);
-  flushTurns(); // a reload right now re-sends it with the same rid
-  show(turns[turns.length - 2] as Turn);
-  show(answer);
-}
-
-/** `#r=<rid>`: replay that response and follow it live (a link from another tab). */
-function openLink(): void {
-  const rid = new URLSearchParams(location.hash.slice(1)).get("r");
-  if (rid === null || !isRid(rid)) return;
-  const known = views.get(rid);
-  if (known) {
-    known.el.scrollIntoView({ block: "nearest" });
-    return;
-  }
-  const turn: AnswerTurn = { role: "assistant", rid, parts: [], seq: 0, accepted: true, shared: true };
-  turns.push(turn);
-  saveTurns(turns);
-  show(turn);
+/**
+ * On load and on hashchange: the address's thread, or (none given) the one shown, or a new
+ * one, put in the address so a reload or another device opens the same conversation.
+ */
+function fromAddress(first: boolean): void {
+  const { thread, rid } = address();
+  const id = thread ?? (first ? newRid() : conversation.id);
+  if (thread === undefined) history.replaceState(null, "", addressOf(id, rid));
+  if (first || conversation.id !== id) open(id);
+  if (rid !== undefined) conversation.showShared(rid);
 }
 
 askForm.addEventListener("submit", (e) => {
@@ -227,8 +183,8 @@ prompt.addEventListener("keydown", (e) => {
 });
 
 stopButton.addEventListener("click", () => {
-  const a = active();
-  if (a === undefined) return;
+  const a = conversation.active();
+  if (a?.handle === undefined) return;
   a.view.state("stopping");
   updateControls();
   a.handle.cancel().catch((err: Error) => say(`Stop failed: ${err.message}`));
@@ -236,9 +192,9 @@ stopButton.addEventListener("click", () => {
 
 steerForm.addEventListener("submit", (e) => {
   e.preventDefault();
-  const a = active();
+  const a = conversation.active();
   const text = steerText.value.trim();
-  if (a === undefined || text === "") return;
+  if (a?.handle === undefined || text === "") return;
   steerText.value = "";
   say("");
   // The marker shows when the steer event comes back in the log, at the spot it took effect.
@@ -262,23 +218,14 @@ tunnel.onChange = (until) => {
   tick();
 };
 
+// A new thread, in a new history entry: Back returns to the conversation before.
 $("new").addEventListener("click", () => {
-  for (const l of live.values()) void l.handle.unsubscribe(); // leaves; the answers go on in the log
-  live.clear();
-  views.clear();
-  turns = [];
-  saveTurns(turns);
-  flushTurns();
-  log.replaceChildren(intro);
-  if (location.hash) history.replaceState(null, "", location.pathname + location.search);
-  say("");
-  updateControls();
+  const thread = newRid();
+  history.pushState(null, "", addressOf(thread));
+  open(thread);
 });
 
-window.addEventListener("hashchange", openLink);
-window.addEventListener("pagehide", flushTurns);
+window.addEventListener("hashchange", () => fromAddress(false));
 
-for (const t of [...turns]) show(t); // a copy: showing an answer that called tools may add its follow-up
-openLink();
-updateControls();
+fromAddress(true);
 if (tokenRefused) say("The link's token was not used: this tab keeps its own identity. Open the link in a new tab to use it.");

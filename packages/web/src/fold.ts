@@ -1,5 +1,5 @@
 import { AnswerParts, type PartChange } from "@unbroken/client";
-import type { Part, ToolPart } from "./store.js";
+import type { Part, ToolPart } from "./model.js";
 
 interface LooseEvent {
   kind: string;

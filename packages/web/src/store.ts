@@ -1,89 +1,56 @@
-import type { ChatMessage, ReasoningEffort } from "@unbroken/client";
+import type { ReasoningEffort } from "@unbroken/client";
 
-/**
- * A piece of an answer: generated text, the model's reasoning, a steer instruction at the spot
- * it took effect, or a tool call (its arguments as they streamed, then the page's result).
- */
-export type Part = TextLikePart | ToolPart;
-export interface TextLikePart {
-  kind: "text" | "steer" | "reasoning";
-  text: string;
-}
-export interface ToolPart {
-  kind: "tool";
-  id: string;
-  name: string;
-  args: string;
-  state: "streaming" | "done" | "dropped";
-  /** What the page's tool returned, once it ran. */
-  result?: string;
-}
-
-export interface UserTurn {
-  role: "user";
-  text: string;
-}
-
-export interface AnswerTurn {
-  role: "assistant";
-  rid: string;
-  /** What the answer shows, exactly as the log's events came (seq 1..seq). */
-  parts: Part[];
-  seq: number;
-  /** Set once the edge accepted the request: from then on a reload subscribes from `seq`. */
-  accepted: boolean;
-  /** The request, kept until it is accepted so a reload can re-send it (same rid, idempotent). */
-  request?: ChatMessage[];
-  /** The reasoning effort it was asked with (the page's "Think first" toggle). */
-  effort?: ReasoningEffort;
-  /** How it ended; absent while it runs. */
-  end?: { reason: string; detail?: string };
-  /** Opened from a link: the question is not known here. */
-  shared?: boolean;
-}
-
-export type Turn = UserTurn | AnswerTurn;
-
-const KEY = "unbroken.chat.v1";
+const OWED_KEY = "unbroken.owed.v1";
 const TOKEN_KEY = "unbroken.token";
 
-/** The conversation of this tab, kept in sessionStorage so a reload resumes it. */
-export function loadTurns(): Turn[] {
+/**
+ * The tab's cache, in sessionStorage (a reload keeps it, another tab has its own). The thread
+ * is the truth of the conversation; the tab keeps only the answers it asked for and still
+ * owes tool results to: the page that asked runs the page's tools, and after a reload it must
+ * know it did. Each with the reasoning effort it was asked with, for the follow-up generate.
+ */
+export class OwedRounds {
+  readonly #owed: Map<string, ReasoningEffort | null>;
+
+  constructor(readonly storage: Storage = sessionStorage) {
+    this.#owed = new Map(load(storage));
+  }
+
+  has(rid: string): boolean {
+    return this.#owed.has(rid);
+  }
+
+  effort(rid: string): ReasoningEffort | undefined {
+    return this.#owed.get(rid) ?? undefined;
+  }
+
+  add(rid: string, effort: ReasoningEffort | undefined): void {
+    this.#owed.set(rid, effort ?? null);
+    this.#save();
+  }
+
+  delete(rid: string): void {
+    if (this.#owed.delete(rid)) this.#save();
+  }
+
+  #save(): void {
+    // The newest few: an entry is dropped once its answer ended, so this stays small anyway.
+    const entries = [...this.#owed].slice(-64);
+    try {
+      this.storage.setItem(OWED_KEY, JSON.stringify(entries));
+    } catch {
+      // storage full or disabled: a reload mid tool call then leaves the call unanswered
+    }
+  }
+}
+
+function load(storage: Storage): Array<[string, ReasoningEffort | null]> {
   try {
-    const raw = sessionStorage.getItem(KEY);
-    const value: unknown = raw ? JSON.parse(raw) : [];
-    return Array.isArray(value) ? (value as Turn[]) : [];
+    const value: unknown = JSON.parse(storage.getItem(OWED_KEY) ?? "[]");
+    return Array.isArray(value) ? (value as Array<[string, ReasoningEffort | null]>).filter((e) => typeof e?.[0] === "string") : [];
   } catch {
     return [];
   }
-}
-
-let pending: Turn[] | undefined;
-let timer: ReturnType<typeof setTimeout> | undefined;
-
-/** Saves soon (coalesced: one write per burst of events); `flush` writes at once. */
-export function saveTurns(turns: Turn[]): void {
-  pending = turns;
-  timer ??= setTimeout(flushTurns, 50);
-}
-
-export function flushTurns(): void {
-  clearTimeout(timer);
-  timer = undefined;
-  if (pending === undefined) return;
-  try {
-    sessionStorage.setItem(KEY, JSON.stringify(pending));
-  } catch {
-    // storage full or disabled: the page still works, a reload just starts over
-  }
-  pending = undefined;
-}
-
-/** The text of an answer without its steer markers, reasoning and calls. */
-export function answerText(turn: AnswerTurn): string {
-  let text = "";
-  for (const p of turn.parts) if (p.kind === "text") text += p.text;
-  return text;
 }
 
 /** What `takeToken` found: the token to use, and whether a link's token was turned down. */
@@ -120,36 +87,4 @@ export function takeToken(ask: (question: string) => boolean = (q) => confirm(q)
     }
   }
   return { token: sessionStorage.getItem(TOKEN_KEY) ?? undefined, refused };
-}
-
-/** An answer as history: its text, and when it called tools, the calls and their results. */
-export function answerMessages(turn: AnswerTurn): ChatMessage[] {
-  const calls = turn.parts.filter((p): p is ToolPart => p.kind === "tool" && p.state === "done" && p.result !== undefined);
-  if (calls.length === 0) return [{ role: "assistant", content: answerText(turn) }];
-  return [
-    {
-      role: "assistant",
-      content: answerText(turn),
-      tool_calls: calls.map((c) => ({ id: c.id, type: "function" as const, function: { name: c.name, arguments: c.args } })),
-    },
-    ...calls.map((c): ChatMessage => ({ role: "tool", tool_call_id: c.id, content: c.result ?? "" })),
-  ];
-}
-
-/**
- * The recent conversation as messages, kept well under a frame; `question`, when given, is
- * the last. A turn is kept whole or not at all, so a tool result never loses its call.
- */
-export function recentMessages(turns: Turn[], question?: string, maxChars = 16_000): ChatMessage[] {
-  const out: ChatMessage[] = question === undefined ? [] : [{ role: "user", content: question }];
-  let size = question?.length ?? 0;
-  for (let i = turns.length - 1; i >= 0 && out.length < 16; i--) {
-    const t = turns[i] as Turn;
-    if (t.role === "assistant" && t.shared) continue;
-    const msgs: ChatMessage[] = t.role === "user" ? [{ role: "user", content: t.text }] : answerMessages(t);
-    size += msgs.reduce((n, m) => n + m.content.length + JSON.stringify(m.role === "assistant" ? (m.tool_calls ?? []) : []).length, 0);
-    if (size > maxChars && out.length > 0) break;
-    out.unshift(...msgs);
-  }
-  return out;
 }

@@ -1,6 +1,6 @@
-import type { AnswerTurn, Part, ToolPart } from "./store.js";
+import type { Answer, Part, ToolPart } from "./model.js";
 
-export type AnswerState = "waiting" | "streaming" | "stopping" | "done" | "called" | "stopped" | "length" | "error";
+export type AnswerState = "waiting" | "streaming" | "stopping" | "done" | "called" | "stopped" | "length" | "error" | "expired";
 
 const LABELS: Record<AnswerState, string> = {
   waiting: "waiting for a worker…",
@@ -11,6 +11,7 @@ const LABELS: Record<AnswerState, string> = {
   stopped: "stopped",
   length: "cut at max_tokens",
   error: "failed",
+  expired: "expired: its events are past retention",
 };
 
 function h<K extends keyof HTMLElementTagNameMap>(tag: K, cls: string, text?: string): HTMLElementTagNameMap[K] {
@@ -46,7 +47,7 @@ export class AnswerView {
   /** The element of each of the turn's parts, by index. */
   readonly #els: HTMLElement[] = [];
 
-  constructor(turn: AnswerTurn) {
+  constructor(turn: Answer) {
     this.el = h("article", "turn answer");
     this.el.dataset.rid = turn.rid;
     const bubble = h("div", "bubble");
@@ -90,10 +91,12 @@ export class AnswerView {
   state(state: AnswerState, detail?: string): void {
     this.el.dataset.state = state;
     this.#label.textContent = detail ? `${LABELS[state]}: ${detail}` : LABELS[state];
-    const over = state === "done" || state === "called" || state === "stopped" || state === "length" || state === "error";
+    const over = state !== "waiting" && state !== "streaming" && state !== "stopping";
     this.#caret.hidden = over;
     if (over && !this.#body.querySelector(".end-mark") && state !== "done" && state !== "called") {
-      this.#body.append(h("span", `end-mark end-${state}`, state === "stopped" ? "■ stopped" : LABELS[state]));
+      this.#body.append(
+        h("span", `end-mark end-${state}`, state === "stopped" ? "■ stopped" : state === "expired" ? "expired" : LABELS[state]),
+      );
     }
   }
 }
