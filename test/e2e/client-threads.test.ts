@@ -62,7 +62,8 @@ describe("client.thread", () => {
     const seen: number[] = [];
     for await (const ev of live) seen.push(ev.seq);
     assert.equal(seen[0], 1, "the answer is read from its start");
-    assert.equal(live.text, (await second.done, second.text));
+    await second.done;
+    assert.equal(live.text, second.text);
     await thread.close();
     await Promise.all([laptop.close(), phone.close()]);
   });

@@ -299,7 +299,10 @@ export class UnbrokenClient {
   }
 
   #onFrame(f: IncomingFrame): void {
-    if (f.type === "turn") return this.#threads.onTurn(f);
+    if (f.type === "turn") {
+      this.#threads.onTurn(f);
+      return;
+    }
     if (f.type === "event") {
       const entry = this.#entries.get(f.rid);
       if (entry === undefined) return;
