@@ -259,7 +259,10 @@ export class ThreadFollows {
 
   /** `unavailable` (NATS down behind the edge) is retried with backoff; anything else fails the handle. */
   #onError(entry: Entry, code: string, message: string): void {
-    if (code !== "unavailable") return this.#fail(entry, new UnbrokenError(code, message));
+    if (code !== "unavailable") {
+      this.#fail(entry, new UnbrokenError(code, message));
+      return;
+    }
     clearTimeout(entry.retryTimer);
     entry.retryTimer = setTimeout(() => {
       entry.retryTimer = undefined;
