@@ -15,6 +15,7 @@ import { UnbrokenError } from "./errors.js";
 import type { IncomingFrame } from "./frames.js";
 import { Ops } from "./ops.js";
 import { ResponseStream, type HandleHost, type ResponseHandle } from "./response.js";
+import { ThreadFollows, type ThreadHandle, type ThreadOptions } from "./thread.js";
 import { resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from "./websocket.js";
 
 export interface UnbrokenClientOptions {
@@ -61,6 +62,8 @@ export interface GenerateRequest {
   tool_choice?: ToolChoice;
   /** The response id; by default a fresh random one (`newRid()`). */
   rid?: string;
+  /** The thread this generate appends a turn to (the first generate creates it); rid rules. */
+  thread?: string;
 }
 
 export interface SubscribeOptions {
@@ -92,6 +95,7 @@ export class UnbrokenClient {
   readonly #requestTimeoutMs: number;
   readonly #reconnect: BackoffOptions;
   readonly #host: HandleHost;
+  readonly #threads: ThreadFollows;
   #closedError: UnbrokenError | undefined;
 
   constructor(options: UnbrokenClientOptions) {
@@ -126,6 +130,16 @@ export class UnbrokenClient {
       steer: (s, text) => this.#steer(s, text),
       unsubscribe: (s) => this.#unsubscribe(s),
     };
+    this.#threads = new ThreadFollows(this.#conn, this.#ops, {
+      requestTimeoutMs: this.#requestTimeoutMs,
+      reconnect: this.#reconnect,
+      open: (rid, o) => this.#entries.get(rid)?.stream.handle ?? this.subscribe(rid, o),
+      pendingIn: (thread) => {
+        const inThread = (e: Entry) => (e.body as { thread?: string } | undefined)?.thread === thread && !e.stream.acceptedSettled;
+        const waits = [...this.#entries.values()].filter(inThread).map((e) => e.stream.accepted.catch(() => undefined));
+        return waits.length > 0 ? Promise.all(waits) : undefined;
+      },
+    });
     this.#conn.start();
   }
 
@@ -138,6 +152,9 @@ export class UnbrokenClient {
     this.#assertOpen();
     const rid = request.rid ?? newRid();
     if (!isRid(rid)) throw new UnbrokenError("bad_request", `rid must match ^[A-Za-z0-9_-]{8,64}$, got ${JSON.stringify(rid)}`);
+    const { thread } = request;
+    if (thread !== undefined && !isRid(thread))
+      throw new UnbrokenError("bad_request", `thread must match ^[A-Za-z0-9_-]{8,64}$, got ${JSON.stringify(thread)}`, { rid });
     const { messages, prompt, params, tools, tool_choice } = request;
     const check = generationBodySchema.safeParse({ messages, prompt, params, tools, tool_choice });
     if (!check.success) {
@@ -146,7 +163,7 @@ export class UnbrokenClient {
       throw new UnbrokenError("bad_request", `invalid generate request: ${where}${issue?.message ?? "invalid"}`, { rid });
     }
     // The parsed body is sent: the shape the edge checks, with OpenAI's nulls read as "".
-    const body = Object.fromEntries(Object.entries(check.data).filter(([, v]) => v !== undefined)) as Body;
+    const body = Object.fromEntries(Object.entries({ ...check.data, thread }).filter(([, v]) => v !== undefined)) as Body;
     return this.#add(rid, 0, body).stream.handle;
   }
 
@@ -157,6 +174,18 @@ export class UnbrokenClient {
     const after = options.after ?? 0;
     if (!Number.isSafeInteger(after) || after < 0) throw new UnbrokenError("bad_request", "after must be an integer >= 0", { rid });
     return this.#add(rid, after, undefined).stream.handle;
+  }
+
+  /**
+   * Follows a thread: its turns after `after` (default 0), replayed then live, each exactly once
+   * across reconnects; `handle.open(turn)` follows a turn's answer.
+   */
+  thread(id: string, options: ThreadOptions = {}): ThreadHandle {
+    this.#assertOpen();
+    if (!isRid(id)) throw new UnbrokenError("bad_request", `thread must match ^[A-Za-z0-9_-]{8,64}$, got ${JSON.stringify(id)}`);
+    const after = options.after ?? 0;
+    if (!Number.isSafeInteger(after) || after < 0) throw new UnbrokenError("bad_request", "after must be an integer >= 0");
+    return this.#threads.follow(id, after);
   }
 
   /**
@@ -256,6 +285,7 @@ export class UnbrokenClient {
 
   #onWelcome(): void {
     for (const entry of [...this.#entries.values()]) this.#sendStream(entry);
+    this.#threads.onWelcome();
     this.#ops.onWelcome();
   }
 
@@ -264,10 +294,15 @@ export class UnbrokenClient {
       clearTimeout(entry.retryTimer);
       entry.retryTimer = undefined;
     }
+    this.#threads.onDrop();
     this.#ops.onDrop();
   }
 
   #onFrame(f: IncomingFrame): void {
+    if (f.type === "turn") {
+      this.#threads.onTurn(f);
+      return;
+    }
     if (f.type === "event") {
       const entry = this.#entries.get(f.rid);
       if (entry === undefined) return;
@@ -283,7 +318,8 @@ export class UnbrokenClient {
     }
     if (f.type === "accepted" || f.type === "ok" || f.type === "pong" || f.type === "error") {
       if (f.id !== undefined && this.#ops.reply(f.id, f)) return;
-      if (f.type === "error" && f.rid !== undefined) {
+      if (f.type === "error" && f.thread !== undefined) this.#threads.onError(f.thread, f.code, f.message);
+      else if (f.type === "error" && f.rid !== undefined) {
         // An error about a subscription that answers no command of ours.
         const entry = this.#entries.get(f.rid);
         if (entry !== undefined && entry.pendingId === undefined) this.#onStreamError(entry, f.code, f.message);
@@ -345,6 +381,7 @@ export class UnbrokenClient {
     this.#closedError = err;
     for (const entry of [...this.#entries.values()])
       this.#failEntry(entry, new UnbrokenError(err.code, err.message, { rid: entry.stream.rid, cause: err }));
+    this.#threads.shutdown(err);
     this.#ops.shutdown(err);
   }
 }

@@ -3,10 +3,12 @@ import {
   looseEventFrameSchema,
   okFrameSchema,
   pongFrameSchema,
+  turnFrameSchema,
   type AcceptedFrame,
   type EventFrame,
   type OkFrame,
   type PongFrame,
+  type TurnFrame,
 } from "@unbroken/protocol";
 
 /**
@@ -28,11 +30,21 @@ export interface ErrorInfo {
   type: "error";
   id?: string;
   rid?: string;
+  /** The thread a `follow` failed for. */
+  thread?: string;
   code: string;
   message: string;
 }
 
-export type IncomingFrame = WelcomeInfo | AcceptedFrame | OkFrame | PongFrame | ErrorInfo | { type: "goaway" } | ResponseEventFrame;
+export type IncomingFrame =
+  | WelcomeInfo
+  | AcceptedFrame
+  | OkFrame
+  | PongFrame
+  | ErrorInfo
+  | { type: "goaway" }
+  | ResponseEventFrame
+  | TurnFrame;
 
 function optString(v: unknown): string | undefined {
   return typeof v === "string" ? v : undefined;
@@ -81,12 +93,18 @@ export function decodeServerFrame(data: unknown): IncomingFrame | undefined {
       const frame: ErrorInfo = { type: "error", code, message: optString(obj.message) ?? code };
       const id = optString(obj.id);
       const rid = optString(obj.rid);
+      const thread = optString(obj.thread);
       if (id !== undefined) frame.id = id;
       if (rid !== undefined) frame.rid = rid;
+      if (thread !== undefined) frame.thread = thread;
       return frame;
     }
     case "goaway":
       return { type: "goaway" };
+    case "turn": {
+      const r = turnFrameSchema.safeParse(obj);
+      return r.success ? r.data : undefined;
+    }
     default:
       return undefined;
   }

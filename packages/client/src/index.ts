@@ -1,5 +1,6 @@
 export { UnbrokenClient, type UnbrokenClientOptions, type GenerateRequest, type SubscribeOptions } from "./client.js";
 export { ResponseHandle, type Accepted } from "./response.js";
+export { ThreadHandle, type ThreadTurn, type ThreadOptions } from "./thread.js";
 export {
   UnbrokenChatTransport,
   uiMessagesToChatMessages,

@@ -20,11 +20,11 @@ export interface OpPolicy {
   gate?: Promise<unknown> | undefined;
 }
 
-type CommandFrame = { type: "cancel" | "steer" | "unsubscribe"; rid: string; text?: string };
+type CommandFrame = { type: "cancel" | "steer" | "unsubscribe"; rid: string; text?: string } | { type: "unfollow"; thread: string };
 
 /**
  * Command ids and replies: each frame sent carries a fresh id (`c1`, `c2`, …) and its reply is
- * routed back by it. Also runs the one-shot commands (cancel, steer, unsubscribe) to their reply.
+ * routed back by it. Also runs the one-shot commands (cancel, steer, unsubscribe, unfollow) to their reply.
  */
 export class Ops {
   readonly #conn: Connection;
@@ -88,6 +88,7 @@ export class Ops {
   /** Sends a command (now, or once a socket is welcomed) and settles on its reply. */
   run(frame: CommandFrame, policy: OpPolicy): Promise<void> {
     if (this.#closedError) return Promise.reject(this.#closedError);
+    const about = "rid" in frame ? { rid: frame.rid } : {};
     return new Promise<void>((resolve, reject) => {
       const backoff = new Backoff(this.#backoff);
       let settled = false;
@@ -105,7 +106,7 @@ export class Ops {
         else resolve();
       };
       const deadline = setTimeout(() => {
-        finish(new UnbrokenError("timeout", `no reply to ${frame.type} within ${this.#timeoutMs} ms`, { rid: frame.rid }));
+        finish(new UnbrokenError("timeout", `no reply to ${frame.type} within ${this.#timeoutMs} ms`, about));
       }, this.#timeoutMs);
       const onReply = (reply: Reply | null): void => {
         id = undefined;
@@ -114,14 +115,14 @@ export class Ops {
           else if (policy.onDrop === "resolve") finish();
           else {
             const msg = `the connection dropped before the edge answered ${frame.type}: it may or may not have been recorded`;
-            finish(new UnbrokenError("disconnected", msg, { rid: frame.rid }));
+            finish(new UnbrokenError("disconnected", msg, about));
           }
         } else if (reply.type !== "error") {
           finish();
         } else if (reply.code === "unavailable" && policy.retryUnavailable) {
           retry = setTimeout(send, backoff.next());
         } else {
-          finish(new UnbrokenError(reply.code, reply.message, { rid: frame.rid }));
+          finish(new UnbrokenError(reply.code, reply.message, about));
         }
       };
       const send = (): void => {
