@@ -22,7 +22,10 @@ import {
 import { RawClient, range, seqs, textOf, type Frame } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
 
-// 300 words at 40 tokens/s: several seconds of streaming, for the second page to join.
+// The scripted generator reads the length from the first "<n> words" in the whole conversation:
+// the first question names none (60 to 200 tokens), the second 300 (at 40 tokens/s, several
+// seconds of streaming, for the second page to join), and later ones inherit it.
+const FIRST = "Tell me about owls";
 const LONG = "Tell me about the sea in 300 words";
 
 /** The thread the page's address names (`#t=<thread>`). */
@@ -114,7 +117,7 @@ describe("demo page in Chromium: the conversation is a thread", () => {
     await a.page.locator("#conn[data-state=connected]").waitFor();
     const thread = threadOf(a.page);
 
-    const firstRid = await ask(a.page, "Tell me about owls in 20 words");
+    const firstRid = await ask(a.page, FIRST);
     assert.equal((await ended(a.page)).state, "done");
     const longRid = await ask(a.page, LONG);
     await untilAnswer(a.page, (x) => x.rid === longRid && x.seq > 10, "A streaming");
@@ -143,7 +146,7 @@ describe("demo page in Chromium: the conversation is a thread", () => {
     assert.equal(bDone.seq, longLog.length);
     assert.equal((await ended(a.page)).text, textOf(longLog));
     assert.deepEqual(await conversationOf(b.page), [
-      { kind: "question", text: "Tell me about owls in 20 words" },
+      { kind: "question", text: FIRST },
       { kind: "answer", rid: firstRid, text: textOf(firstLog) },
       { kind: "question", text: LONG },
       { kind: "answer", rid: longRid, text: textOf(longLog) },
@@ -151,7 +154,7 @@ describe("demo page in Chromium: the conversation is a thread", () => {
     assert.equal(threadOf(b.page), thread, "B stays on the thread's address");
 
     // A message sent from B shows in A (and once in B: its own generate and its turn are one).
-    const fromB = "Tell me about lakes in 20 words";
+    const fromB = "Tell me about lakes";
     const bRid = await ask(b.page, fromB);
     await until(
       () => conversationOf(a.page),
@@ -162,7 +165,7 @@ describe("demo page in Chromium: the conversation is a thread", () => {
     assert.equal((await ended(a.page)).text, textOf(bLog));
     assert.equal((await ended(b.page)).text, textOf(bLog));
     const expected = [
-      { kind: "question", text: "Tell me about owls in 20 words" },
+      { kind: "question", text: FIRST },
       { kind: "answer", rid: firstRid, text: textOf(firstLog) },
       { kind: "question", text: LONG },
       { kind: "answer", rid: longRid, text: textOf(longLog) },
@@ -177,7 +180,7 @@ describe("demo page in Chromium: the conversation is a thread", () => {
     assert.deepEqual(
       turns.map((t) => [t.seq, t.rid, t.messages]),
       [
-        [1, firstRid, [{ role: "user", content: "Tell me about owls in 20 words" }]],
+        [1, firstRid, [{ role: "user", content: FIRST }]],
         [2, longRid, [{ role: "user", content: LONG }]],
         [3, bRid, [{ role: "user", content: fromB }]],
       ],

@@ -80,24 +80,31 @@ export class Conversation {
     return this.#byRid.get(rid);
   }
 
-  /** Follows the thread: its turns after the last one seen, then live. */
+  /**
+   * Follows the thread: its turns after the last one seen, then live (the client follows
+   * again across reconnects). A follow refused, now or later, is tried again after a while:
+   * an unknown thread may be started by this page's first generate, or by another device.
+   */
   follow(): void {
     if (this.#closed || this.#thread !== undefined) return;
     clearTimeout(this.#retryTimer);
     this.#refollow = false;
     const thread = this.client.thread(this.id, { after: this.#lastSeq });
     this.#thread = thread;
-    thread.onTurn((turn) => this.#turn(turn));
-    for (const turn of thread.turns) this.#turn(turn);
-    thread.ready.catch((err: { code?: string; message?: string }) => this.#followFailed(thread, err));
+    void (async () => {
+      try {
+        for await (const turn of thread) this.#turn(turn);
+      } catch (err) {
+        this.#followFailed(thread, err as { code?: string; message?: string });
+      }
+    })();
   }
 
   #followFailed(thread: ThreadHandle, err: { code?: string; message?: string }): void {
-    if (this.#thread !== thread) return;
+    if (this.#thread !== thread || this.#closed) return;
     this.#thread = undefined;
-    void thread.close().catch(() => undefined);
-    if (this.#closed) return;
     if (!NOT_THERE.has(err.code ?? "")) this.hooks.say(`Could not follow this thread: ${err.code ?? "error"}: ${err.message ?? ""}`);
+    // Refused before this page's generate made the thread: at once (the client waits for its accept).
     const wait = this.#refollow ? 0 : RETRY_MS[Math.min(this.#retries++, RETRY_MS.length - 1)];
     this.#retryTimer = setTimeout(() => this.follow(), wait);
   }
@@ -129,14 +136,9 @@ export class Conversation {
     const ex = this.#create(rid, messages, undefined);
     this.#place(ex);
     this.#attach(ex, handle);
-    void handle.accepted.then(
-      () => {
-        if (this.#thread === undefined)
-          this.follow(); // the thread exists now, if it did not
-        else if (ex.seq === undefined) this.#refollow = true;
-      },
-      () => undefined,
-    );
+    // The client sends a follow only once this generate is accepted: the thread exists then.
+    if (this.#thread === undefined) this.follow();
+    else this.#refollow = true; // a follow on its way may be refused, having come before it
     return ex;
   }
 
