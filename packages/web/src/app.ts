@@ -41,7 +41,7 @@ const hooks: ConversationHooks = {
   event: () => indicator.event(),
   say,
 };
-let conversation = new Conversation(client, newRid(), log, hooks); // replaced at once by the address's
+let conversation = follow(threadFromAddress(true));
 
 function say(text: string): void {
   notice.textContent = text;
@@ -142,28 +142,43 @@ function address(): { thread?: string; rid?: string } {
   return { ...(thread !== null && isRid(thread) ? { thread } : {}), ...(rid !== null && isRid(rid) ? { rid } : {}) };
 }
 
-const addressOf = (thread: string, rid?: string): string =>
-  `${location.pathname}${location.search}#t=${thread}${rid !== undefined ? `&r=${rid}` : ""}`;
+function addressOf(thread: string, rid?: string): string {
+  return `${location.pathname}${location.search}#t=${thread}${rid !== undefined ? `&r=${rid}` : ""}`;
+}
+
+/**
+ * The address's thread; none given, the one shown (on hashchange) or a new one (on load), put
+ * in the address so a reload or another device opens the same conversation.
+ */
+function threadFromAddress(load: boolean): string {
+  const { thread, rid } = address();
+  if (thread !== undefined) return thread;
+  const id = load ? newRid() : conversation.id;
+  history.replaceState(null, "", addressOf(id, rid));
+  return id;
+}
+
+/** A conversation of `thread`, on an empty log, following it. */
+function follow(thread: string): Conversation {
+  log.replaceChildren(intro);
+  say("");
+  const c = new Conversation(client, thread, log, hooks);
+  c.follow();
+  return c;
+}
 
 /** Shows `thread`, leaving the one shown (its running answers go on in their logs). */
 function open(thread: string): void {
   conversation.close();
-  log.replaceChildren(intro);
-  say("");
-  conversation = new Conversation(client, thread, log, hooks);
-  conversation.follow();
+  conversation = follow(thread);
   updateControls();
 }
 
-/**
- * On load and on hashchange: the address's thread, or (none given) the one shown, or a new
- * one, put in the address so a reload or another device opens the same conversation.
- */
-function fromAddress(first: boolean): void {
-  const { thread, rid } = address();
-  const id = thread ?? (first ? newRid() : conversation.id);
-  if (thread === undefined) history.replaceState(null, "", addressOf(id, rid));
-  if (first || conversation.id !== id) open(id);
+/** `#t=<thread>` switches the conversation; `r=<rid>` shows that response (its share link). */
+function fromAddress(): void {
+  const thread = threadFromAddress(false);
+  if (conversation.id !== thread) open(thread);
+  const { rid } = address();
   if (rid !== undefined) conversation.showShared(rid);
 }
 
@@ -225,7 +240,9 @@ $("new").addEventListener("click", () => {
   open(thread);
 });
 
-window.addEventListener("hashchange", () => fromAddress(false));
+window.addEventListener("hashchange", fromAddress);
 
-fromAddress(true);
+const shared = address().rid;
+if (shared !== undefined) conversation.showShared(shared);
+updateControls();
 if (tokenRefused) say("The link's token was not used: this tab keeps its own identity. Open the link in a new tab to use it.");
