@@ -61,7 +61,7 @@ export class Conversation {
   #lastSeq = 0;
   #retries = 0;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
-  /** A generate of this page was accepted while a follow was on its way: follow again. */
+  /** A generate of this page came while a follow was on its way: that follow refused, retry at once. */
   #refollow = false;
   #closed = false;
 
