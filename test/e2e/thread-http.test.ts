@@ -48,7 +48,8 @@ async function turn(thread: string, content: string, token: string | undefined =
 
 async function getJson(url: string, token: string | undefined = alice): Promise<{ status: number; body: Frame }> {
   const res = await fetch(url, { headers: auth(token) });
-  return { status: res.status, body: (await res.json()) as Frame };
+  // Within a deadline: a stream answered where a page was due would never end.
+  return { status: res.status, body: (await within(res.json(), `the JSON body of ${url}`)) as Frame };
 }
 
 /** A thread of `n` turns, "turn 1" … "turn n". */
@@ -237,5 +238,24 @@ describe("GET /v1/threads/{thread}/turns as Server-Sent Events", () => {
     } finally {
       await third.close();
     }
+  });
+
+  it("closes at its token's exp, and the reconnect with that token is refused (401)", async () => {
+    const thread = await threadOf(1);
+    const created_at = (await getJson(turnsUrl(thread))).body.created_at;
+    // JWT times are whole seconds: this one expires within two.
+    const exp = Math.floor(Date.now() / 1000) + 2;
+    const short = await new SignJWT({ thread, scope: "read", created_at })
+      .setProtectedHeader({ alg: "HS256" })
+      .setExpirationTime(exp)
+      .sign(key);
+    const live = await LiveSse.open(turnsUrl(thread), { headers: { ...SSE, ...auth(short) } });
+    assert.equal(live.res.status, 200);
+    await live.next((m) => m.id === "1", "the turn read with the short token");
+    await within(live.done, "the stream's close at exp");
+    assert.ok(Date.now() >= exp * 1000, "not before exp");
+    const again = await fetch(turnsUrl(thread), { headers: { ...SSE, ...auth(short) } });
+    assert.equal(again.status, 401);
+    await again.body?.cancel();
   });
 });

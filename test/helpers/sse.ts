@@ -61,7 +61,8 @@ export class LiveSse {
   /** Set once the server closed the stream. */
   ended = false;
   private waiters: Array<() => void> = [];
-  private readonly pumped: Promise<void>;
+  /** Settles once the stream is over (closed by the server, or by `close`). */
+  readonly done: Promise<void>;
 
   private wake(): void {
     for (const w of this.waiters.splice(0)) w();
@@ -73,7 +74,7 @@ export class LiveSse {
   ) {
     const parser = createParser({ onEvent: (m) => this.messages.push(m) });
     const decoder = new TextDecoder();
-    this.pumped = (async () => {
+    this.done = (async () => {
       // A refusal's body is left for the caller to read.
       if (!res.ok) {
         this.ended = true;
@@ -117,6 +118,6 @@ export class LiveSse {
 
   async close(): Promise<void> {
     this.controller.abort();
-    await this.pumped;
+    await this.done;
   }
 }
