@@ -20,8 +20,21 @@ process.on("unhandledRejection", onRejection);
 process.on("uncaughtException", onException);
 
 const EVIL_KEYS = ["__proto__", "constructor", "prototype"] as const;
-const TYPES = ["hello", "generate", "subscribe", "unsubscribe", "cancel", "steer", "ping", "toString", "hasOwnProperty", ...EVIL_KEYS];
-const SERVER_TYPES = new Set(["welcome", "accepted", "ok", "pong", "error", "event", "goaway"]);
+const TYPES = [
+  "hello",
+  "generate",
+  "subscribe",
+  "unsubscribe",
+  "cancel",
+  "steer",
+  "ping",
+  "follow",
+  "unfollow",
+  "toString",
+  "hasOwnProperty",
+  ...EVIL_KEYS,
+];
+const SERVER_TYPES = new Set(["welcome", "accepted", "ok", "pong", "error", "event", "goaway", "turn"]);
 
 const ridLike = fc.oneof(
   fc.stringMatching(/^[A-Za-z0-9_-]{8,64}$/),
@@ -62,6 +75,7 @@ const frameObject = fc.record(
     type: fc.oneof(fc.constantFrom(...TYPES), value),
     id: fc.oneof(fc.string({ maxLength: 70 }), value),
     rid: fc.oneof(ridLike, value),
+    thread: fc.oneof(ridLike, value),
     after: fc.oneof(fc.nat(), fc.integer(), value),
     prompt: fc.oneof(fc.string({ unit: "binary", maxLength: 200 }), value),
     messages: fc.oneof(fc.array(message, { maxLength: 4 }), value),

@@ -61,6 +61,28 @@ describe("with RETENTION=2s", () => {
     assert.equal(later.code, "not_found");
     c.close();
   });
+  it("a thread's turns expire with their answers: a turn kept by a reader opens as gone, and the thread is then unknown", async () => {
+    const c = await RawClient.connect(stack.url);
+    const thread = newRid();
+    const { rid } = await c.request({ type: "generate", thread, prompt: "short lived turn", params: { max_tokens: 2 } });
+    await c.untilEnd(rid);
+    assert.equal((await c.request({ type: "follow", thread })).type, "ok");
+    const turn = await c.next((f) => f.type === "turn" && f.thread === thread);
+    assert.equal(turn.rid, rid);
+    const expired = await poll(
+      () => c.request({ type: "subscribe", rid: turn.rid }),
+      (f: Frame) => f.type === "error",
+      "the turn's answer expiring",
+    );
+    assert.equal(expired.code, "gone");
+    const unknown = await poll(
+      () => c.request({ type: "follow", thread }),
+      (f: Frame) => f.type === "error",
+      "the thread's last turn expiring",
+    );
+    assert.equal(unknown.code, "not_found", "with AUTH=none an expired thread is an unknown one");
+    c.close();
+  });
 });
 
 describe("events expired under a record that is still there", () => {

@@ -211,6 +211,27 @@ describe("thread limits and scoped tokens", () => {
   });
 });
 
+describe("a thread-scoped token's expiry", () => {
+  it("closes its socket at exp with 4401: a thread has no end to bound the follow", async () => {
+    const thread = newId();
+    const a = await RawClient.connect(stack.url, alice);
+    await generate(a, thread, "write 2 words", { params: { max_tokens: 2 } });
+    await a.request({ type: "follow", thread });
+    const t1 = await a.next((x) => x.type === "turn" && x.seq === 1);
+    const exp = Math.floor(Date.now() / 1000) + 2;
+    const short = await new SignJWT({ thread, scope: "read", created_at: t1.created_at })
+      .setProtectedHeader({ alg: "HS256" })
+      .setExpirationTime(exp)
+      .sign(key);
+    const reader = await RawClient.connect(stack.url, short);
+    assert.equal((await reader.request({ type: "follow", thread })).type, "ok");
+    const closed = await reader.closed;
+    assert.equal(closed.code, 4401);
+    assert.ok(Date.now() >= exp * 1000, "not before exp");
+    a.close();
+  });
+});
+
 describe("an edge killed during a follow", () => {
   const services: ServiceHandle[] = [];
   after(() => Promise.allSettled(services.map((s) => s.kill())));

@@ -7,9 +7,12 @@ interface Closable {
   close(): void;
 }
 
+/** What a stream follows, for its log lines: `{rid}` of a response, `{thread}` of a thread. */
+export type StreamTopic = { rid: string } | { thread: string };
+
 /**
- * A Server-Sent Events answer that follows a response's log (the native event stream and the
- * Responses API's): its headers, a keepalive comment every HEARTBEAT, and the slow-reader
+ * A Server-Sent Events answer that follows a log (a response's, for the native event stream
+ * and the Responses API's; a thread's, for its turns): its headers, a keepalive comment every HEARTBEAT, and the slow-reader
  * rule. A reader with more than MAX_SOCKET_BUFFER bytes waiting is cut off (it resumes like
  * after any drop); a replay waits for the reader instead (`pace`, handed to the Subscription).
  */
@@ -21,7 +24,7 @@ export class EventStreamReply {
   constructor(
     private readonly ctx: HttpContext,
     private readonly res: ServerResponse,
-    private readonly rid: string,
+    private readonly topic: StreamTopic,
     private readonly transport: "sse" | "responses",
   ) {
     res.writeHead(200, {
@@ -39,7 +42,7 @@ export class EventStreamReply {
     });
   }
 
-  /** The subscription this stream delivers: closed when the reader goes or is cut off. */
+  /** The subscription (or turn follower) this stream delivers: closed when the reader goes or is cut off. */
   follow(sub: Closable): void {
     this.sub = sub;
   }
@@ -70,7 +73,7 @@ export class EventStreamReply {
     const { res } = this;
     if (res.destroyed) return;
     const reader = this.transport === "sse" ? "SSE" : "Responses";
-    this.ctx.log.warn({ rid: this.rid, buffered: res.writableLength }, `slow ${reader} reader: closing the stream`);
+    this.ctx.log.warn({ ...this.topic, buffered: res.writableLength }, `slow ${reader} reader: closing the stream`);
     this.sub?.close();
     res.destroy();
     this.ctx.onSlowConsumer?.(this.transport);

@@ -10,6 +10,7 @@ import { generate } from "./rest.js";
 import { cancelResponse, createResponses, retrieveResponse, steerResponse } from "./responses-api.js";
 import { streamEvents } from "./sse.js";
 import { serveStatic } from "./static.js";
+import { threadTurns } from "./thread-http.js";
 
 export type { HttpContext } from "./http-context.js";
 
@@ -28,6 +29,7 @@ const ROUTES: Array<[method: string, pattern: RegExp, route: Route]> = [
   ["GET", /^\/v1\/responses\/([^/]+)\/events$/, (ctx, m, req, res, q) => streamEvents(ctx, m[1] as string, q, req, res)],
   ["POST", /^\/v1\/responses\/([^/]+)\/cancel$/, (ctx, m, req, res) => cancelResponse(ctx, m[1] as string, req, res)],
   ["POST", /^\/v1\/responses\/([^/]+)\/steer$/, (ctx, m, req, res) => steerResponse(ctx, m[1] as string, req, res)],
+  ["GET", /^\/v1\/threads\/([^/]+)\/turns$/, (ctx, m, req, res, q) => threadTurns(ctx, m[1] as string, q, req, res)],
 ];
 
 /** HTTP beside the socket: probes, the REST and SSE forms of the protocol, OpenAI-compatible APIs, the demo page. */

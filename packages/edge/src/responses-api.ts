@@ -176,7 +176,7 @@ function foldUntilEnd(
  */
 function streamResponse(ctx: HttpContext, record: ResponseRecord, after: number, res: ServerResponse, slot?: StreamSlot): void {
   // A reader cut off as slow resumes with starting_after like after any drop.
-  const reply = new EventStreamReply(ctx, res, record.rid, "responses");
+  const reply = new EventStreamReply(ctx, res, { rid: record.rid }, "responses");
   const write = (events: ResponsesEvent[]) => {
     let text = "";
     for (const e of events)

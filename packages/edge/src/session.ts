@@ -218,8 +218,9 @@ export class Session {
     clearTimeout(this.helloTimer);
     this.phase = "ready";
     this.log = this.log.child({ principal: describePrincipal(this.principal) });
-    // A capability token's `exp` is checked per command only: its open reads run to their end.
-    if (this.principal.kind === "owner")
+    // A response-scoped token's `exp` is checked per command only: its open reads run to their
+    // end. A thread has no end, so a thread-scoped token's socket closes at `exp` like an owner's.
+    if (this.principal.kind !== "capability")
       this.expiry = new TokenExpiry(this.principal.expiresAt, () => this.tokenExpired(), this.deps.clock);
     this.send({ type: "welcome", protocol: PROTOCOL_VERSION, session: this.id, heartbeat_ms: this.deps.heartbeatMs });
     for (const f of this.early.splice(0)) this.dispatch(f);
@@ -233,10 +234,10 @@ export class Session {
     this.dispose();
   }
 
-  /** The owner token expired on this open socket: say so, and close with 4401 (the client asks for a fresh one). */
+  /** The owner (or thread-scoped) token expired on this open socket: say so, and close with 4401 (the client asks for a fresh one). */
   private tokenExpired(): void {
     if (this.phase === "closed") return;
-    this.log.info("owner token expired: closing the socket");
+    this.log.info("token expired: closing the socket");
     this.closing ??= "refused";
     this.send({ type: "error", code: "unauthorized", message: TOKEN_EXPIRED });
     this.ws.close(CLOSE_UNAUTHORIZED, "token expired");

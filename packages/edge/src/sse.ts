@@ -6,7 +6,7 @@ import { EventStreamReply } from "./event-stream.js";
 import { Subscription } from "./subscription.js";
 
 /** Where a reader resumes: `Last-Event-ID` wins over `?after=`; both mean "seq > n". */
-function resumeAfter(req: IncomingMessage, query: URLSearchParams): number {
+export function resumeAfter(req: IncomingMessage, query: URLSearchParams): number {
   const raw = req.headers["last-event-id"] ?? query.get("after") ?? "0";
   const text = Array.isArray(raw) ? (raw[0] ?? "0") : raw;
   if (!/^\d{1,15}$/.test(text.trim())) throw new ProtocolError("bad_request", "Last-Event-ID / after must be a non-negative integer");
@@ -40,10 +40,12 @@ export async function streamEvents(
     res.writeHead(204).end();
     return;
   }
+  // Gone while it was checked: its `close` has passed, so nothing would release a slot.
+  if (res.destroyed) return;
   // Counted from here (429 while nothing is written yet) until the stream closes, once.
   const slot = ctx.responses.streams.open(streamClient(principal, ctx.address(req)), false, rid.data);
   res.on("close", () => slot.release());
-  const reply = new EventStreamReply(ctx, res, rid.data, "sse");
+  const reply = new EventStreamReply(ctx, res, { rid: rid.data }, "sse");
   res.write(": unbroken\n\n");
   const sub = new Subscription(
     ctx.subscriptions,

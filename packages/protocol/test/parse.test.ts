@@ -111,6 +111,20 @@ describe("parseClientFrame: each frame type", () => {
     bad({ type: "steer", text: "hi" });
   });
 
+  test("follow and unfollow name a thread by the rid's rules; follow's after defaults to 0", () => {
+    assert.deepEqual(ok({ type: "follow", thread: RID }), { type: "follow", thread: RID, after: 0 });
+    assert.deepEqual(ok({ type: "follow", thread: RID, after: 7, id: "f" }), { type: "follow", thread: RID, after: 7, id: "f" });
+    assert.deepEqual(ok({ type: "unfollow", thread: RID }), { type: "unfollow", thread: RID });
+    bad({ type: "follow" });
+    bad({ type: "follow", thread: "a.b.c.d.e.f" });
+    bad({ type: "follow", thread: RID, after: -1 });
+    bad({ type: "follow", thread: RID, after: 1.5 });
+    bad({ type: "follow", thread: RID, after: LIMITS.turnSeq + 1 });
+    bad({ type: "unfollow", thread: "short" });
+    assert.equal(ok({ type: "generate", prompt: "hi", thread: RID }).type, "generate");
+    bad({ type: "generate", prompt: "hi", thread: "no>wild*cards" });
+  });
+
   test("generate with a prompt or with messages", () => {
     assert.deepEqual(ok({ type: "generate", prompt: "hi" }), { type: "generate", prompt: "hi" });
     const f = ok({

@@ -1,4 +1,4 @@
-import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { THREADS_STREAM, storedTurnSchema, threadSubject, type StoredTurn } from "@unbroken/protocol";
 import { StoreError } from "./errors.js";
 import type { Log } from "./log.js";
@@ -102,24 +102,41 @@ export class ThreadLogs {
     return new TurnFollower(this.js, opts, this.log);
   }
 
-  /** The thread's turns stored now with seq > after, at most `limit`, in order. */
+  /**
+   * The thread's turns stored now with seq > after, at most `limit`, in order, and whether more
+   * are stored. A throwaway consumer bounded by the pending count at its creation, as a
+   * response's stored read: it never waits for turns yet to come.
+   */
   async read(thread: string, after: number, limit: number): Promise<{ turns: StoredTurn[]; more: boolean }> {
-    const last = await this.last(thread);
-    if (!last || last.turn.seq <= after) return { turns: [], more: false };
-    const turns: StoredTurn[] = [];
-    let more = false;
-    const follower = this.follow({
-      thread,
-      after,
-      onTurn: (t) => {
-        if (turns.length === limit) more = true;
-        else turns.push(t);
-        if (more || t.seq >= last.turn.seq) follower.stop();
-      },
-      onError: () => undefined,
+    const ci = await this.jsm.consumers.add(THREADS_STREAM, {
+      filter_subject: threadSubject(thread),
+      ack_policy: AckPolicy.None,
+      deliver_policy: DeliverPolicy.All,
+      mem_storage: true,
+      inactive_threshold: 30_000_000_000,
+      num_replicas: 1,
     });
-    await follower.run();
-    return { turns, more };
+    const turns: StoredTurn[] = [];
+    try {
+      let remaining = ci.num_pending;
+      const consumer = this.js.consumers.getConsumerFromInfo(ci);
+      while (remaining > 0) {
+        const batch = await consumer.fetch({ max_messages: Math.min(remaining, 256), expires: 5_000 });
+        let got = 0;
+        for await (const m of batch) {
+          got++;
+          const turn = decodeTurn(m.data, thread, this.log);
+          if (!turn || turn.seq <= after) continue;
+          if (turns.length === limit) return { turns, more: true };
+          turns.push(turn);
+        }
+        if (got === 0) break;
+        remaining -= got;
+      }
+      return { turns, more: false };
+    } finally {
+      await this.jsm.consumers.delete(THREADS_STREAM, ci.name).catch(() => undefined);
+    }
   }
 }
 
