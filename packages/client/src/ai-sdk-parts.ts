@@ -23,14 +23,21 @@ export function answerUIParts(rid: string, frames: readonly ResponseEventFrame[]
   return parts;
 }
 
-function apply(chunk: UIMessageChunk, parts: Part[], open: Map<string, { text: string; state: string }>, tools: Map<string, ToolPart>): void {
+function apply(
+  chunk: UIMessageChunk,
+  parts: Part[],
+  open: Map<string, { text: string; state: string }>,
+  tools: Map<string, ToolPart>,
+): void {
   switch (chunk.type) {
     case "start-step":
       parts.push({ type: "step-start" });
       return;
     case "text-start":
     case "reasoning-start": {
-      const part = { type: chunk.type === "text-start" ? "text" : "reasoning", text: "", state: "streaming" } as Part & { text: string; state: string };
+      // The AI SDK keys a reasoning part by its chunk id, not a text part.
+      const kind = chunk.type === "text-start" ? { type: "text" } : { type: "reasoning", id: chunk.id };
+      const part = { ...kind, text: "", state: "streaming" } as Part & { text: string; state: string };
       open.set(chunk.id, part);
       parts.push(part);
       return;

@@ -45,18 +45,26 @@ export async function readTurns(client: UnbrokenClient, thread: string, signal?:
 
 /**
  * The answer a subscribe opens, unless it had already ended (or cannot be read): then it is
- * unsubscribed and undefined is returned. The caller owns a returned handle.
+ * unsubscribed and undefined is returned. The caller owns a returned handle. An abort
+ * unsubscribes at once, so the resume that replaced this one may subscribe the same rid.
  */
-export async function openIfRunning(client: UnbrokenClient, rid: string): Promise<ResponseHandle | undefined> {
+export async function openIfRunning(client: UnbrokenClient, rid: string, signal?: AbortSignal): Promise<ResponseHandle | undefined> {
+  if (signal?.aborted) throw abortError(signal);
   const handle = client.subscribe(rid, { after: 0 });
+  const stop = (): void => void handle.unsubscribe().catch(noop);
+  signal?.addEventListener("abort", stop, { once: true });
   try {
     const accepted = await handle.accepted;
+    if (signal?.aborted) throw abortError(signal);
     if (!accepted.ended) return handle;
   } catch (err) {
+    if (signal?.aborted) throw abortError(signal);
     if (isUnbrokenError(err) && NO_ANSWER.has(err.code)) return undefined;
     throw err;
+  } finally {
+    signal?.removeEventListener("abort", stop);
   }
-  handle.unsubscribe().catch(noop);
+  stop();
   return undefined;
 }
 
@@ -66,13 +74,7 @@ export async function openIfRunning(client: UnbrokenClient, rid: string): Promis
  */
 export async function lastRunningAnswer(client: UnbrokenClient, thread: string, signal?: AbortSignal): Promise<ResponseHandle | undefined> {
   const last = (await readTurns(client, thread, signal))?.at(-1);
-  if (last === undefined) return undefined;
-  const handle = await openIfRunning(client, last.rid);
-  if (handle !== undefined && signal?.aborted) {
-    handle.unsubscribe().catch(noop);
-    throw abortError(signal);
-  }
-  return handle;
+  return last === undefined ? undefined : openIfRunning(client, last.rid, signal);
 }
 
 export interface ThreadMessagesOptions {
