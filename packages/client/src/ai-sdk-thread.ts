@@ -6,7 +6,7 @@
 import type { UIMessage } from "ai";
 import { isRid } from "@unbroken/protocol";
 import type { UnbrokenClient } from "./client.js";
-import { isUnbrokenError } from "./errors.js";
+import { callSafely, isUnbrokenError } from "./errors.js";
 import type { ResponseHandle } from "./response.js";
 import type { ThreadTurn } from "./thread.js";
 import type { ChatResponseStore } from "./ai-sdk-store.js";
@@ -77,6 +77,21 @@ export async function lastRunningAnswer(client: UnbrokenClient, thread: string, 
   return last === undefined ? undefined : openIfRunning(client, last.rid, signal);
 }
 
+/**
+ * Records an answer found through the thread in the transport's store (the cache: the next
+ * reconnect needs no round trip). False, the handle let go, when the store already holds
+ * another answer: one sent in this chat while the thread was read is newer.
+ */
+export function cacheFound(store: ChatResponseStore, chatId: string, handle: ResponseHandle): boolean {
+  const held = store.get(chatId)?.rid;
+  if (held === undefined) callSafely(() => store.set(chatId, { rid: handle.rid }));
+  else if (held !== handle.rid) {
+    handle.unsubscribe().catch(noop);
+    return false;
+  }
+  return true;
+}
+
 export interface ThreadMessagesOptions {
   /**
    * The store of the transport that resumes the chat next: the running answer (left out of the
@@ -126,7 +141,14 @@ async function openIfEnded(
   rid: string,
   last: { chatId: string; store: ChatResponseStore | undefined } | undefined,
 ): Promise<ResponseHandle | undefined> {
-  const handle = client.subscribe(rid, { after: 0 });
+  let handle: ResponseHandle;
+  try {
+    handle = client.subscribe(rid, { after: 0 });
+  } catch (err) {
+    // This client streams it already (its own generate, still running): left out like any running answer.
+    if (isUnbrokenError(err) && err.code === "bad_request") return undefined;
+    throw err;
+  }
   try {
     if ((await handle.accepted).ended) return handle;
   } catch (err) {

@@ -15,7 +15,7 @@ import type { ResponseHandle } from "./response.js";
 import { ChunkMapper } from "./ai-sdk-chunks.js";
 import { mergeOptions, requestOptions, type RequestOptions } from "./ai-sdk-options.js";
 import { uiMessagesToChatMessages } from "./ai-sdk-messages.js";
-import { abortError, isThreadId, lastRunningAnswer, threadMessages } from "./ai-sdk-thread.js";
+import { abortError, cacheFound, isThreadId, lastRunningAnswer, threadMessages } from "./ai-sdk-thread.js";
 import { memoryChatStore, type ChatResponseRecord, type ChatResponseStore } from "./ai-sdk-store.js";
 
 export { uiMessagesToChatMessages } from "./ai-sdk-messages.js";
@@ -183,15 +183,12 @@ export class UnbrokenChatTransport<UI_MESSAGE extends UIMessage = UIMessage> imp
   async #reconnectByThread(chatId: string, signal: AbortSignal | undefined): Promise<ReadableStream<UIMessageChunk> | null> {
     if (!isThreadId(chatId)) return null;
     const handle = await lastRunningAnswer(this.#client, chatId, signal);
-    if (handle === undefined) return null;
+    if (handle === undefined || !cacheFound(this.#store, chatId, handle)) return null;
     const rid = handle.rid;
     // The message id is the rid, never the last message's: the answer is the thread's last turn,
     // so the chat's last message is its user message (or, in an agent loop, the answer before,
     // which a replay under its id would wipe and rebuild with this answer's parts only). A new
     // assistant message keyed by the rid is also what `threadMessages` makes of it later.
-    callSafely(() => {
-      if (this.#store.get(chatId) === undefined) this.#store.set(chatId, { rid });
-    });
     const att = this.#attach(chatId, rid, "reconnect", signal, rid);
     att.handle = handle;
     att.accepted = true;

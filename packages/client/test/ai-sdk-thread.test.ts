@@ -205,3 +205,61 @@ test("threadMessages: user messages and ended answers in turn order, tool result
   assert.deepEqual(await threadMessages(client, "chat_unknown_1"), []);
   assert.deepEqual(await threadMessages(client, "c1"), []);
 });
+
+/** Holds the edge's answers to `follow` until `release()`. */
+function heldFollows(edge: FakeEdge, turns: Map<string, { rid: string; messages: object[] }[]>): { release: () => void } {
+  withThreads(edge, turns);
+  const threads = edge.hook as NonNullable<FakeEdge["hook"]>;
+  const held: (() => void)[] = [];
+  let open = false;
+  edge.hook = (f, peer, e) => {
+    if (f.type !== "follow" || open) return threads(f, peer, e);
+    held.push(() => threads(f, peer, e));
+    return true;
+  };
+  return {
+    release: () => {
+      open = true;
+      for (const answer of held.splice(0)) answer();
+    },
+  };
+}
+
+test("an abort while the thread is read rejects AbortError and lets the follow go; the next reconnect finds the answer", async (t) => {
+  const { edge, client } = await setup(t);
+  const gate = heldFollows(edge, new Map([[CHAT, [{ rid: RID, messages: [] }]]]));
+  edge.append(RID, START);
+  const transport = new UnbrokenChatTransport({ client });
+  const abort = new AbortController();
+  const first = transport.reconnectToStream({ chatId: CHAT, abortSignal: abort.signal });
+  await edge.nth("follow");
+  abort.abort();
+  await assert.rejects(first, { name: "AbortError" });
+  assert.equal((await edge.nth("unfollow")).frame.thread, CHAT);
+  gate.release();
+  const stream = await transport.reconnectToStream({ chatId: CHAT });
+  assert.ok(stream !== null, "the same client may follow the thread again");
+  await stream.cancel();
+});
+
+test("an answer found through the thread is let go when a send in the chat came meanwhile", async (t) => {
+  const { edge, client } = await setup(t);
+  const gate = heldFollows(edge, new Map([[CHAT, [{ rid: RID, messages: [] }]]]));
+  edge.append(RID, START);
+  const transport = new UnbrokenChatTransport({ client });
+  const found = transport.reconnectToStream({ chatId: CHAT });
+  await edge.nth("follow");
+  const sent = await transport.sendMessages({
+    trigger: "submit-message",
+    chatId: CHAT,
+    messageId: undefined,
+    messages: [user("hi")],
+    abortSignal: undefined,
+  });
+  const newer = transport.activeRid(CHAT);
+  gate.release();
+  assert.equal(await found, null);
+  assert.equal(transport.activeRid(CHAT), newer, "the send's answer stays the chat's");
+  assert.equal((await edge.nth("unsubscribe")).frame.rid, RID);
+  await sent.cancel();
+});
