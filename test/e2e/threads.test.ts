@@ -45,7 +45,8 @@ describe("follow a thread", () => {
     assert.equal(first.type, "accepted", JSON.stringify(first));
     await a.untilEnd(first.rid);
 
-    assert.deepEqual(await b.request({ type: "follow", thread, after: 0 }), { type: "ok", thread, id: "r1" });
+    // `last`: the thread holds one turn so far.
+    assert.deepEqual(await b.request({ type: "follow", thread, after: 0 }), { type: "ok", thread, id: "r1", last: 1 });
     const t1 = await b.next((f) => f.type === "turn" && f.seq === 1);
     assert.deepEqual(t1.messages, say("write 5 words to open the thread"));
     assert.equal(t1.rid, first.rid);

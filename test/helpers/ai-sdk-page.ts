@@ -18,7 +18,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../.
  * `sendAutomaticallyWhen` sends the next request. `window.chat` holds the status and messages
  * React last rendered; `window.rendered` every assistant message React rendered since the page
  * loaded (the saved one it starts with aside), in order;
- * `window.rids` the rid of each answer this page started.
+ * `window.rids` the rid of each answer this page started. With `#t=<thread>` the chat is that
+ * thread and the page starts from `transport.threadMessages` (`window.loaded`).
  */
 const ENTRY = `
 import { StrictMode, useEffect } from "react";
@@ -28,7 +29,10 @@ import { lastAssistantMessageIsCompleteWithToolCalls } from "ai";
 import { UnbrokenClient, UnbrokenChatTransport, webStorageChatStore } from "@unbroken/client";
 
 const KEY = "test-chat-messages";
-const CHAT_ID = "browser-chat";
+// "#t=<thread>": the chat is that thread, its conversation loaded from the edge (a device that
+// never saw it); otherwise the one chat of the page, its messages kept in sessionStorage.
+const THREAD = new URLSearchParams(location.hash.slice(1)).get("t");
+const CHAT_ID = THREAD ?? "browser-chat";
 const fields = Array.from({ length: 16 }, (_, i) => "field_" + i);
 const tools = [
   { type: "function", function: { name: "get_time", parameters: { type: "object", properties: { timezone: { type: "string" } }, required: ["timezone"] } } },
@@ -51,7 +55,7 @@ const store = {
   delete: (id) => kept.delete(id),
 };
 const transport = new UnbrokenChatTransport({ client, store, tools });
-const saved = JSON.parse(sessionStorage.getItem(KEY) ?? "[]");
+const saved = THREAD ? await transport.threadMessages(THREAD) : JSON.parse(sessionStorage.getItem(KEY) ?? "[]");
 
 function Part({ part }) {
   if (part.type === "text") return <p className="text">{part.text}</p>;
@@ -97,6 +101,7 @@ function App() {
   );
 }
 
+window.loaded = structuredClone(saved);
 window.rendered = rendered;
 window.calls = calls;
 window.rids = rids;

@@ -15,9 +15,11 @@ import type { ResponseHandle } from "./response.js";
 import { ChunkMapper } from "./ai-sdk-chunks.js";
 import { mergeOptions, requestOptions, type RequestOptions } from "./ai-sdk-options.js";
 import { uiMessagesToChatMessages } from "./ai-sdk-messages.js";
+import { abortError, cacheFound, isThreadId, lastRunningAnswer, threadMessages } from "./ai-sdk-thread.js";
 import { memoryChatStore, type ChatResponseRecord, type ChatResponseStore } from "./ai-sdk-store.js";
 
 export { uiMessagesToChatMessages } from "./ai-sdk-messages.js";
+export { threadMessages, type ThreadMessagesOptions } from "./ai-sdk-thread.js";
 export { webStorageChatStore, type ChatResponseRecord, type ChatResponseStore, type StorageLike } from "./ai-sdk-store.js";
 
 export interface UnbrokenChatTransportOptions<UI_MESSAGE extends UIMessage = UIMessage> {
@@ -86,8 +88,11 @@ const GONE_CODES = new Set(["not_found", "gone", "forbidden"]);
  * - The request's `abortSignal` (useChat's `stop()`) is a real stop: the generation is cancelled
  *   and the stream closes. Cancelling the returned stream without aborting only stops reading;
  *   the answer goes on and `reconnectToStream` can pick it up.
- * - `reconnectToStream` (useChat's `resume: true`, `resumeStream()`) returns the chat's running
- *   answer, or one that finished before it was read to the end, or null when there is none.
+ * - A chat id that is a valid thread id (rid rules; the AI SDK's own ids are) is the chat's
+ *   thread: every answer is a turn of it. Other chat ids work without a thread (store only).
+ * - `reconnectToStream` (useChat's `resume: true`, `resumeStream()`) returns the answer the
+ *   store (a cache) records, even one that finished before it was read to the end; else the
+ *   thread's last answer while it runs, on any device; else null.
  * - `steer(chatId, text)` steers the chat's running answer; it appears as a `steering-message` part.
  *
  * The request's `body` (useChat's `sendMessage(message, { body })`) may carry `tools`,
@@ -124,7 +129,9 @@ export class UnbrokenChatTransport<UI_MESSAGE extends UIMessage = UIMessage> imp
     const { chatId, messages, abortSignal } = options;
     throwIfAborted(abortSignal);
     const extra = mergeOptions(this.#defaults, requestOptions(options.body ?? {}, "body"));
-    const handle = this.#client.generate({ messages: this.#toMessages(messages), ...extra });
+    // The chat is the thread: other devices find its answers by following it.
+    const thread = isThreadId(chatId) ? { thread: chatId } : {};
+    const handle = this.#client.generate({ messages: this.#toMessages(messages), ...extra, ...thread });
     // An agent loop's next answer (the last message is the assistant's, with tool results)
     // continues that message, as the AI SDK's own server does: same id, a new step.
     const last = messages.at(-1);
@@ -140,7 +147,7 @@ export class UnbrokenChatTransport<UI_MESSAGE extends UIMessage = UIMessage> imp
     const { chatId, abortSignal } = options;
     throwIfAborted(abortSignal);
     const record = this.#read(chatId);
-    if (record === undefined) return null;
+    if (record === undefined) return this.#reconnectByThread(chatId, abortSignal);
     // Everything up to the subscribe happens before the first await: useChat aborts a resume it
     // replaces right before starting the next one, and that abort must not be taken for a stop.
     const prev = this.#active.get(chatId);
@@ -170,6 +177,27 @@ export class UnbrokenChatTransport<UI_MESSAGE extends UIMessage = UIMessage> imp
       throw err;
     }
     return this.#open(att, handle);
+  }
+
+  /** The store knows nothing of the chat; its thread may (another device's answer, say). */
+  async #reconnectByThread(chatId: string, signal: AbortSignal | undefined): Promise<ReadableStream<UIMessageChunk> | null> {
+    if (!isThreadId(chatId)) return null;
+    const handle = await lastRunningAnswer(this.#client, chatId, signal);
+    if (handle === undefined || !cacheFound(this.#store, chatId, handle)) return null;
+    const rid = handle.rid;
+    // The message id is the rid, never the last message's: the answer is the thread's last turn,
+    // so the chat's last message is its user message (or, in an agent loop, the answer before,
+    // which a replay under its id would wipe and rebuild with this answer's parts only). A new
+    // assistant message keyed by the rid is also what `threadMessages` makes of it later.
+    const att = this.#attach(chatId, rid, "reconnect", signal, rid);
+    att.handle = handle;
+    att.accepted = true;
+    return this.#open(att, handle);
+  }
+
+  /** `threadMessages` of the chat, its running answer recorded in this transport's store. */
+  threadMessages(chatId: string): Promise<UI_MESSAGE[]> {
+    return threadMessages<UI_MESSAGE>(this.#client, chatId, { store: this.#store });
   }
 
   /**
@@ -361,12 +389,6 @@ export class UnbrokenChatTransport<UI_MESSAGE extends UIMessage = UIMessage> imp
       if (this.#store.get(chatId)?.rid === rid) this.#store.delete(chatId);
     });
   }
-}
-
-function abortError(signal: AbortSignal | undefined): unknown {
-  const reason: unknown = signal?.reason;
-  if (reason instanceof Error && reason.name === "AbortError") return reason;
-  return new DOMException("The request was aborted", "AbortError");
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {

@@ -240,7 +240,7 @@ export class UnbrokenClient {
       if (reply === null) return; // the socket dropped: re-sent on the next welcome
       if (reply.type === "accepted" || reply.type === "ok") {
         entry.backoff.reset();
-        s.accept(reply.type === "accepted" ? reply.existing : true);
+        s.accept(reply.type === "accepted" ? reply.existing : true, reply.type === "ok" && reply.ended === true);
       } else if (reply.type === "error") {
         this.#onStreamError(entry, reply.code, reply.message);
       }
@@ -311,7 +311,7 @@ export class UnbrokenClient {
         this.#sendStream(entry); // should not happen: re-subscribe from lastSeq rather than skip
       } else if (entry.stream.state === "ended") {
         // `accepted` comes before events; should it not have, the end settles it.
-        entry.stream.accept(entry.body === undefined);
+        entry.stream.accept(entry.body === undefined, true);
         this.#release(entry);
       }
       return;

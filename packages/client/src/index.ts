@@ -5,6 +5,8 @@ export {
   UnbrokenChatTransport,
   uiMessagesToChatMessages,
   webStorageChatStore,
+  threadMessages,
+  type ThreadMessagesOptions,
   type UnbrokenChatTransportOptions,
   type ChatResponseStore,
   type ChatResponseRecord,

@@ -13,6 +13,8 @@ export interface HandleHost {
 export interface Accepted {
   /** True when the response already existed (a retried generate, or a subscribe). */
   existing: boolean;
+  /** A subscribe only: the response had already ended when the edge answered (the replay ends with `end`). */
+  ended: boolean;
 }
 
 export type StreamState = "live" | "ended" | "failed";
@@ -90,10 +92,10 @@ export class ResponseStream {
     return "new";
   }
 
-  accept(existing: boolean): void {
+  accept(existing: boolean, ended = false): void {
     if (this.acceptedSettled) return;
     this.acceptedSettled = true;
-    this.#resolveAccepted({ existing });
+    this.#resolveAccepted({ existing, ended });
   }
 
   /**

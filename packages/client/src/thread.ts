@@ -41,6 +41,12 @@ type Waiter = { resolve: (r: IteratorResult<ThreadTurn>) => void; reject: (err: 
 export class ThreadHandle implements AsyncIterable<ThreadTurn> {
   readonly id: string;
   readonly ready: Promise<void>;
+  /**
+   * Resolves once every turn the thread held when the edge answered the follow has arrived (in
+   * `turns`): then `turns.at(-1)` is the thread's last turn, as of that moment. Rejects when the
+   * handle fails or is closed first.
+   */
+  readonly replayed: Promise<void>;
   #turns: ThreadTurn[] = [];
   #lastSeq: number;
   #state: "live" | "closed" | "failed" = "live";
@@ -48,6 +54,10 @@ export class ThreadHandle implements AsyncIterable<ThreadTurn> {
   #readySettled = false;
   #resolveReady!: () => void;
   #rejectReady!: (err: unknown) => void;
+  /** The seq `replayed` waits for; undefined until the first `ok`. */
+  #replayTarget: number | undefined;
+  #resolveReplayed!: () => void;
+  #rejectReplayed!: (err: unknown) => void;
   #listeners = new Set<(turn: ThreadTurn) => void>();
   #iterators = new Set<{ at: number; waiter: Waiter | undefined }>();
   readonly #host: ThreadHost;
@@ -61,8 +71,13 @@ export class ThreadHandle implements AsyncIterable<ThreadTurn> {
       this.#resolveReady = resolve;
       this.#rejectReady = reject;
     });
+    this.replayed = new Promise<void>((resolve, reject) => {
+      this.#resolveReplayed = resolve;
+      this.#rejectReplayed = reject;
+    });
     // A follow that fails is reported through `error` and the iterator too: no unhandled rejection.
     this.ready.catch(() => undefined);
+    this.replayed.catch(() => undefined);
   }
 
   /** The turns received so far, in seq order; a live view, do not mutate. */
@@ -129,11 +144,18 @@ export class ThreadHandle implements AsyncIterable<ThreadTurn> {
     };
   }
 
-  /** @internal The edge answered `ok` to a follow. */
-  settleReady(): void {
+  /** @internal The edge answered `ok` to a follow; `last`: its thread's last seq then (undefined from an older edge). */
+  settleReady(last: number | undefined): void {
     if (this.#readySettled) return;
     this.#readySettled = true;
     this.#resolveReady();
+    // Only the first follow's `last` counts: a re-follow's turns up to its own `last` come anyway.
+    this.#replayTarget = last ?? 0;
+    this.#checkReplayed();
+  }
+
+  #checkReplayed(): void {
+    if (this.#replayTarget !== undefined && this.#lastSeq >= this.#replayTarget) this.#resolveReplayed();
   }
 
   /** @internal A turn arrived; one this handle already has (a re-follow's overlap) is dropped. */
@@ -143,6 +165,7 @@ export class ThreadHandle implements AsyncIterable<ThreadTurn> {
     const turn: ThreadTurn = { thread, seq, rid, messages, created_at };
     this.#turns.push(turn);
     this.#lastSeq = seq;
+    this.#checkReplayed();
     for (const cursor of this.#iterators) {
       const w = cursor.waiter;
       if (!w) continue;
@@ -162,6 +185,8 @@ export class ThreadHandle implements AsyncIterable<ThreadTurn> {
 
   #stop(state: "closed" | "failed"): void {
     this.#state = state;
+    // A no-op once resolved: a handle stopped before it had every turn never gets them.
+    this.#rejectReplayed(this.#error ?? new UnbrokenError("closed", "the thread was closed before its turns were replayed"));
     if (!this.#readySettled) {
       this.#readySettled = true;
       this.#rejectReady(this.#error ?? new UnbrokenError("closed", "the thread was closed before the edge answered"));
@@ -246,7 +271,7 @@ export class ThreadFollows {
       if (reply === null) return; // the socket dropped: followed again on the next welcome
       if (reply.type === "ok") {
         entry.backoff.reset();
-        h.settleReady();
+        h.settleReady(reply.last);
       } else if (reply.type === "error") {
         this.#onError(entry, reply.code, reply.message);
       }

@@ -14,7 +14,7 @@ test("generate: hello, a client-chosen rid, accepted, events in order, text and 
   assert.deepEqual(gen.frame.messages, [{ role: "user", content: "hi" }]);
   assert.deepEqual(gen.frame.params, { max_tokens: 5 });
   assert.equal(typeof gen.frame.id, "string");
-  assert.deepEqual(await h.accepted, { existing: false });
+  assert.deepEqual(await h.accepted, { existing: false, ended: false });
   edge.append(h.rid, START);
   edge.tokens(h.rid, "Hel", "lo", "!");
   edge.end(h.rid);
@@ -81,7 +81,7 @@ test("a generate whose socket died before accepted is re-sent with the same rid"
   });
   const h = client.generate({ prompt: "once" });
   const all = collect(h);
-  assert.deepEqual(await h.accepted, { existing: true });
+  assert.deepEqual(await h.accepted, { existing: true, ended: false });
   const gens = edge.framesOf("generate");
   assert.equal(gens.length, 2);
   assert.equal(gens[0]?.frame.rid, h.rid);
@@ -94,6 +94,15 @@ test("a generate whose socket died before accepted is re-sent with the same rid"
   assert.deepEqual(seqs(await all), [1, 2]);
 });
 
+test("a subscribe's accepted says whether the response had already ended", async (t) => {
+  const { edge, client } = await setup(t);
+  edge.append("ended_rid_0001", START);
+  edge.end("ended_rid_0001");
+  edge.append("running_rid_01", START);
+  assert.deepEqual(await client.subscribe("ended_rid_0001").accepted, { existing: true, ended: true });
+  assert.deepEqual(await client.subscribe("running_rid_01").accepted, { existing: true, ended: false });
+});
+
 test("subscribe follows a response from after, then live", async (t) => {
   const { edge, client } = await setup(t);
   const rid = "existing_rid_01";
@@ -102,7 +111,7 @@ test("subscribe follows a response from after, then live", async (t) => {
   const h = client.subscribe(rid, { after: 2 });
   assert.equal(h.lastSeq, 2);
   const all = collect(h);
-  assert.deepEqual(await h.accepted, { existing: true });
+  assert.deepEqual(await h.accepted, { existing: true, ended: false });
   edge.end(rid);
   assert.deepEqual(seqs(await all), [3, 4, 5]);
   assert.equal(h.text, "bc");
@@ -153,7 +162,7 @@ test("unavailable is retried with backoff and the handle stays alive", async (t)
   });
   const h = client.generate({ prompt: "later" });
   const all = collect(h);
-  assert.deepEqual(await h.accepted, { existing: false });
+  assert.deepEqual(await h.accepted, { existing: false, ended: false });
   assert.equal(edge.framesOf("generate").length, 4);
   assert.equal(new Set(edge.framesOf("generate").map((r) => r.frame.rid)).size, 1);
   edge.tokens(h.rid, "ok");

@@ -199,7 +199,7 @@ export class FakeEdge {
           peer.send({ type: "error", id, rid, code: "not_found", message: "no such response" });
           return;
         }
-        peer.send({ type: "ok", id, rid });
+        peer.send({ type: "ok", id, rid, ended: this.#ended(rid) });
         this.subscribePeer(peer, rid, after);
         return;
       case "unsubscribe":

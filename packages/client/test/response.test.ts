@@ -160,5 +160,5 @@ test("accepted resolves once, with the first answer", async () => {
   const s = new ResponseStream(host, RID, 0);
   s.accept(true);
   s.accept(false);
-  assert.deepEqual(await s.handle.accepted, { existing: true });
+  assert.deepEqual(await s.handle.accepted, { existing: true, ended: false });
 });

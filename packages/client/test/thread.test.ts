@@ -81,8 +81,32 @@ describe("ThreadHandle", () => {
 
   it("ready resolves on the edge's ok", async () => {
     const { h } = handle();
-    h.settleReady();
+    h.settleReady(0);
     await h.ready;
     assert.equal(h.live, true);
+  });
+
+  it("replayed waits for the turn the ok names as the last, and only the first ok counts", async () => {
+    const { h } = handle();
+    let replayed = false;
+    void h.replayed.then(() => (replayed = true));
+    h.receive(turn(1));
+    h.settleReady(2);
+    await Promise.resolve();
+    assert.equal(replayed, false, "turn 2 has not come yet");
+    h.settleReady(5); // a re-follow's ok: its later turns come anyway
+    h.receive(turn(2));
+    await h.replayed;
+    assert.deepEqual(
+      h.turns.map((t) => t.seq),
+      [1, 2],
+    );
+  });
+
+  it("replayed rejects when the handle is closed before every turn came", async () => {
+    const { h } = handle();
+    h.settleReady(3);
+    await h.close();
+    await assert.rejects(h.replayed, { code: "closed" });
   });
 });

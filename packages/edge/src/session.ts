@@ -253,7 +253,8 @@ export class Session {
         case "subscribe":
           return await this.withSubscriptionSlot(frame.rid, async (slot) => {
             const record = await responses.authorizeRead(this.principal, frame.rid, frame.after);
-            this.send(withId({ type: "ok", rid: frame.rid }, frame.id));
+            // `ended` lets a reader tell a finished answer from a running one before reading it.
+            this.send(withId({ type: "ok", rid: frame.rid, ended: record.status === "ended" }, frame.id));
             await this.follow(frame.rid, frame.after, record, slot);
           });
         case "cancel":

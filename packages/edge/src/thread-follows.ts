@@ -68,8 +68,9 @@ export class ThreadFollows {
     }
     const slot = this.deps.responses.streams.open(streamClient(principal, this.deps.address), replacing);
     this.pending++;
+    let last: number;
     try {
-      await this.deps.responses.threads.authorizeRead(principal, thread);
+      last = (await this.deps.responses.threads.authorizeRead(principal, thread)).turn.seq;
     } catch (err) {
       slot.release();
       throw err;
@@ -78,7 +79,8 @@ export class ThreadFollows {
     }
     if (this.closed) return slot.release();
     this.stop(thread);
-    this.deps.send(withId({ type: "ok", thread }, frame.id));
+    // `last` tells the follower when it has every turn there was (which one is the last).
+    this.deps.send(withId({ type: "ok", thread, last }, frame.id));
     this.start(thread, after, slot);
   }
 

@@ -180,7 +180,7 @@ describe("commands", () => {
     const owner = await connect();
     const rid = await generate(owner);
     const c = await connect();
-    assert.deepEqual(await c.request({ type: "subscribe", rid }), { type: "ok", id: "r1", rid });
+    assert.deepEqual(await c.request({ type: "subscribe", rid }), { type: "ok", id: "r1", rid, ended: false });
     const w = writer.logs.writer(rid);
     await w.append(START);
     await c.untilEvents(rid, 1);

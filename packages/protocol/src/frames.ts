@@ -238,6 +238,10 @@ export const okFrameSchema = z.object({
   id: z.string().optional(),
   rid: ridSchema.optional(),
   thread: threadIdSchema.optional(),
+  /** On a subscribe's `ok`: the response had ended, so its replay ends with its `end`. */
+  ended: z.boolean().optional(),
+  /** On a follow's `ok`: the seq of the thread's last turn then; turns up to it are replayed. */
+  last: z.number().int().nonnegative().optional(),
 });
 export const pongFrameSchema = z.object({ type: z.literal("pong"), id: z.string().optional() });
 export const errorFrameSchema = z.object({
