@@ -76,16 +76,41 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-// Two runs: the packages' unit tests two files at a time (each has its own nats-server, and
-// they take half the time so on 2 cores), then the end-to-end tests one file at a time (they
-// start clusters, browsers and many processes, and kill them: one at a time keeps them honest).
-// User options come last so they override the defaults (last one wins). The timeout is a
-// hang guard per file: the cluster test waits through three JetStream leader elections,
-// each up to ~15 s on nats-server 2.9, and needed more than 120 s on a slow run.
+// Three runs, one after the other. The packages' unit tests two files at a time (each has its
+// own nats-server, and they take half the time so on 2 cores). Then the end-to-end tests two
+// files at a time as well: they spend most of their time waiting on timers, scripted token rates
+// and other processes, not on the CPU, and every file has its own nats-server, ports and store
+// dir. On 2 shared cores the e2e tests took ~620 s one file at a time, 343 s all two at a time,
+// and ~500 s as grouped here (~300 s two at a time, then ~195 s for the ALONE files). Last, one at a time, the e2e files that must run alone (ALONE below). User options
+// come last so they override the defaults (last one wins). The timeout is a hang guard per file:
+// the cluster test waits through three JetStream leader elections, each up to ~15 s on
+// nats-server 2.9, and needed more than 120 s on a slow run.
+//
+// Why each ALONE file is there:
+// - cluster, cluster-quorum, topology: 3-node JetStream clusters (topology behind HAProxy) whose
+//   leader elections and quorum loss are timed by the server's own timers; a loaded machine makes
+//   elections slower and they already take ~15 s each on 2.9 (the cluster test failed, a stream
+//   left without a leader for 60 s, when run beside three other heavy files).
+// - chaos, chaos-nats-restart, unavailable: they stop a nats-server and start it again on the
+//   same port; while it is down the kernel may hand that port to a concurrent file's
+//   nats-server (ports are random, `listen 127.0.0.1:-1`), and the two tests would share a broker.
+// - chat-failover: its "a call the next worker drops" test once ended `worker_lost` after
+//   ORPHAN_TIMEOUT in an all-parallel run (no takeover within 30 s); it was not reproduced in
+//   runs under load since (takeover at the 2 s ack wait every time), so it stays where it
+//   always passed until that is understood.
+const ALONE = new Set(["cluster", "cluster-quorum", "topology", "chaos", "chaos-nats-restart", "unavailable", "chat-failover"]);
 const isE2e = (f) => f.startsWith(`test${path.sep}`);
+const alone = (f) => ALONE.has(path.basename(f, ".test.js"));
+// A renamed file would silently leave the alone group: the full run checks every name is there.
+const missing = [...ALONE].filter((name) => !all.some((f) => isE2e(f) && path.basename(f, ".test.js") === name));
+if (filters.length === 0 && missing.length > 0) {
+  process.stderr.write(`[test] ALONE names no e2e test file: ${missing.join(", ")}\n`);
+  process.exit(1);
+}
 const runs = [
   { files: files.filter((f) => !isE2e(f)), concurrency: 2 },
-  { files: files.filter(isE2e), concurrency: 1 },
+  { files: files.filter((f) => isE2e(f) && !alone(f)), concurrency: 2 },
+  { files: files.filter((f) => isE2e(f) && alone(f)), concurrency: 1 },
 ].filter((r) => r.files.length > 0);
 
 function run({ files, concurrency }) {
@@ -96,7 +121,7 @@ function run({ files, concurrency }) {
   });
 }
 
-// Both runs always run; the exit code is the first failure's.
+// Every run always runs; the exit code is the first failure's.
 let failed = 0;
 for (const r of runs) {
   const code = await run(r);

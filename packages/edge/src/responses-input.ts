@@ -120,7 +120,9 @@ async function items(input: CreateBody["input"], resolve: ResolveItem): Promise<
   const out: Item[] = [];
   for (const [i, raw] of input.entries()) {
     const type = raw.type ?? "message";
-    if (!(type in ITEM_SCHEMAS)) throw new ProtocolError("bad_request", `input.${i}.type: item type ${type} is not supported`);
+    // Own keys only: `in` also finds Object.prototype's (`__proto__`, `toString`), which are
+    // no schema, and the request then failed with a 500 (found by the fuzz-doors test).
+    if (!Object.hasOwn(ITEM_SCHEMAS, type)) throw new ProtocolError("bad_request", `input.${i}.type: item type ${type} is not supported`);
     const item = parseOrThrow(
       ITEM_SCHEMAS[type as keyof typeof ITEM_SCHEMAS] as z.ZodType<Item | { type: "item_reference"; id: string }>,
       raw,

@@ -11,6 +11,11 @@ const generateOf = async (body: unknown, resolve = none) => {
 };
 
 describe("Responses input → generate", () => {
+  test("an item type named like an Object.prototype key is refused as unsupported, not a crash", async () => {
+    for (const type of ["__proto__", "toString", "constructor", "hasOwnProperty"])
+      await assert.rejects(generateOf({ input: [{ type }] }), badRequest("input.0.type"), type);
+  });
+
   test("a string input is one user message; instructions come first as a system message", async () => {
     const f = await generateOf({ model: "gpt-x", input: "hello", instructions: "be brief" });
     assert.deepEqual(f.messages, [
