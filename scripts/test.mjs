@@ -80,9 +80,10 @@ if (files.length === 0) {
 // own nats-server, and they take half the time so on 2 cores). Then the end-to-end tests two
 // files at a time as well: they spend most of their time waiting on timers, scripted token rates
 // and other processes, not on the CPU, and every file has its own nats-server, ports and store
-// dir. On 2 shared cores the e2e tests took ~620 s one file at a time, 343 s all two at a time,
-// and ~500 s as grouped here (~300 s two at a time, then ~195 s for the ALONE files). Last, one at a time, the e2e files that must run alone (ALONE below). User options
-// come last so they override the defaults (last one wins). The timeout is a hang guard per file:
+// dir. Last, one at a time, the e2e files that must run alone (ALONE below). On 2 shared cores
+// the e2e tests took ~620 s one file at a time, 343 s all two at a time, and ~500 s as grouped
+// here (~300 s two at a time, then ~195 s for the ALONE files). User options come last so they
+// override the defaults (last one wins). The timeout is a hang guard per file:
 // the cluster test waits through three JetStream leader elections, each up to ~15 s on
 // nats-server 2.9, and needed more than 120 s on a slow run.
 //
