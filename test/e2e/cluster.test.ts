@@ -4,7 +4,7 @@ import type { NatsClusterHandle } from "@unbroken/testing";
 import { RawClient, range, seqs, textOf } from "../helpers/raw-client.js";
 import { Topology, eventually, replay } from "../helpers/topology.js";
 
-const STREAMS = ["LLM_EVENTS", "LLM_REQUESTS", "KV_llm_responses", "KV_llm_rid_owners"];
+const STREAMS = ["LLM_EVENTS", "LLM_REQUESTS", "LLM_THREADS", "KV_llm_responses", "KV_llm_rid_owners"];
 
 /** What a fault did, for the log: which node, what it led, how long readers waited. */
 function note(text: string): void {
@@ -104,9 +104,10 @@ describe("a 3-node JetStream cluster (REPLICAS=3)", () => {
   });
 
   it("has every stream led, with both followers back in its peer set, after the restarts", async () => {
-    // A write to each stream (record, request, events) brings idle followers up to date.
+    // A write to each stream (record, request, turn, events) brings idle followers up to date.
     const c = await RawClient.connect(top.edgeUrl(0));
-    const { rid } = await c.request({ type: "generate", prompt: "after every restart", params: { max_tokens: 5 } }, 60_000);
+    const generate = { type: "generate", thread: "cluster-restarts", prompt: "after every restart", params: { max_tokens: 5 } };
+    const { rid } = await c.request(generate, 60_000);
     await c.untilEnd(rid, 60_000);
     c.close();
     await eventually(async () => {
