@@ -67,10 +67,15 @@ describe("AI SDK ChatTransport", () => {
     const tabB = new UnbrokenChatTransport({ client: newClient(), store: webStorageChatStore(storage) });
     const abort = new AbortController();
     const streamA = await send(tabA, "chat-tabs", "write 300 words about tabs", abort.signal);
+    // Tab B looks once A's answer exists at the edge (its first delta): before that, a
+    // subscribe to the rid the shared store names can still come ahead of its creation.
+    const readerA = streamA.getReader();
+    const seenA: UIMessageChunk[] = [];
+    await readInto(readerA, seenA, deltaCount(1), "A's first delta");
     const streamB = await tabB.reconnectToStream({ chatId: "chat-tabs" });
     assert.ok(streamB);
     const following = read(streamB);
-    await read(streamA, deltaCount(5));
+    await readInto(readerA, seenA, deltaCount(5), "5 deltas");
     abort.abort();
     const chunks = await following;
     assert.deepEqual(types(chunks).slice(-4), ["text-end", "abort", "finish-step", "finish"]);
