@@ -1,13 +1,14 @@
 // From raw receipt times to the numbers in the table.
 //
 // Latency added: the scripted generator paces token k of a response to began + k/tps, where
-// `began` is the stamp the preload took for that rid (stamp-preload.ts). Each token's
-// latency is its receipt time minus the earlier of its due time and the time it was
-// actually generated. From the due time, it counts everything between the ideal schedule
-// and the client: a late timer in a busy generator process, publishing, the broker, the
-// edge, the socket. The "actually generated" stamp only matters when a Node timer fired a
-// little early (then the token left before it was due, and the due time would understate
-// the latency). The baselines are measured the same way with the same generator, so a
+// `began` is the stamp the preload took for that rid (stamp-preload.ts); the lean SSE server
+// sends token k on its shared timer's tick first + k, due at that tick's time (firstDue +
+// k/tps; servers/tick-stamps.ts). Each token's latency is its receipt time minus the earlier
+// of its due time and the time it was actually generated. From the due time, it counts
+// everything between the ideal schedule and the client: a late timer in a busy generator
+// process, publishing, the broker, the edge, the socket. The "actually generated" stamp only
+// matters when a Node timer fired a little early (then the token left before it was due, and
+// the due time would understate the latency). The baselines are measured the same way, so a
 // busy SSE server is charged for its lateness too.
 
 import type { StreamsResult } from "./load/types.js";
@@ -84,12 +85,16 @@ export function analyzeStreams(r: StreamsResult, stamps: Map<string, Stamp>, tps
     }
     const { began, emitted } = stamp;
     if (Number.isFinite(s.sentAt)) (s.probe ? undefined : reqPath)?.push(began - s.sentAt);
-    // The generator's own time to first token: 1/tps, or less when its timer fired early.
-    const own = Math.min(interval, (emitted[0] ?? Number.NaN) - began);
+    // Token 0's due time: 1/tps after began, or a shared timer's next tick (lean SSE).
+    const due0 = stamp.firstDue ?? began + interval;
+    // The generator's own time to first token: until token 0 was due, or less when its timer
+    // fired early; never below 0 (a shared tick already overdue when the request came).
+    const gen0 = (emitted[0] ?? Number.NaN) - began;
+    const own = Math.max(0, Number.isFinite(gen0) ? Math.min(due0 - began, gen0) : due0 - began);
     (s.probe ? probeTtft : ttft).push((s.recv[0] as number) - s.sentAt - (Number.isFinite(own) ? own : interval));
     if (!opts.latency || s.probe || tps <= 0) continue;
     for (let k = 0; k < s.tokens && k < s.recv.length; k++) {
-      const due = began + (k + 1) * interval;
+      const due = due0 + k * interval;
       const gen = emitted[k] ?? Number.NaN;
       lat.push((s.recv[k] as number) - (Number.isFinite(gen) ? Math.min(due, gen) : due));
       if (Number.isFinite(gen)) late.push(gen - due);

@@ -5,8 +5,12 @@ import { parseArgs } from "node:util";
 
 export const WORKLOADS = ["W0", "W1", "W2", "W3", "W4", "W5"] as const;
 export type Workload = (typeof WORKLOADS)[number];
-/** `unbroken-nc`: our stack with coalescing off (COALESCE_MS=0), the latency-first setting; W0/W1 only. */
-export const TARGETS = ["sse", "ws", "unbroken", "unbroken-nc"] as const;
+/**
+ * `sse-lean`: a lean SSE server as a user would write it (word list, one shared timer), the
+ * cheaper SSE baseline. `unbroken-nc`: our stack with coalescing off (COALESCE_MS=0), the
+ * latency-first setting; W0/W1 only.
+ */
+export const TARGETS = ["sse", "sse-lean", "ws", "unbroken", "unbroken-nc"] as const;
 export type TargetName = (typeof TARGETS)[number];
 
 export interface Params {
@@ -39,8 +43,10 @@ export const USAGE = `npm run bench -- [options]
 
   --quick                 small sizes, under a minute on 2 cores (default: full)
   --only W1,W3            workloads to run (W0..W5; default all)
-  --targets sse,ws,unbroken,unbroken-nc   systems to run (default all; unbroken-nc =
-                          our stack with coalescing off, run in W0/W1 only)
+  --targets sse,sse-lean,ws,unbroken,unbroken-nc   systems to run (default all;
+                          sse-lean = a lean SSE server with one shared timer, the
+                          cheaper SSE baseline; unbroken-nc = our stack with
+                          coalescing off, run in W0/W1 only)
   --repeat N              run each (workload, target) N times; the table shows medians
   --streams N --tps R --tokens T --ramp MS     W1 shape (full: 1000 × 50 × 500, 1000 ms)
   --idle-probes N --load-probes N              W0 probes, idle and beside W1

@@ -1,4 +1,4 @@
-// `npm run bench`: runs the selected workloads against our stack and the two baselines in
+// `npm run bench`: runs the selected workloads against our stack and the baselines in
 // the same run, prints the tables, and writes bench/results/<timestamp>.{json,svg}.
 
 import { findNatsServer } from "@unbroken/testing";
@@ -13,7 +13,7 @@ import { renderProfile, summarizeProfile } from "./profile.js";
 import { renderTables } from "./report.js";
 import { medianOf } from "./stats.js";
 import { renderSvg } from "./svg.js";
-import { sseTarget, wsTarget } from "./targets/baseline.js";
+import { sseLeanTarget, sseTarget, wsTarget } from "./targets/baseline.js";
 import { ROOT, type Target } from "./targets/target.js";
 import { unbrokenTarget } from "./targets/unbroken.js";
 import { runW01, runW2, runW3, runW4, runW5, type Context, type RunRecord } from "./workloads.js";
@@ -39,11 +39,11 @@ function meta(params: Params): Record<string, unknown> {
   };
 }
 
-/** Which targets each workload runs on: W3 needs resume, W4 an upstream cancel message. */
+/** Which targets each workload runs on: W3 needs resume, W4 an upstream cancel message (SSE has none). */
 function targetsFor(w: Workload, chosen: TargetName[]): TargetName[] {
   if (w !== "W1") chosen = chosen.filter((t) => t !== "unbroken-nc");
   if (w === "W3") return chosen.filter((t) => t === "unbroken");
-  if (w === "W4") return chosen.filter((t) => t !== "sse");
+  if (w === "W4") return chosen.filter((t) => t !== "sse" && t !== "sse-lean");
   return chosen;
 }
 
@@ -105,6 +105,7 @@ async function main(): Promise<void> {
   if (profileDir) mkdirSync(profileDir, { recursive: true });
   const targets = new Map<TargetName, Target>([
     ["sse", sseTarget()],
+    ["sse-lean", sseLeanTarget()],
     ["ws", wsTarget()],
     ["unbroken", unbrokenTarget()],
     ["unbroken-nc", unbrokenTarget({ name: "unbroken-nc", workerEnv: { COALESCE_MS: "0" } })],

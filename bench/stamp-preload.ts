@@ -6,9 +6,12 @@
 //  - `began`: when the scripted generator began pacing. Token k is due at began + k/tps.
 //    Taken when the runner creates the session's iterator, in the same synchronous turn as
 //    the first next(), where the generator reads performance.now() as its own `began`.
-//  - when each token was actually generated (ScriptedText.next() is called right after the
-//    pacing timer fires). Node timers can fire up to a loop turn early, so a token may be
-//    generated before it is due; the bench measures from the earlier of the two times.
+//  - when each token was actually released: when the session's pacing wait for it ended
+//    (the session computes a step first, then waits for its due time, then yields it; the
+//    stamp is taken in a reaction attached before the session's own await). Node timers can
+//    fire up to a loop turn early, so a token may leave before it is due; the bench measures
+//    from the earlier of the two times. (Until the session paced after computing its step,
+//    the stamp wrapped the text source's next(); a session without `pace` still gets that.)
 // The cost in the measured process: a clock reading and an array push per token, and a
 // file append every 200 ms. The baselines run the same generator with the same preload.
 
@@ -44,10 +47,19 @@ if (file) {
   ScriptedGenerator.prototype.start = function (this: ScriptedGenerator, job: GenerationJob): GenerationSession {
     const session = start.call(this, job);
     const times: Times = { began: Number.NaN, flushed: 0, pending: [] };
-    // The session's text source (a private field): wrapped when it is there, skipped when a
-    // later version of the generator has moved it (then only `began` is recorded).
-    const text = (session as unknown as { text?: { next?: () => string } }).text;
-    if (text && typeof text.next === "function") {
+    // The session's pacing wait (a private method), or else its text source (a private field
+    // of older versions): wrapped when there, skipped when a later version has moved both
+    // (then only `began` is recorded, and "generator late" shows –).
+    const own = session as unknown as { pace?: (at: number) => Promise<void>; text?: { next?: () => string } };
+    const text = own.text;
+    if (typeof own.pace === "function") {
+      const pace = own.pace.bind(session);
+      own.pace = (at) => {
+        const released = pace(at);
+        void released.then(() => times.pending.push(clock()));
+        return released;
+      };
+    } else if (text && typeof text.next === "function") {
       const next = text.next.bind(text);
       text.next = () => {
         times.pending.push(clock());

@@ -4,25 +4,12 @@
 
 import type { GenerationBody } from "@unbroken/protocol";
 import { ScriptedGenerator } from "@unbroken/generators";
+import type { GenerateRequest } from "./common.js";
+
+export { announce, parseRequest, type GenerateRequest } from "./common.js";
 
 const tps = Number(process.env.SCRIPTED_TPS ?? "30");
 const generator = new ScriptedGenerator({ tokensPerSecond: tps });
-
-export interface GenerateRequest {
-  rid: string;
-  prompt: string;
-  params?: GenerationBody["params"];
-}
-
-/** Parses a request body; undefined when it is not one. */
-export function parseRequest(text: string): GenerateRequest | undefined {
-  try {
-    const v = JSON.parse(text) as Partial<GenerateRequest>;
-    return typeof v.rid === "string" && typeof v.prompt === "string" ? (v as GenerateRequest) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Streams one response to `send` (one call per event, already serialized). */
 export async function generate(req: GenerateRequest, signal: AbortSignal, send: (seq: number, frame: string) => void): Promise<void> {
@@ -40,15 +27,4 @@ export async function generate(req: GenerateRequest, signal: AbortSignal, send: 
     else if (out.type === "done" && !signal.aborted) return emit({ kind: "end", reason: out.reason, usage: out.usage });
   }
   emit({ kind: "end", reason: "cancelled", usage: session.usage() });
-}
-
-/** The line spawnService waits for, then a clean exit on SIGTERM/SIGINT. */
-export function announce(port: number, close: () => void): void {
-  process.stdout.write(`${JSON.stringify({ msg: "listening", port })}\n`);
-  for (const sig of ["SIGTERM", "SIGINT"] as const) {
-    process.once(sig, () => {
-      close();
-      process.exit(0);
-    });
-  }
 }
