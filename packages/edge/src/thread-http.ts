@@ -7,7 +7,7 @@ import { EventStreamReply } from "./event-stream.js";
 import type { HttpContext } from "./http-context.js";
 import { sendJson } from "./http-util.js";
 import { resumeAfter } from "./sse.js";
-import { turnFrame } from "./threads.js";
+import { seconds, turnFrame } from "./threads.js";
 import { TokenExpiry } from "./token-expiry.js";
 
 /** A page's size when `?limit=` is not given, and the most one may ask for. */
@@ -37,9 +37,6 @@ function wantsStream(req: IncomingMessage, query: URLSearchParams): boolean {
   const accept = req.headers.accept ?? "";
   return accept.split(",").some((part) => part.split(";")[0]?.trim().toLowerCase() === "text/event-stream");
 }
-
-/** Whole seconds, as the wire and scoped tokens carry times. */
-const seconds = (iso: string): number => Math.floor(Date.parse(iso) / 1000);
 
 /**
  * `GET /v1/threads/{thread}/turns`: the thread's turns after `after`, as a JSON page or (asked

@@ -13,7 +13,7 @@ export interface ThreadServiceOptions {
 const HIDDEN = "no thread with this id is accessible to you";
 
 /** Whole seconds, as the wire and scoped tokens carry times. */
-const seconds = (iso: string): number => Math.floor(Date.parse(iso) / 1000);
+export const seconds = (iso: string): number => Math.floor(Date.parse(iso) / 1000);
 
 /** A stored turn as the wire shows it: no owner, times in whole seconds. */
 export function turnFrame(t: StoredTurn): TurnFrame {
