@@ -100,6 +100,40 @@ describe("client.thread", () => {
     await Promise.all([writer.close(), reader.close()]);
   });
 
+  it("two handles of one thread on one client share its follow: each gets every turn once; one closing leaves the other live", async () => {
+    const client = new UnbrokenClient({ url: stack.url, WebSocket });
+    const id = newRid();
+    for (const n of [1, 2]) await client.generate({ prompt: `turn ${n}`, params: { max_tokens: 1 }, thread: id }).accepted;
+    const first = client.thread(id);
+    await take(first, 2, "the first handle's turns");
+    const second = client.thread(id); // the AI SDK transport's brief follow beside the app's, say
+    await second.replayed;
+    assert.deepEqual(
+      second.turns.map((t) => t.seq),
+      [1, 2],
+    );
+    await client.generate({ prompt: "turn 3", params: { max_tokens: 1 }, thread: id }).accepted;
+    await within(
+      new Promise<void>((resolve) => (first.lastSeq === 3 ? resolve() : first.onTurn((t) => t.seq === 3 && resolve()))),
+      "turn 3 in the first",
+    );
+    assert.deepEqual(
+      first.turns.map((t) => t.seq),
+      [1, 2, 3],
+      "the second handle's replay brought the first no repeat",
+    );
+    await second.close();
+    await client.generate({ prompt: "turn 4", params: { max_tokens: 1 }, thread: id }).accepted;
+    await within(
+      new Promise<void>((resolve) => (first.lastSeq === 4 ? resolve() : first.onTurn((t) => t.seq === 4 && resolve()))),
+      "turn 4 in the first, after the second closed",
+    );
+    assert.equal(second.lastSeq, 3, "a closed handle gets nothing more");
+    assert.equal(first.live, true);
+    await first.close();
+    await client.close();
+  });
+
   it("an unknown thread fails the handle with not_found (auth off), and its iterator throws", async () => {
     const client = new UnbrokenClient({ url: stack.url, WebSocket });
     const thread = client.thread(newRid());

@@ -202,7 +202,9 @@ export class ThreadHandle implements AsyncIterable<ThreadTurn> {
 }
 
 interface Entry {
-  handle: ThreadHandle;
+  thread: string;
+  /** Every live handle of the thread on this client: they share one follow. */
+  handles: Set<ThreadHandle>;
   pendingId: string | undefined;
   replyTimer: ReturnType<typeof setTimeout> | undefined;
   retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -235,24 +237,30 @@ export class ThreadFollows {
     this.#host = { unfollow: (h) => this.#unfollow(h), open: (rid, o) => opts.open(rid, o) };
   }
 
+  /**
+   * A new handle of the thread. Handles of one thread on this client share one follow: a second
+   * one (an app's and the AI SDK transport's, say) sends the follow again from the lowest seq
+   * any of them has, and each handle drops the turns it has already.
+   */
   follow(id: string, after: number): ThreadHandle {
-    if (this.#entries.has(id)) {
-      throw new UnbrokenError("bad_request", `thread ${id} already has a live handle on this client; use it, or close() it first`);
-    }
     const handle = new ThreadHandle(this.#host, id, after);
-    const backoff = new Backoff(this.opts.reconnect);
-    const entry: Entry = { handle, pendingId: undefined, replyTimer: undefined, retryTimer: undefined, backoff, gated: false };
-    this.#entries.set(id, entry);
+    let entry = this.#entries.get(id);
+    if (entry === undefined) {
+      const backoff = new Backoff(this.opts.reconnect);
+      entry = { thread: id, handles: new Set(), pendingId: undefined, replyTimer: undefined, retryTimer: undefined, backoff, gated: false };
+      this.#entries.set(id, entry);
+    }
+    entry.handles.add(handle);
     this.#send(entry);
     return handle;
   }
 
   #send(entry: Entry): void {
-    const h = entry.handle;
-    if (!h.live || !this.conn.ready || entry.gated) return;
+    if (entry.handles.size === 0 || !this.conn.ready || entry.gated) return;
+    const thread = entry.thread;
     // A thread this client is creating right now does not exist at the edge until its first
     // generate is accepted: a follow sent before would be refused as unknown.
-    const gate = this.opts.pendingIn(h.id);
+    const gate = this.opts.pendingIn(thread);
     if (gate) {
       entry.gated = true;
       void gate.then(() => {
@@ -271,15 +279,16 @@ export class ThreadFollows {
       if (reply === null) return; // the socket dropped: followed again on the next welcome
       if (reply.type === "ok") {
         entry.backoff.reset();
-        h.settleReady(reply.last);
+        for (const h of entry.handles) h.settleReady(reply.last);
       } else if (reply.type === "error") {
         this.#onError(entry, reply.code, reply.message);
       }
     });
     entry.replyTimer = setTimeout(() => {
-      this.#fail(entry, new UnbrokenError("timeout", `no reply to follow of ${h.id} within ${this.opts.requestTimeoutMs} ms`));
+      this.#fail(entry, new UnbrokenError("timeout", `no reply to follow of ${thread} within ${this.opts.requestTimeoutMs} ms`));
     }, this.opts.requestTimeoutMs);
-    this.conn.send({ type: "follow", id, thread: h.id, after: h.lastSeq });
+    const after = Math.min(...[...entry.handles].map((h) => h.lastSeq));
+    this.conn.send({ type: "follow", id, thread, after });
   }
 
   /** `unavailable` (NATS down behind the edge) is retried with backoff; anything else fails the handle. */
@@ -305,13 +314,16 @@ export class ThreadFollows {
 
   #fail(entry: Entry, err: UnbrokenError): void {
     this.#clear(entry);
-    if (this.#entries.get(entry.handle.id) === entry) this.#entries.delete(entry.handle.id);
-    entry.handle.fail(err);
+    if (this.#entries.get(entry.thread) === entry) this.#entries.delete(entry.thread);
+    const handles = [...entry.handles];
+    entry.handles.clear();
+    for (const h of handles) h.fail(err);
   }
 
+  /** A handle closed: the follow stops with the thread's last handle on this client. */
   async #unfollow(h: ThreadHandle): Promise<void> {
     const entry = this.#entries.get(h.id);
-    if (entry?.handle !== h) return;
+    if (!entry?.handles.delete(h) || entry.handles.size > 0) return;
     this.#clear(entry);
     this.#entries.delete(h.id);
     if (!this.conn.ready) return; // no socket: nothing to stop, and it is not followed again
@@ -331,7 +343,7 @@ export class ThreadFollows {
 
   /** A turn frame, or an error about a follow that answers no command of ours. */
   onTurn(frame: TurnFrame): void {
-    this.#entries.get(frame.thread)?.handle.receive(frame);
+    for (const h of this.#entries.get(frame.thread)?.handles ?? []) h.receive(frame);
   }
 
   onError(thread: string, code: string, message: string): void {
