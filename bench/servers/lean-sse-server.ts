@@ -20,9 +20,8 @@
 // once (the next one is then due already), as the scripted generator's pacer does.
 // SCRIPTED_TPS=0 (W2, as fast as possible): a tick on every loop turn (setImmediate).
 
-import { createServer, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
-import { announce, parseRequest, type GenerateRequest } from "./common.js";
+import type { ServerResponse } from "node:http";
+import { serveSse, type GenerateRequest } from "./common.js";
 import { tickStamps, type TickStamps } from "./tick-stamps.js";
 
 const TEXT =
@@ -123,25 +122,4 @@ function start(ticker: Ticker, body: GenerateRequest, res: ServerResponse): void
 }
 
 const ticker = new Ticker(Number(process.env.SCRIPTED_TPS ?? "30"), tickStamps(process.env.BENCH_STAMP_FILE));
-const server = createServer((req, res) => {
-  if (req.method === "GET" && req.url === "/v1/idle") {
-    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
-    res.write(": idle\n\n");
-    return;
-  }
-  if (req.method !== "POST" || req.url !== "/v1/generate") {
-    res.writeHead(404).end();
-    return;
-  }
-  const chunks: Buffer[] = [];
-  req.on("data", (c: Buffer) => chunks.push(c));
-  req.on("end", () => {
-    const body = parseRequest(Buffer.concat(chunks).toString("utf8"));
-    if (body) start(ticker, body, res);
-    else res.writeHead(400).end();
-  });
-});
-server.keepAliveTimeout = 60_000;
-server.listen(0, "127.0.0.1", () => {
-  announce((server.address() as AddressInfo).port, () => server.closeAllConnections());
-});
+serveSse((body, res) => start(ticker, body, res));
