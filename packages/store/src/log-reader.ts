@@ -1,7 +1,8 @@
-import { AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager, type MsgRequest } from "@nats-io/jetstream";
+import type { JetStreamClient, JetStreamManager, MsgRequest } from "@nats-io/jetstream";
 import { EVENTS_STREAM, eventSubject } from "@unbroken/protocol";
 import type { WriterPosition } from "./log-writer.js";
 import { decodeEvent, type StoredEvent } from "./stored-event.js";
+import { readSubject } from "./stored-read.js";
 
 export { StoredEvent, decodeEvent } from "./stored-event.js";
 
@@ -79,39 +80,15 @@ export async function readStored(
   onEvent: (e: StoredEvent) => void,
   opts: ReadOptions = {},
 ): Promise<StoredRead> {
-  const ci = await jsm.consumers.add(EVENTS_STREAM, {
-    filter_subject: eventSubject(rid),
-    ack_policy: AckPolicy.None,
-    deliver_policy: DeliverPolicy.All,
-    mem_storage: true,
-    inactive_threshold: 30_000_000_000,
-    num_replicas: 1,
-  });
   let firstSeq: number | null = null;
-  try {
-    let remaining = ci.num_pending;
-    const consumer = js.consumers.getConsumerFromInfo(ci);
-    while (remaining > 0) {
-      const batch = await consumer.fetch({ max_messages: Math.min(remaining, 512), expires: 5_000 });
-      let got = 0;
-      for await (const m of batch) {
-        got++;
-        const e = decodeEvent(m.data, m.seq);
-        if (e && firstSeq === null) firstSeq = e.seq;
-        if (e && e.seq > after) {
-          onEvent(e);
-          const wait = opts.pace?.();
-          if (wait) {
-            await wait;
-            if (opts.stopped?.()) return { firstSeq, complete: false };
-          }
-        }
-      }
-      if (got === 0) break;
-      remaining -= got;
-    }
-    return { firstSeq, complete: remaining <= 0 };
-  } finally {
-    await jsm.consumers.delete(EVENTS_STREAM, ci.name).catch(() => undefined);
-  }
+  // Synchronous unless the reader's sink is full: no promise per event on a replay.
+  const complete = await readSubject(js, jsm, EVENTS_STREAM, eventSubject(rid), (m) => {
+    const e = decodeEvent(m.data, m.seq);
+    if (e && firstSeq === null) firstSeq = e.seq;
+    if (!e || e.seq <= after) return true;
+    onEvent(e);
+    const wait = opts.pace?.();
+    return wait ? wait.then(() => !opts.stopped?.()) : true;
+  });
+  return { firstSeq, complete };
 }

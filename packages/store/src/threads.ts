@@ -1,8 +1,9 @@
-import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { THREADS_STREAM, storedTurnSchema, threadSubject, type StoredTurn } from "@unbroken/protocol";
 import { StoreError } from "./errors.js";
 import type { Log } from "./log.js";
 import { isWrongLastSequence } from "./nats-errors.js";
+import { readSubject } from "./stored-read.js";
 
 /** A turn as stored, with its place in THREADS_STREAM. */
 export interface ThreadTurn {
@@ -108,35 +109,16 @@ export class ThreadLogs {
    * response's stored read: it never waits for turns yet to come.
    */
   async read(thread: string, after: number, limit: number): Promise<{ turns: StoredTurn[]; more: boolean }> {
-    const ci = await this.jsm.consumers.add(THREADS_STREAM, {
-      filter_subject: threadSubject(thread),
-      ack_policy: AckPolicy.None,
-      deliver_policy: DeliverPolicy.All,
-      mem_storage: true,
-      inactive_threshold: 30_000_000_000,
-      num_replicas: 1,
-    });
     const turns: StoredTurn[] = [];
-    try {
-      let remaining = ci.num_pending;
-      const consumer = this.js.consumers.getConsumerFromInfo(ci);
-      while (remaining > 0) {
-        const batch = await consumer.fetch({ max_messages: Math.min(remaining, 256), expires: 5_000 });
-        let got = 0;
-        for await (const m of batch) {
-          got++;
-          const turn = decodeTurn(m.data, thread, this.log);
-          if (!turn || turn.seq <= after) continue;
-          if (turns.length === limit) return { turns, more: true };
-          turns.push(turn);
-        }
-        if (got === 0) break;
-        remaining -= got;
-      }
-      return { turns, more: false };
-    } finally {
-      await this.jsm.consumers.delete(THREADS_STREAM, ci.name).catch(() => undefined);
-    }
+    let more = false;
+    await readSubject(this.js, this.jsm, THREADS_STREAM, threadSubject(thread), (m) => {
+      const turn = decodeTurn(m.data, thread, this.log);
+      if (!turn || turn.seq <= after) return true;
+      more = turns.length === limit;
+      if (!more) turns.push(turn);
+      return !more;
+    });
+    return { turns, more };
   }
 }
 
