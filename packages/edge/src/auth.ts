@@ -1,4 +1,4 @@
-import { ProtocolError, isRid } from "@unbroken/protocol";
+import { ProtocolError, isRid, wholeSeconds } from "@unbroken/protocol";
 import { jwtVerify, type JWTPayload } from "jose";
 import type { EdgeConfig } from "./config.js";
 
@@ -123,7 +123,7 @@ function scopedClaims(
 
 /** Whether `record` (its `created_at`, an ISO time) is the response a capability token was made for. */
 export function madeFor(p: Extract<Principal, { kind: "capability" }>, record: { created_at: string }): boolean {
-  return Math.floor(Date.parse(record.created_at) / 1000) === p.createdAt;
+  return wholeSeconds(record.created_at) === p.createdAt;
 }
 
 /** The owner a principal generates as; a capability token starts nothing. */

@@ -1,4 +1,4 @@
-import type { AnswerPart, EndEvent, ResponseRecord } from "@unbroken/protocol";
+import { wholeSeconds, type AnswerPart, type EndEvent, type ResponseRecord } from "@unbroken/protocol";
 
 /**
  * The pieces of OpenAI's Response object (shapes from the `openai` package's
@@ -89,7 +89,7 @@ export function requestFields(record: ResponseRecord): Record<string, unknown> {
   return {
     id: record.rid,
     object: "response",
-    created_at: Math.floor(Date.parse(record.created_at) / 1000),
+    created_at: wholeSeconds(record.created_at),
     background: echo?.background ?? false,
     instructions: echo?.instructions ?? null,
     metadata: echo?.metadata ?? null,

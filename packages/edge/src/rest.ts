@@ -1,4 +1,4 @@
-import { ProtocolError, generateFrameSchema } from "@unbroken/protocol";
+import { ProtocolError, generateFrameSchema, wholeSeconds } from "@unbroken/protocol";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { HttpContext } from "./http-context.js";
 import { describeIssues, readJsonBody, sendJson } from "./http-util.js";
@@ -17,6 +17,6 @@ export async function generate(ctx: HttpContext, req: IncomingMessage, res: Serv
   if (!parsed.success) throw new ProtocolError("bad_request", describeIssues(parsed.error.issues));
   const { rid, existing, record } = await ctx.responses.generate(principal, parsed.data);
   // created_at (whole seconds) is what a response-scoped token for this response must carry.
-  const createdAt = Math.floor(Date.parse(record.created_at) / 1000);
+  const createdAt = wholeSeconds(record.created_at);
   sendJson(res, 202, { rid, existing, created_at: createdAt }, { location: `/v1/responses/${rid}/events` });
 }

@@ -1,4 +1,4 @@
-import { ProtocolError, threadIdSchema } from "@unbroken/protocol";
+import { ProtocolError, threadIdSchema, wholeSeconds } from "@unbroken/protocol";
 import { toProtocolError } from "@unbroken/store";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Principal } from "./auth.js";
@@ -7,7 +7,7 @@ import { EventStreamReply } from "./event-stream.js";
 import type { HttpContext } from "./http-context.js";
 import { sendJson } from "./http-util.js";
 import { resumeAfter } from "./sse.js";
-import { seconds, turnFrame } from "./threads.js";
+import { turnFrame } from "./threads.js";
 import { TokenExpiry } from "./token-expiry.js";
 
 /** A page's size when `?limit=` is not given, and the most one may ask for. */
@@ -64,7 +64,7 @@ export async function threadTurns(
     object: "list",
     thread,
     // What a thread-scoped token must carry as `created_at` (docs/http.md, "Threads").
-    created_at: seconds(last.turn.thread_created_at),
+    created_at: wholeSeconds(last.turn.thread_created_at),
     // The socket's own turn frames, `type` included, so one parser reads both doors.
     data: turns,
     has_more: more,

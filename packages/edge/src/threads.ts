@@ -1,4 +1,12 @@
-import { ProtocolError, newMessagesOf, type GenerateFrame, type ResponseRecord, type StoredTurn, type TurnFrame } from "@unbroken/protocol";
+import {
+  ProtocolError,
+  newMessagesOf,
+  wholeSeconds,
+  type GenerateFrame,
+  type ResponseRecord,
+  type StoredTurn,
+  type TurnFrame,
+} from "@unbroken/protocol";
 import { toProtocolError, type Broker, type ThreadTurn, type TurnFollower, type TurnFollowOptions } from "@unbroken/store";
 import type { Logger } from "pino";
 import type { Principal, ThreadReader } from "./auth.js";
@@ -12,12 +20,9 @@ export interface ThreadServiceOptions {
 
 const HIDDEN = "no thread with this id is accessible to you";
 
-/** Whole seconds, as the wire and scoped tokens carry times. */
-export const seconds = (iso: string): number => Math.floor(Date.parse(iso) / 1000);
-
 /** A stored turn as the wire shows it: no owner, times in whole seconds. */
 export function turnFrame(t: StoredTurn): TurnFrame {
-  return { type: "turn", thread: t.thread, seq: t.seq, rid: t.rid, messages: t.messages, created_at: seconds(t.created_at) };
+  return { type: "turn", thread: t.thread, seq: t.seq, rid: t.rid, messages: t.messages, created_at: wholeSeconds(t.created_at) };
 }
 
 /** A generate's place in its thread, checked before its response is created and appended after. */
@@ -112,7 +117,7 @@ export class ThreadService {
 
   private mayRead(principal: Principal, last: StoredTurn): boolean {
     if (principal.kind === "owner") return principal.owner === last.owner;
-    return principal.kind === "thread" && seconds(last.thread_created_at) === principal.createdAt;
+    return principal.kind === "thread" && wholeSeconds(last.thread_created_at) === principal.createdAt;
   }
 
   /**
@@ -123,7 +128,7 @@ export class ThreadService {
   async readerMayRead(principal: ThreadReader, record: ResponseRecord): Promise<boolean> {
     if (record.thread !== principal.thread) return false;
     const last = await this.broker.threads.last(principal.thread);
-    if (!last || seconds(last.turn.thread_created_at) !== principal.createdAt) return false;
+    if (!last || wholeSeconds(last.turn.thread_created_at) !== principal.createdAt) return false;
     return record.owner === last.turn.owner && Date.parse(record.created_at) >= Date.parse(last.turn.thread_created_at);
   }
 

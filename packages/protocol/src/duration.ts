@@ -29,3 +29,6 @@ export const durationSchema = z.string().transform((text, ctx) => {
   }
   return ms;
 });
+
+/** An ISO time as the wire shows times (`created_at`): whole seconds since the epoch. */
+export const wholeSeconds = (iso: string): number => Math.floor(Date.parse(iso) / 1000);
