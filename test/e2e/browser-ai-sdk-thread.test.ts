@@ -7,52 +7,13 @@ import { after, before, describe, it } from "node:test";
 import { newRid } from "@unbroken/client";
 import type { UIMessage } from "ai";
 import type { Page } from "playwright-core";
-import { buildAiSdkPage } from "../helpers/ai-sdk-page.js";
+import { buildAiSdkPage, pageState, shownText, untilState } from "../helpers/ai-sdk-page.js";
 import { endReason, logOf } from "../helpers/ai-sdk.js";
 import { launchChromium, openTab, type Chromium } from "../helpers/browser.js";
 import { textOf } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
 
-interface PageState {
-  status: string;
-  messages: UIMessage[];
-  loaded: UIMessage[];
-  rendered: UIMessage[];
-  rids: string[];
-}
-
 const textOfMessage = (m: UIMessage | undefined): string => (m?.parts ?? []).map((p) => (p.type === "text" ? p.text : "")).join("");
-
-function pageState(page: Page): Promise<PageState> {
-  return page.evaluate(() => {
-    const w = window as unknown as {
-      chat: { status: string; messages: unknown[] };
-      loaded: unknown[];
-      rendered: unknown[];
-      rids: string[];
-    };
-    return JSON.parse(
-      JSON.stringify({ status: w.chat.status, messages: w.chat.messages, loaded: w.loaded, rendered: w.rendered, rids: w.rids }),
-    ) as PageState;
-  });
-}
-
-async function untilState(page: Page, check: (s: PageState) => boolean, label: string, timeoutMs = 60_000): Promise<PageState> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const s = await pageState(page);
-    if (check(s)) return s;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}; last seen: ${JSON.stringify(s.messages).slice(0, 600)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const shownText = (page: Page): Promise<string> =>
-  page.evaluate(() =>
-    Array.from(document.querySelectorAll("section.assistant p.text"))
-      .map((p) => p.textContent)
-      .join(""),
-  );
 
 describe("useChat on a thread, in two Chromium profiles", () => {
   let stack: Stack;

@@ -7,19 +7,12 @@ import { after, before, describe, it } from "node:test";
 import type { UIMessage } from "ai";
 import type { Page } from "playwright-core";
 import type { EventFrame } from "@unbroken/protocol";
-import { buildAiSdkPage } from "../helpers/ai-sdk-page.js";
+import { buildAiSdkPage, shownText, untilState, type AiSdkPageState } from "../helpers/ai-sdk-page.js";
 import { endReason, logOf } from "../helpers/ai-sdk.js";
 import { launchChromium, openTab, type Chromium } from "../helpers/browser.js";
 import { textOf } from "../helpers/raw-client.js";
 import { Stack } from "../helpers/stack.js";
 
-interface PageState {
-  status: string;
-  messages: UIMessage[];
-  rendered: UIMessage[];
-  calls: { rid: string; toolCallId: string; input: unknown }[];
-  rids: string[];
-}
 type ToolPartView = { type: string; toolCallId: string; state: string; input?: unknown; rawInput?: string };
 
 const toolParts = (m: UIMessage | undefined): ToolPartView[] =>
@@ -27,34 +20,7 @@ const toolParts = (m: UIMessage | undefined): ToolPartView[] =>
 const textOfMessage = (m: UIMessage | undefined): string => (m?.parts ?? []).map((p) => (p.type === "text" ? p.text : "")).join("");
 const doneArguments = (log: EventFrame[]): string[] => log.flatMap((f) => (f.event.kind === "tool_done" ? [f.event.arguments] : []));
 
-function pageState(page: Page): Promise<PageState> {
-  return page.evaluate(() => {
-    const w = window as unknown as { chat: { status: string; messages: unknown[] }; rendered: unknown[]; calls: unknown[]; rids: string[] };
-    return JSON.parse(
-      JSON.stringify({ status: w.chat.status, messages: w.chat.messages, rendered: w.rendered, calls: w.calls, rids: w.rids }),
-    ) as PageState;
-  });
-}
-
-async function untilState(page: Page, check: (s: PageState) => boolean, label: string, timeoutMs = 60_000): Promise<PageState> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const s = await pageState(page);
-    if (check(s)) return s;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}; last seen: ${JSON.stringify(s.messages).slice(0, 600)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** The text of the assistant message's text parts as the page's DOM shows it. */
-const shownText = (page: Page): Promise<string> =>
-  page.evaluate(() =>
-    Array.from(document.querySelectorAll("section.assistant p.text"))
-      .map((p) => p.textContent)
-      .join(""),
-  );
-
-const answered = (name: string) => (s: PageState) =>
+const answered = (name: string) => (s: AiSdkPageState) =>
   s.status === "ready" && new RegExp(`The result of ${name}`).test(textOfMessage(s.messages[1]));
 
 describe("useChat (React) with the transport in Chromium", () => {

@@ -5,7 +5,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import type { UIMessage } from "ai";
 import { build } from "esbuild";
+import type { Page } from "playwright-core";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
@@ -130,3 +132,57 @@ export async function buildAiSdkPage(): Promise<{ dir: string; remove: () => voi
   );
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+/** What the page exposes on `window` (see the page's script above), as last rendered. */
+export interface AiSdkPageState {
+  status: string;
+  messages: UIMessage[];
+  /** The messages the page started from (`transport.threadMessages` with `#t=`). */
+  loaded: UIMessage[];
+  rendered: UIMessage[];
+  calls: { rid: string; toolCallId: string; input: unknown }[];
+  rids: string[];
+}
+
+export function pageState(page: Page): Promise<AiSdkPageState> {
+  return page.evaluate(() => {
+    const w = window as unknown as { chat: { status: string; messages: unknown[] } } & Record<
+      "loaded" | "rendered" | "calls" | "rids",
+      unknown
+    >;
+    return JSON.parse(
+      JSON.stringify({
+        status: w.chat.status,
+        messages: w.chat.messages,
+        loaded: w.loaded,
+        rendered: w.rendered,
+        calls: w.calls,
+        rids: w.rids,
+      }),
+    ) as AiSdkPageState;
+  });
+}
+
+/** Polls the page until `check` holds; fails naming `label`, with the messages last seen. */
+export async function untilState(
+  page: Page,
+  check: (s: AiSdkPageState) => boolean,
+  label: string,
+  timeoutMs = 60_000,
+): Promise<AiSdkPageState> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await pageState(page);
+    if (check(s)) return s;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}; last seen: ${JSON.stringify(s.messages).slice(0, 600)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The text of the assistant messages' text parts as the page's DOM shows it. */
+export const shownText = (page: Page): Promise<string> =>
+  page.evaluate(() =>
+    Array.from(document.querySelectorAll("section.assistant p.text"))
+      .map((p) => p.textContent)
+      .join(""),
+  );
