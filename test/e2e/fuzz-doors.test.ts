@@ -183,7 +183,9 @@ const tally = { accepted: 0, refused: 0 };
 
 function assertBothCommon(what: string, runs: number): void {
   const { accepted, refused } = tally;
-  assert.ok(accepted >= runs / 12 && refused >= runs / 12, `${what}: ${accepted} accepted, ${refused} refused of ${runs}`);
+  // Both outcomes must be reached for the run to test anything. runs / 12 sat too close to the
+  // share chat completions accepts: a CI run drew 9 of 120 accepted and failed on the draw alone.
+  assert.ok(accepted >= runs / 30 && refused >= runs / 30, `${what}: ${accepted} accepted, ${refused} refused of ${runs}`);
   tally.accepted = tally.refused = 0;
 }
 
