@@ -3,7 +3,7 @@
 
 import { parseArgs } from "node:util";
 
-export const WORKLOADS = ["W0", "W1", "W2", "W3", "W4", "W5"] as const;
+export const WORKLOADS = ["W0", "W1", "W2", "W3", "W4", "W5", "W6"] as const;
 export type Workload = (typeof WORKLOADS)[number];
 /**
  * `sse-lean`: a lean SSE server as a user would write it (word list, one shared timer), the
@@ -34,6 +34,9 @@ export interface Params {
   w4Streams: number;
   cancelAfter: number;
   w5Sockets: number;
+  /** W6: generates sent at one instant, each of w6Tokens tokens. */
+  w6Streams: number;
+  w6Tokens: number;
   connectConcurrency: number;
   profile: boolean;
   outDir: string;
@@ -42,7 +45,7 @@ export interface Params {
 export const USAGE = `npm run bench -- [options]
 
   --quick                 small sizes, under a minute on 2 cores (default: full)
-  --only W1,W3            workloads to run (W0..W5; default all)
+  --only W1,W3            workloads to run (W0..W6; default all)
   --targets sse,sse-lean,ws,unbroken,unbroken-nc   systems to run (default all;
                           sse-lean = a lean SSE server with one shared timer, the
                           cheaper SSE baseline; unbroken-nc = our stack with
@@ -54,6 +57,7 @@ export const USAGE = `npm run bench -- [options]
   --w3-streams N --drops 3 --offline MS        W3 resume storm (default N = --streams)
   --w4-streams N --cancel-after K              W4 cancel (default N = --streams)
   --w5-sockets N                               W5 idle sockets (full: 10000)
+  --w6-streams N --w6-tokens T                 W6 burst: N generates at one instant (full: 1000 × 20)
   --connect-concurrency N                      connection attempts in flight (default 200)
   --profile               write V8 CPU profiles of the edge and worker during W1,
                           and print their top self-time functions (inflates that run's CPU)
@@ -90,6 +94,8 @@ export function parse(argv: string[], defaultOut: string): Params | "help" {
       "w4-streams": { type: "string" },
       "cancel-after": { type: "string" },
       "w5-sockets": { type: "string" },
+      "w6-streams": { type: "string" },
+      "w6-tokens": { type: "string" },
       "connect-concurrency": { type: "string" },
       profile: { type: "boolean" },
       out: { type: "string" },
@@ -130,6 +136,8 @@ export function parse(argv: string[], defaultOut: string): Params | "help" {
     w4Streams: int("w4-streams", v["w4-streams"], quick ? 50 : streams, 1),
     cancelAfter: int("cancel-after", v["cancel-after"], 20, 1),
     w5Sockets: int("w5-sockets", v["w5-sockets"], quick ? 1000 : 10_000, 1),
+    w6Streams: int("w6-streams", v["w6-streams"], quick ? 200 : 1000, 1),
+    w6Tokens: int("w6-tokens", v["w6-tokens"], 20, 1),
     connectConcurrency: int("connect-concurrency", v["connect-concurrency"], 200, 1),
     profile: v.profile ?? false,
     outDir: v.out ?? defaultOut,

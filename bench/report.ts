@@ -199,6 +199,31 @@ export function renderTables(records: RunRecord[]): string {
       ),
     );
   }
+  const w6 = of("W6");
+  if (w6.length) {
+    // Against the SSE row that started sooner: the stricter comparison.
+    const p99 = (r: RunRecord): number => r.burst?.startMs.p99 ?? Number.POSITIVE_INFINITY;
+    const sse = w6
+      .filter((r) => r.target.startsWith("sse"))
+      .reduce<RunRecord | undefined>((a, b) => (a && p99(a) <= p99(b) ? a : b), undefined);
+    out.push(
+      `W6 — a burst: every generate sent at one instant (→ the answer's first event, ms; SSE connects inside the burst; × ${sse?.target ?? "SSE"}, the SSE row with the lower p99)`,
+    );
+    out.push(
+      table(
+        ["target", "load", "started", "→ first event p50 / p99 / max", "p99 × SSE", "→ accepted p50 / p99", "→ generator began p50 / p99"],
+        w6.map((r) => [
+          r.target,
+          r.label,
+          `${r.burst?.started ?? 0}/${r.burst?.streams ?? 0}`,
+          ms(r.burst?.startMs),
+          ratio(r.burst?.startMs.p99, sse?.burst?.startMs.p99),
+          ms(r.burst?.acceptedMs, ["p50", "p99"]),
+          ms(r.burst?.requestPathMs, ["p50", "p99"]),
+        ]),
+      ),
+    );
+  }
   const notes = records.flatMap((r) => r.notes.map((n) => `- ${r.workload} ${r.target}: ${n}`));
   if (notes.length) out.push(`Notes:\n${notes.join("\n")}`);
   return out.join("\n\n");

@@ -9,6 +9,7 @@ import path from "node:path";
 import { parse, USAGE, type Params, type TargetName, type Workload } from "./args.js";
 import { installCleanup } from "./cleanup.js";
 import { machineBusySeconds } from "./proc.js";
+import { runW6 } from "./burst.js";
 import { renderProfile, summarizeProfile } from "./profile.js";
 import { renderTables } from "./report.js";
 import { medianOf } from "./stats.js";
@@ -72,6 +73,10 @@ async function runOnce(params: Params, targets: Map<TargetName, Target>, ctx: Co
   if (wanted.has("W5")) {
     log("W5");
     await each("W5", (t) => runW5(t, ctx));
+  }
+  if (wanted.has("W6")) {
+    log("W6");
+    await each("W6", (t) => runW6(t, ctx));
   }
   return records;
 }

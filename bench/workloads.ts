@@ -2,6 +2,7 @@
 
 import { analyzeCancel, analyzeResume, analyzeStreams, type CancelMetrics, type ResumeMetrics, type StreamMetrics } from "./analyze.js";
 import type { Params, Workload } from "./args.js";
+import type { BurstMetrics } from "./burst.js";
 import type { StreamSpec } from "./load/types.js";
 import { measureIdle, measureStreams, withTarget, type Usage } from "./measure.js";
 import { nofileLimit, raiseNofile } from "./proc.js";
@@ -26,6 +27,7 @@ export interface RunRecord {
   resume?: ResumeMetrics;
   cancel?: CancelMetrics;
   idle?: { sockets: number; opened: number; failed: number; firstError?: string };
+  burst?: BurstMetrics;
   notes: string[];
 }
 
@@ -42,7 +44,7 @@ export interface Context {
 const connRole = (pids: Record<string, number>): string => ("edge" in pids ? "edge" : "server");
 
 let ridCounter = 0;
-function specs(ctx: Context, n: number, tokens: number, rampMs: number, prefix: string): StreamSpec[] {
+export function specs(ctx: Context, n: number, tokens: number, rampMs: number, prefix: string): StreamSpec[] {
   return Array.from({ length: n }, (_, i) => ({
     rid: `b${ctx.tag}${prefix}${(++ridCounter).toString(36).padStart(6, "0")}`,
     prompt: `write ${tokens} words about rivers, part ${i}`,

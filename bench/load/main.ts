@@ -3,7 +3,7 @@
 // sends back every receipt time; the bench does the arithmetic.
 
 import { now, openSseIdle, openWs, type Conn } from "./conn.js";
-import { Limiter, runStream } from "./streams.js";
+import { gate, Limiter, runStream } from "./streams.js";
 import type { IdleResult, Job, LoadMessage, StreamsResult } from "./types.js";
 
 const send = (m: LoadMessage): void => void process.send?.(m);
@@ -11,8 +11,10 @@ const send = (m: LoadMessage): void => void process.send?.(m);
 async function streams(job: Exclude<Job, { kind: "idle" }>): Promise<StreamsResult> {
   const limiter = new Limiter(job.connectConcurrency);
   const t0 = now() + 50;
-  const results = await Promise.all(job.streams.map((spec, i) => runStream(job, spec, i, t0, limiter)));
-  return { kind: "streams", startedAt: t0, endedAt: now(), streams: results };
+  const burst = job.kind === "burst" ? gate(job.streams.length) : undefined;
+  const results = await Promise.all(job.streams.map((spec, i) => runStream(job, spec, i, t0, limiter, burst)));
+  const burstAt = burst ? await burst.go : undefined;
+  return { kind: "streams", startedAt: t0, endedAt: now(), streams: results, ...(burstAt ? { burstAt } : {}) };
 }
 
 /** W5: open `count` sockets, say they are open, hold them until the bench says release. */

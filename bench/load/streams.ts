@@ -25,6 +25,29 @@ export class Limiter {
   }
 }
 
+/**
+ * W6: holds every stream's generate until all of them can be sent (connected, or failed), so
+ * they leave at one instant; `go` resolves to that instant.
+ */
+export interface Gate {
+  ready(): void;
+  readonly go: Promise<number>;
+}
+
+export function gate(n: number): Gate {
+  let left = n;
+  let open: (at: number) => void = () => {};
+  const go = new Promise<number>((r) => {
+    open = r;
+  });
+  // A short pause once all are ready lets the last connection's own work settle.
+  const ready = (): void => {
+    if (--left === 0) setTimeout(() => open(now()), 20);
+  };
+  if (n === 0) open(now());
+  return { ready, go };
+}
+
 const sleepUntil = (at: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, at - now())));
 
 /** Token counts after which W3 drops the socket: evenly spread, jittered by the rid. */
@@ -38,7 +61,14 @@ function dropPoints(spec: StreamSpec, drops: number, index: number): number[] {
   return out.sort((a, b) => a - b);
 }
 
-export async function runStream(job: StreamJob, spec: StreamSpec, index: number, t0: number, limiter: Limiter): Promise<StreamResult> {
+export async function runStream(
+  job: StreamJob,
+  spec: StreamSpec,
+  index: number,
+  t0: number,
+  limiter: Limiter,
+  burst?: Gate,
+): Promise<StreamResult> {
   await sleepUntil(t0 + spec.startAt);
   const tr = new Tracker(spec.maxTokens);
   const res: StreamResult = {
@@ -92,6 +122,7 @@ export async function runStream(job: StreamJob, spec: StreamSpec, index: number,
 
     const onFrame = (f: Frame, at: number): void => {
       if (f.type === "event") {
+        res.firstEventAt ??= at;
         if (resumeFrom && (f.seq ?? 0) > resumeFrom.after) {
           res.resumeMs?.push(at - resumeFrom.at);
           res.resumeSubscribeMs?.push(at - resumeFrom.subscribedAt);
@@ -114,6 +145,10 @@ export async function runStream(job: StreamJob, spec: StreamSpec, index: number,
           cancel = { sentAt: now(), tokens: tr.tokens };
           conn?.send({ type: "cancel", id: "c", rid: spec.rid });
         }
+        return;
+      }
+      if (f.type === "accepted") {
+        res.acceptedAt ??= at;
         return;
       }
       if (f.type === "ok" && f.id === "c" && cancel) {
@@ -166,6 +201,16 @@ export async function runStream(job: StreamJob, spec: StreamSpec, index: number,
     };
 
     const body = { rid: spec.rid, prompt: spec.prompt, params: { max_tokens: spec.maxTokens } };
+    if (job.protocol === "sse" && burst) {
+      // W6: the POST is the connection, so the burst opens them all at once, as a crowd would.
+      burst.ready();
+      void burst.go.then(() => {
+        conn = postSse(job.url, body, h, (at) => {
+          res.sentAt = at;
+        });
+      });
+      return;
+    }
     if (job.protocol === "sse") {
       // The POST is the connection: it counts as sent once its socket is connected.
       void limiter.run(
@@ -195,14 +240,21 @@ export async function runStream(job: StreamJob, spec: StreamSpec, index: number,
         return openWs(job.url, job.protocol === "unbroken", current());
       })
       .then(
-        (c) => {
+        async (c) => {
+          res.connectMs = now() - began;
+          if (burst) {
+            burst.ready();
+            await burst.go;
+          }
           if (done) return c.close();
           conn = c;
           res.sentAt = now();
-          res.connectMs = res.sentAt - began;
           c.send({ type: "generate", id: "g", ...body });
         },
-        (err: Error) => finish(`connect failed: ${err.message}`),
+        (err: Error) => {
+          burst?.ready();
+          finish(`connect failed: ${err.message}`);
+        },
       );
   });
 }

@@ -26,6 +26,8 @@ export type Job =
   | (StreamsBase & { kind: "streams" })
   | (StreamsBase & { kind: "resume"; drops: number; offlineMs: number })
   | (StreamsBase & { kind: "cancel"; cancelAfter: number })
+  /** W6: every connection opened first (SSE: none, the POST is its connection), then all generates at one instant. */
+  | (StreamsBase & { kind: "burst" })
   | { kind: "idle"; protocol: Protocol; url: string; count: number; connectConcurrency: number };
 
 export interface CancelResult {
@@ -59,12 +61,18 @@ export interface StreamResult {
   /** W3: the part of each resume from sending `subscribe` to that first missed event. */
   resumeSubscribeMs?: number[];
   cancel?: CancelResult;
+  /** Epoch ms our protocol's `accepted` arrived (the edge has stored and queued the request). */
+  acceptedAt?: number;
+  /** Epoch ms the first event of the response arrived (W6 times the burst to it). */
+  firstEventAt?: number;
 }
 
 export interface StreamsResult {
   kind: "streams";
   startedAt: number;
   endedAt: number;
+  /** W6: the instant every generate was sent. */
+  burstAt?: number;
   streams: StreamResult[];
 }
 
