@@ -149,7 +149,7 @@ export class ResponseService {
       // Not awaited: the rid's owner entry only serves a later `gone`, never this generate.
       void this.broker.owners.remember(rid, owner);
       if (turn) await this.threads.append(turn, record);
-      await this.broker.enqueue({ rid, record, revision });
+      await this.broker.enqueueNew({ rid, record, revision });
       this.log.info({ rid, owner }, "response queued");
       return { rid, existing: false, record };
     } catch (err) {

@@ -106,6 +106,17 @@ export class Broker {
     return enqueue(this.js, request);
   }
 
+  /**
+   * Queues the request of a response this process just created (its log is still empty).
+   * Its live tail is opened first, so a reader of it here starts without asking the stream
+   * for the log's last event: one round trip less on the way to the first token, and one
+   * request less per generate under a burst.
+   */
+  enqueueNew(request: WorkRequest): Promise<void> {
+    this.tails.open(request.rid);
+    return enqueue(this.js, request);
+  }
+
   /** The workers' side of the queue; `ackWaitMs` (TAKEOVER_TIMEOUT) is how long a silent worker keeps a request. */
   async workQueue(ackWaitMs: number): Promise<WorkQueue> {
     const queue = new WorkQueue(this.nc, this.js, this.jsm, ackWaitMs, this.log);
@@ -123,11 +134,13 @@ export class Broker {
     for await (const s of this.nc.status()) {
       if (s.type === "disconnect") {
         this.isConnected = false;
+        this.tails.interrupted();
         this.log.warn({ server: s.server }, "NATS disconnected");
       } else if (s.type === "error") {
         this.log.warn({ err: String(s.error) }, "NATS error");
       } else if (s.type === "reconnect") {
         this.isConnected = true;
+        this.tails.interrupted();
         this.log.info({ server: s.server }, "NATS reconnected");
         for (const l of [...this.reconnectListeners]) {
           try {

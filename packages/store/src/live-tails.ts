@@ -35,6 +35,11 @@ class Tail {
   private bytes = 0;
   private sub: Subscription | undefined;
   private lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * Subscribed before the log could hold anything, with no message lost since: then this copy
+   * has seen every event of the log, and its last one is the log's last one.
+   */
+  whole = false;
 
   constructor(
     nc: NatsConnection,
@@ -75,7 +80,14 @@ class Tail {
     }
   }
 
+  /** The log's last event as this copy knows it (null: none yet), when the copy is whole. */
+  known(): { last: StoredEvent | null } | undefined {
+    if (!this.whole) return undefined;
+    return { last: this.recent[this.recent.length - 1] ?? null };
+  }
+
   private forget(): void {
+    this.whole = false;
     this.recent = [];
     this.head = 0;
     this.bytes = 0;
@@ -155,14 +167,47 @@ export class LiveTails {
     const t = tail;
     return () => {
       if (!t.listeners.delete(listener) || t.listeners.size > 0) return;
-      if (this.lingerMs <= 0 || this.maxLingering <= 0) return this.drop(rid, t);
-      t.linger(this.lingerMs, () => this.drop(rid, t));
-      this.lingering.set(rid, t);
-      if (this.lingering.size > this.maxLingering) {
-        const [oldest, tail] = this.lingering.entries().next().value as [string, Tail];
-        this.drop(oldest, tail);
-      }
+      this.unfollowed(rid, t);
     };
+  }
+
+  /** Nobody follows `tail` now: it lingers (or goes at once when lingering is off). */
+  private unfollowed(rid: string, tail: Tail): void {
+    if (this.lingerMs <= 0 || this.maxLingering <= 0) {
+      this.drop(rid, tail);
+      return;
+    }
+    tail.linger(this.lingerMs, () => this.drop(rid, tail));
+    this.lingering.set(rid, tail);
+    if (this.lingering.size > this.maxLingering) {
+      const [oldest, first] = this.lingering.entries().next().value as [string, Tail];
+      this.drop(oldest, first);
+    }
+  }
+
+  /**
+   * Opens rid's tail before its log can hold anything: the caller is about to queue the
+   * request of a response it just created, on this connection, so the subscription is in
+   * effect before any worker can write. Until a message may have been lost (a hole, or
+   * `interrupted`), the tail then knows the log's last event without asking the stream.
+   * Nobody follows it yet, so it lingers as a dropped reader's tail would.
+   */
+  open(rid: string): void {
+    if (this.tails.has(rid)) return;
+    const tail = new Tail(this.nc, rid, this.keepBytes);
+    tail.whole = true;
+    this.tails.set(rid, tail);
+    this.unfollowed(rid, tail);
+  }
+
+  /** rid's last stored event as its tail knows it (see `open`), or undefined when only the stream knows. */
+  known(rid: string): { last: StoredEvent | null } | undefined {
+    return this.tails.get(rid)?.known();
+  }
+
+  /** The connection dropped: messages may have been lost, so no tail knows its log whole any more. */
+  interrupted(): void {
+    for (const t of this.tails.values()) t.whole = false;
   }
 
   /** rid's events after `after` up to `upTo` from memory, or undefined when some are not held. */

@@ -219,7 +219,9 @@ export class LogFollower {
    */
   private async begin(): Promise<boolean> {
     this.again = false;
-    const last = await lastEventDirect(this.broker.jsm, this.opts.rid);
+    // A tail opened before the log could hold anything knows its last event already.
+    const known = this.broker.tails.known(this.opts.rid);
+    const last = known ? known.last : await lastEventDirect(this.broker.jsm, this.opts.rid);
     if (this.stopped) return true;
     this.started = true;
     const lastSeq = last?.seq ?? 0;

@@ -149,6 +149,36 @@ describe("LiveTails", () => {
     tails.close();
   });
 
+  test("a tail opened before its log holds anything knows the last event, until a message may be lost", async () => {
+    const tails = new LiveTails(nc);
+    const rid = newRid();
+    tails.open(rid);
+    await nc.flush();
+    assert.deepEqual(tails.known(rid), { last: null }, "nothing stored yet");
+    await publish(rid, [1, 2, 3]);
+    assert.equal(tails.known(rid)?.last?.seq, 3);
+    // A hole: what came between may be stored, so only the stream knows now.
+    await publish(rid, [5]);
+    assert.equal(tails.known(rid), undefined);
+
+    const other = newRid();
+    tails.open(other);
+    await nc.flush();
+    await publish(other, [1]);
+    assert.equal(tails.known(other)?.last?.seq, 1);
+    tails.interrupted();
+    assert.equal(tails.known(other), undefined, "after a disconnect the copy may miss events");
+
+    // A tail a reader opened later than its log began knows nothing of what came before.
+    const late = newRid();
+    const stop = tails.follow(late, () => {});
+    await nc.flush();
+    await publish(late, [1]);
+    assert.equal(tails.known(late), undefined);
+    stop();
+    tails.close();
+  });
+
   test("stops listening at end and keeps what it holds", async () => {
     const tails = new LiveTails(nc);
     const rid = newRid();
@@ -229,6 +259,57 @@ describe("LogFollower with a lingering tail", () => {
       assert.deepEqual(await consumers.settled(), [], "no consumer was created");
     } finally {
       consumers.close();
+    }
+  });
+
+  test("a response queued with enqueueNew is read from its start without asking the stream", async () => {
+    // Every direct get is a request on this subject: a spy on another connection sees each one.
+    const lookups: string[] = [];
+    const spy = pub.subscribe(`$JS.API.DIRECT.GET.${EVENTS_STREAM}.>`, {
+      callback: (_e, m) => {
+        lookups.push(m.subject);
+      },
+    });
+    await pub.flush();
+    try {
+      const rid = newRid();
+      await reader.enqueueNew({ rid });
+      const w = writer.logs.writer(rid);
+      for (let i = 1; i <= 5; i++) await w.append(token(i));
+      await handlesOf(reader).nc.flush();
+      const got: Array<[number, boolean]> = [];
+      let ended = false;
+      const f = reader.logs.follow({
+        rid,
+        after: 0,
+        onEvent: (e, replayed) => {
+          got.push([e.seq, replayed]);
+          if (e.kind === "end") ended = true;
+        },
+      });
+      f.start();
+      await until(() => got.length >= 5, "5 events from memory");
+      await w.append({ kind: "end", reason: "stop", usage: { prompt_tokens: 0, completion_tokens: 5 } });
+      await until(() => ended, "the end");
+      assert.deepEqual(
+        got.map(([seq]) => seq),
+        range(1, 6),
+      );
+      await pub.flush();
+      assert.deepEqual(
+        lookups.filter((s) => s.endsWith(rid)),
+        [],
+        "no direct get for this response",
+      );
+      // A reader of a response queued the usual way asks the stream once: the spy can see it.
+      const plain = newRid();
+      await reader.enqueue({ rid: plain });
+      const g = reader.logs.follow({ rid: plain, after: 0, onEvent: () => {} });
+      g.start();
+      await until(() => lookups.some((s) => s.endsWith(plain)), "the direct get of a plain follow");
+      g.stop();
+    } finally {
+      spy.unsubscribe();
     }
   });
 });
