@@ -4,7 +4,7 @@ import { FencedError } from "./errors.js";
 import type { EventLogs } from "./event-log.js";
 import type { Log } from "./log.js";
 import type { EventLogWriter, WriterOptions } from "./log-writer.js";
-import type { ResponseRecords } from "./records.js";
+import type { ResponseRecords, StoredRecord } from "./records.js";
 
 /**
  * How a response ends, in one place. Every response ends with exactly one `end`:
@@ -81,15 +81,18 @@ export class ResponseLifecycle {
    * The worker's end: `end` appended through the run's own fenced writer (a writer that lost
    * the log is refused), `onLogged` told once it is stored, then the record marked ended.
    */
-  async finish(writer: EventLogWriter, end: EndEvent, onLogged?: () => void): Promise<void> {
+  async finish(writer: EventLogWriter, end: EndEvent, onLogged?: () => void, seen?: StoredRecord): Promise<void> {
     await writer.append(end);
     onLogged?.();
-    await this.markEnded(writer.rid, end.reason);
+    await this.markEnded(writer.rid, end.reason, seen);
   }
 
-  /** The record follows a log that has its `end` (written now or found). */
-  async markEnded(rid: string, reason: string): Promise<void> {
-    await this.records.mutate(rid, (r) => (r.status === "ended" ? null : { ...r, status: "ended", reason }));
+  /**
+   * The record follows a log that has its `end` (written now or found). `seen`, the record as
+   * its writer last stored it, saves reading it first (a stale one costs one failed compare-and-set).
+   */
+  async markEnded(rid: string, reason: string, seen?: StoredRecord): Promise<void> {
+    await this.records.mutate(rid, (r) => (r.status === "ended" ? null : { ...r, status: "ended", reason }), seen);
   }
 
   /**

@@ -59,6 +59,8 @@ export class ResponseRun {
   private readonly control: RunControl;
   private session: GenerationSession | undefined;
   private epoch = 0;
+  /** The record as this run's claim stored it: marking it ended needs no read when nothing changed since. */
+  private claimed: StoredRecord | undefined;
   private cancelled = false;
   private handingOver = false;
   private lost = false;
@@ -206,6 +208,7 @@ export class ResponseRun {
       seen,
     );
     if (!mine || !stored) return null;
+    this.claimed = stored;
     this.epoch = stored.record.epoch;
     this.ownership?.hold(this.epoch);
     return stored.record;
@@ -236,7 +239,7 @@ export class ResponseRun {
     const end = await this.stream(session, writer);
     if (!end) return this.release();
     if (this.lost) throw new FencedError(this.rid, writer.seq + 1);
-    await this.deps.broker.lifecycle.finish(writer, end, () => this.control.endLogged());
+    await this.deps.broker.lifecycle.finish(writer, end, () => this.control.endLogged(), this.claimed);
     this.log.info({ reason: end.reason, seq: writer.seq, usage: end.usage }, "generation ended");
     return "ended";
   }
