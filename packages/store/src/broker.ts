@@ -1,11 +1,11 @@
 import { jetstream, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { WorkRequest } from "@unbroken/protocol";
+import { RESPONSES_BUCKET, RID_OWNERS_BUCKET, type WorkRequest } from "@unbroken/protocol";
 import { connectNats } from "./connection.js";
 import { ControlChannel } from "./control.js";
 import { EventLogs } from "./event-log.js";
-import { EventPublisher } from "./event-publisher.js";
-import { ensureLayoutWhenReady, type Layout, type LayoutOptions } from "./layout.js";
+import { JsPublisher } from "./js-publisher.js";
+import { ensureLayoutWhenReady, kvSubject, type Layout, type LayoutOptions } from "./layout.js";
 import { ResponseLifecycle } from "./lifecycle.js";
 import { ModelDirectory } from "./models.js";
 import { LiveTails } from "./live-tails.js";
@@ -27,7 +27,7 @@ export interface NatsHandles {
   nc: NatsConnection;
   js: JetStreamClient;
   jsm: JetStreamManager;
-  events: EventPublisher;
+  publisher: JsPublisher;
   tails: LiveTails;
 }
 
@@ -60,7 +60,7 @@ export class Broker {
   readonly models: ModelDirectory;
   /** Every thread's turns: appends in order, reads, followers. */
   readonly threads: ThreadLogs;
-  private readonly events: EventPublisher;
+  private readonly publisher: JsPublisher;
   private readonly tails: LiveTails;
   private readonly js: JetStreamClient;
   private isConnected = true;
@@ -73,12 +73,12 @@ export class Broker {
     private readonly log: Log,
   ) {
     this.js = jetstream(nc, { timeout: 5_000 });
-    this.records = new ResponseRecords(layout.records, log);
-    this.owners = new RidOwners(layout.owners, log);
-    this.events = new EventPublisher(nc);
+    this.publisher = new JsPublisher(nc);
+    this.records = new ResponseRecords(layout.records, this.publisher, (rid) => kvSubject(RESPONSES_BUCKET, rid), log);
+    this.owners = new RidOwners(layout.owners, this.publisher, (rid) => kvSubject(RID_OWNERS_BUCKET, rid), log);
     this.tails = new LiveTails(nc);
-    handles.set(this, { nc, js: this.js, jsm, events: this.events, tails: this.tails });
-    this.logs = new EventLogs({ js: this.js, jsm, events: this.events, tails: this.tails, onReconnect: (l) => this.onReconnect(l) });
+    handles.set(this, { nc, js: this.js, jsm, publisher: this.publisher, tails: this.tails });
+    this.logs = new EventLogs({ js: this.js, jsm, publisher: this.publisher, tails: this.tails, onReconnect: (l) => this.onReconnect(l) });
     this.control = new ControlChannel(nc, log, () => this.connected);
     this.lifecycle = new ResponseLifecycle(this.records, this.logs, this.control, log);
     this.models = new ModelDirectory(nc, log);
@@ -103,7 +103,7 @@ export class Broker {
 
   /** Queues a generation request for the workers (a repeated one for the same rid is a no-op). */
   enqueue(request: WorkRequest): Promise<void> {
-    return enqueue(this.js, request);
+    return enqueue(this.publisher, request);
   }
 
   /**
@@ -114,7 +114,7 @@ export class Broker {
    */
   enqueueNew(request: WorkRequest): Promise<void> {
     this.tails.open(request.rid);
-    return enqueue(this.js, request);
+    return enqueue(this.publisher, request);
   }
 
   /** The workers' side of the queue; `ackWaitMs` (TAKEOVER_TIMEOUT) is how long a silent worker keeps a request. */
@@ -155,7 +155,7 @@ export class Broker {
 
   async close(): Promise<void> {
     if (this.nc.isClosed()) return;
-    this.events.close();
+    this.publisher.close();
     this.tails.close();
     await this.nc.drain().catch(() => this.nc.close());
   }

@@ -1,6 +1,6 @@
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { EVENTS_STREAM } from "@unbroken/protocol";
-import type { EventPublisher } from "./event-publisher.js";
+import type { JsPublisher } from "./js-publisher.js";
 import type { LiveTails } from "./live-tails.js";
 import { LogFollower, type FollowOptions } from "./log-follower.js";
 import { firstEvent, lastEvent, lastEventDirect, logPosition, readStored, type ReadOptions, type StoredRead } from "./log-reader.js";
@@ -11,7 +11,7 @@ import type { StoredEvent } from "./stored-event.js";
 export interface EventLogHandles {
   js: JetStreamClient;
   jsm: JetStreamManager;
-  events: EventPublisher;
+  publisher: JsPublisher;
   tails: LiveTails;
   onReconnect(listener: () => void): () => void;
 }
@@ -25,7 +25,7 @@ export class EventLogs {
 
   constructor(private readonly h: EventLogHandles) {
     this.access = {
-      events: h.events,
+      publisher: h.publisher,
       stored: async (streamSeq) => (await h.jsm.streams.getMessage(EVENTS_STREAM, { seq: streamSeq }))?.data ?? null,
     };
   }

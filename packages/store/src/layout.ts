@@ -176,6 +176,9 @@ async function ensureReplicas(jsm: JetStreamManager, name: string, replicas: num
   }
 }
 
+/** The subject a bucket stores `key` on: its writes are publishes there (see records.ts). */
+export const kvSubject = (bucket: string, key: string): string => `$KV.${bucket}.${key}`;
+
 /** Creates a bucket, or brings its stream's max age (and duplicate window) to `maxAgeMs`. */
 async function ensureBucket(
   nc: NatsConnection,

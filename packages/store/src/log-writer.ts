@@ -1,6 +1,6 @@
 import { encodeEventFrame, eventMsgId, eventSubject, type ResponseEvent } from "@unbroken/protocol";
 import { FencedError, StoreError } from "./errors.js";
-import { PublishError, type EventPublisher } from "./event-publisher.js";
+import { PublishError, type JsPublisher } from "./js-publisher.js";
 import { isUnreachable, isWrongLastSequence } from "./nats-errors.js";
 
 export interface WriterPosition {
@@ -30,7 +30,7 @@ export interface WriterOptions {
 
 /** What a writer needs of a broker connection. */
 export interface LogAccess {
-  events: EventPublisher;
+  publisher: JsPublisher;
   /** The stored message at a stream sequence (null when there is none). */
   stored(streamSeq: number): Promise<Uint8Array | null>;
 }
@@ -80,7 +80,7 @@ export class EventLogWriter {
     for (let attempt = 0; ; attempt++) {
       try {
         const sent = performance.now();
-        const ack = await this.nats.events.publish(eventSubject(this.rid), payload, {
+        const ack = await this.nats.publisher.publish(eventSubject(this.rid), payload, {
           msgId: this.epoch === undefined ? eventMsgId(this.rid, seq) : `${eventMsgId(this.rid, seq)}:${this.epoch}`,
           expectLastSubjectSeq: this.pos.streamSeq,
           timeoutMs: this.publishTimeoutMs,

@@ -2,7 +2,7 @@ import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 // The client's own error classes that its main entry does not re-export.
 import { JetStreamStatusError, jserrors } from "@nats-io/jetstream/internal";
 import { ClosedConnectionError, DrainingConnectionError, NoRespondersError, RequestError, TimeoutError } from "@nats-io/transport-node";
-import { PublishError } from "./event-publisher.js";
+import { PublishError } from "./js-publisher.js";
 
 /**
  * How the store tells NATS failures apart: by nats.js's error classes and JetStream's API

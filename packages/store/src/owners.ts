@@ -1,7 +1,6 @@
 import type { KV } from "@nats-io/kv";
+import type { JsPublisher } from "./js-publisher.js";
 import type { Log } from "./log.js";
-
-const encoder = new TextEncoder();
 
 /**
  * rid → owner, kept for 2 × RETENTION (the `llm_rid_owners` bucket): a rid found here but
@@ -10,6 +9,9 @@ const encoder = new TextEncoder();
 export class RidOwners {
   constructor(
     private readonly kv: KV,
+    private readonly publisher: JsPublisher,
+    /** The bucket's subject for rid (`$KV.<bucket>.<rid>`): a put is a publish there, made as cheaply as records' writes. */
+    private readonly subject: (rid: string) => string,
     private readonly log: Log,
   ) {}
 
@@ -19,7 +21,7 @@ export class RidOwners {
    */
   async remember(rid: string, owner: string): Promise<void> {
     try {
-      await this.kv.put(rid, encoder.encode(owner));
+      await this.publisher.publish(this.subject(rid), owner, { timeoutMs: 5_000 });
     } catch (err) {
       this.log.warn({ rid, err: String(err) }, "could not remember the rid's owner");
     }

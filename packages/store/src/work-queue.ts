@@ -1,6 +1,7 @@
 import { JetStreamApiCodes, type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { REQUESTS_STREAM, WORKERS_CONSUMER, requestSubject, workRequestSchema, type WorkRequest } from "@unbroken/protocol";
+import type { JsPublisher } from "./js-publisher.js";
 import type { Log } from "./log.js";
 import { createWorkersConsumer, ensureWorkersConsumer } from "./layout.js";
 
@@ -44,8 +45,8 @@ class Delivery implements WorkDelivery {
 }
 
 /** Puts a request on the work queue; its msg id makes a repeated enqueue of the same rid a no-op. */
-export async function enqueue(js: JetStreamClient, request: WorkRequest): Promise<void> {
-  await js.publish(requestSubject(request.rid), JSON.stringify(request), { msgID: `req:${request.rid}` });
+export async function enqueue(publisher: JsPublisher, request: WorkRequest): Promise<void> {
+  await publisher.publish(requestSubject(request.rid), JSON.stringify(request), { msgId: `req:${request.rid}`, timeoutMs: 5_000 });
 }
 
 /**

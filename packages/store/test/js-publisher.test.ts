@@ -4,7 +4,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { EVENTS_STREAM, eventSubject, newRid } from "@unbroken/protocol";
 import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
 import { Broker, handlesOf } from "../src/broker.js";
-import { EventPublisher, PublishError } from "../src/event-publisher.js";
+import { JsPublisher, PublishError } from "../src/js-publisher.js";
 import { silentLog } from "../src/log.js";
 
 let server: NatsServerHandle;
@@ -34,9 +34,9 @@ function rejectsWith(code: PublishError["code"], errCode?: number) {
   };
 }
 
-describe("EventPublisher", () => {
+describe("JsPublisher", () => {
   test("publishes of one loop turn are all acked, in order, at consecutive stream sequences", async () => {
-    const pub = new EventPublisher(nc);
+    const pub = new JsPublisher(nc);
     try {
       const rids = Array.from({ length: 50 }, () => newRid());
       const acks = await Promise.all(rids.map((rid, i) => pub.publish(eventSubject(rid), `{"n":${i}}`, opts(`${rid}:1`, 0))));
@@ -51,7 +51,7 @@ describe("EventPublisher", () => {
   });
 
   test("a repeated msg id is acked as a duplicate of the stored message", async () => {
-    const pub = new EventPublisher(nc);
+    const pub = new JsPublisher(nc);
     try {
       const rid = newRid();
       const first = await pub.publish(eventSubject(rid), "a", opts(`${rid}:1`, 0));
@@ -63,7 +63,7 @@ describe("EventPublisher", () => {
   });
 
   test("a wrong expected last subject sequence is refused with JetStream's code 10071", async () => {
-    const pub = new EventPublisher(nc);
+    const pub = new JsPublisher(nc);
     try {
       const rid = newRid();
       await pub.publish(eventSubject(rid), "a", opts(`${rid}:1`, 0));
@@ -74,7 +74,7 @@ describe("EventPublisher", () => {
   });
 
   test("a subject no stream listens on answers no_responders; one that never answers times out", async () => {
-    const pub = new EventPublisher(nc);
+    const pub = new JsPublisher(nc);
     const silent = nc.subscribe("unbroken.test.silent");
     try {
       await assert.rejects(pub.publish("unbroken.test.nobody", "x", opts("m1", 0)), rejectsWith("no_responders"));
@@ -87,7 +87,7 @@ describe("EventPublisher", () => {
   });
 
   test("close rejects what waits and refuses new publishes", async () => {
-    const pub = new EventPublisher(nc);
+    const pub = new JsPublisher(nc);
     const silent = nc.subscribe("unbroken.test.silent2");
     try {
       const waiting = pub.publish("unbroken.test.silent2", "x", opts("m3", 0));

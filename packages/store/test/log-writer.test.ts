@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { PublishError, type EventPublisher } from "../src/event-publisher.js";
+import { PublishError, type JsPublisher } from "../src/js-publisher.js";
 import { EVENTS_STREAM, encodeEventFrame, newRid, type ResponseEvent } from "@unbroken/protocol";
 import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
 import { Broker, handlesOf } from "../src/broker.js";
@@ -202,18 +202,18 @@ describe("EventLogWriter", () => {
     let b: EventLogWriter | undefined;
     let calls = 0;
     const flaky = {
-      publish: async (...args: Parameters<EventPublisher["publish"]>) => {
+      publish: async (...args: Parameters<JsPublisher["publish"]>) => {
         if (calls++ === 0) {
           b = broker2.logs.writer(rid, posAfter1);
           takeover = b.append(token("B2"));
           await takeover;
           throw new PublishError("timeout", "timeout waiting for the JetStream publish ack");
         }
-        return handlesOf(broker).events.publish(...args);
+        return handlesOf(broker).publisher.publish(...args);
       },
-    } as unknown as EventPublisher;
+    } as unknown as JsPublisher;
     const stored = async (seq: number) => (await handlesOf(broker).jsm.streams.getMessage(EVENTS_STREAM, { seq }))?.data ?? null;
-    const a = new EventLogWriter({ events: flaky, stored }, rid, posAfter1);
+    const a = new EventLogWriter({ publisher: flaky, stored }, rid, posAfter1);
     const outcome = await a.append(token("A2")).then(
       (seq) => `A was told it wrote seq ${seq}`,
       (err: unknown) => (err instanceof FencedError ? "fenced" : `other error ${String(err)}`),
