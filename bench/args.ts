@@ -3,7 +3,7 @@
 
 import { parseArgs } from "node:util";
 
-export const WORKLOADS = ["W0", "W1", "W2", "W3", "W4", "W5"] as const;
+export const WORKLOADS = ["W0", "W1", "W2", "W3", "W4", "W5", "W7"] as const;
 export type Workload = (typeof WORKLOADS)[number];
 /**
  * `sse-lean`: a lean SSE server as a user would write it (word list, one shared timer), the
@@ -34,6 +34,10 @@ export interface Params {
   w4Streams: number;
   cancelAfter: number;
   w5Sockets: number;
+  /** W7: finished responses in the full history, events in each (start and end included), probes of each kind. */
+  w7Responses: number;
+  w7Events: number;
+  w7Probes: number;
   connectConcurrency: number;
   profile: boolean;
   outDir: string;
@@ -42,7 +46,7 @@ export interface Params {
 export const USAGE = `npm run bench -- [options]
 
   --quick                 small sizes, under a minute on 2 cores (default: full)
-  --only W1,W3            workloads to run (W0..W5; default all)
+  --only W1,W3            workloads to run (W0..W5, W7; default all)
   --targets sse,sse-lean,ws,unbroken,unbroken-nc   systems to run (default all;
                           sse-lean = a lean SSE server with one shared timer, the
                           cheaper SSE baseline; unbroken-nc = our stack with
@@ -54,6 +58,9 @@ export const USAGE = `npm run bench -- [options]
   --w3-streams N --drops 3 --offline MS        W3 resume storm (default N = --streams)
   --w4-streams N --cancel-after K              W4 cancel (default N = --streams)
   --w5-sockets N                               W5 idle sockets (full: 10000)
+  --w7-responses N --w7-events K --w7-probes P W7 history scale (unbroken only): N finished
+                          responses of K events (full: 100000 × 10; quick: 5000), P probes
+                          of each kind on the empty and the full stream (full: 200; quick: 50)
   --connect-concurrency N                      connection attempts in flight (default 200)
   --profile               write V8 CPU profiles of the edge and worker during W1,
                           and print their top self-time functions (inflates that run's CPU)
@@ -90,6 +97,9 @@ export function parse(argv: string[], defaultOut: string): Params | "help" {
       "w4-streams": { type: "string" },
       "cancel-after": { type: "string" },
       "w5-sockets": { type: "string" },
+      "w7-responses": { type: "string" },
+      "w7-events": { type: "string" },
+      "w7-probes": { type: "string" },
       "connect-concurrency": { type: "string" },
       profile: { type: "boolean" },
       out: { type: "string" },
@@ -130,6 +140,9 @@ export function parse(argv: string[], defaultOut: string): Params | "help" {
     w4Streams: int("w4-streams", v["w4-streams"], quick ? 50 : streams, 1),
     cancelAfter: int("cancel-after", v["cancel-after"], 20, 1),
     w5Sockets: int("w5-sockets", v["w5-sockets"], quick ? 1000 : 10_000, 1),
+    w7Responses: int("w7-responses", v["w7-responses"], quick ? 5000 : 100_000, 1),
+    w7Events: int("w7-events", v["w7-events"], 10, 2),
+    w7Probes: int("w7-probes", v["w7-probes"], quick ? 50 : 200, 1),
     connectConcurrency: int("connect-concurrency", v["connect-concurrency"], 200, 1),
     profile: v.profile ?? false,
     outDir: v.out ?? defaultOut,

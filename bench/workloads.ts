@@ -2,6 +2,7 @@
 
 import { analyzeCancel, analyzeResume, analyzeStreams, type CancelMetrics, type ResumeMetrics, type StreamMetrics } from "./analyze.js";
 import type { Params, Workload } from "./args.js";
+import type { HistoryMetrics } from "./history.js";
 import type { StreamSpec } from "./load/types.js";
 import { measureIdle, measureStreams, withTarget, type Usage } from "./measure.js";
 import { nofileLimit, raiseNofile } from "./proc.js";
@@ -26,6 +27,8 @@ export interface RunRecord {
   resume?: ResumeMetrics;
   cancel?: CancelMetrics;
   idle?: { sockets: number; opened: number; failed: number; firstError?: string };
+  /** W7: probes on an empty and a full event stream, the fill, and what grew. */
+  history?: HistoryMetrics;
   notes: string[];
 }
 

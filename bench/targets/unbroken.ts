@@ -51,6 +51,7 @@ export function unbrokenTarget(variant: { name: string; workerEnv: Record<string
           protocol: "unbroken",
           url: `ws://127.0.0.1:${edge.port}/v1/ws`,
           pids: { edge: edge.pid, worker: worker.pid, "nats-server": nats.pid },
+          broker: { url: nats.url, storeDir: nats.storeDir },
           stamps: stampsOf(stamps.file),
           stop,
         };
