@@ -34,10 +34,14 @@ export interface Params {
   w4Streams: number;
   cancelAfter: number;
   w5Sockets: number;
-  /** W7: finished responses in the full history, events in each (start and end included), probes of each kind. */
+  /**
+   * W7: finished responses in the full history, events in each (start and end included),
+   * probes of each kind, and responses the fill writes at once (how their events interleave).
+   */
   w7Responses: number;
   w7Events: number;
   w7Probes: number;
+  w7Window: number;
   connectConcurrency: number;
   profile: boolean;
   outDir: string;
@@ -58,9 +62,11 @@ export const USAGE = `npm run bench -- [options]
   --w3-streams N --drops 3 --offline MS        W3 resume storm (default N = --streams)
   --w4-streams N --cancel-after K              W4 cancel (default N = --streams)
   --w5-sockets N                               W5 idle sockets (full: 10000)
-  --w7-responses N --w7-events K --w7-probes P W7 history scale (unbroken only): N finished
-                          responses of K events (full: 100000 × 10; quick: 5000), P probes
-                          of each kind on the empty and the full stream (full: 200; quick: 50)
+  --w7-responses N --w7-events K --w7-probes P --w7-window W
+                          W7 history scale (unbroken only): N finished responses of K
+                          events (full: 100000 × 10; quick: 5000), P probes of each kind on
+                          the empty and the full stream (full: 200; quick: 50), W responses
+                          written at once by the fill (default 200)
   --connect-concurrency N                      connection attempts in flight (default 200)
   --profile               write V8 CPU profiles of the edge and worker during W1,
                           and print their top self-time functions (inflates that run's CPU)
@@ -100,6 +106,7 @@ export function parse(argv: string[], defaultOut: string): Params | "help" {
       "w7-responses": { type: "string" },
       "w7-events": { type: "string" },
       "w7-probes": { type: "string" },
+      "w7-window": { type: "string" },
       "connect-concurrency": { type: "string" },
       profile: { type: "boolean" },
       out: { type: "string" },
@@ -143,6 +150,7 @@ export function parse(argv: string[], defaultOut: string): Params | "help" {
     w7Responses: int("w7-responses", v["w7-responses"], quick ? 5000 : 100_000, 1),
     w7Events: int("w7-events", v["w7-events"], 10, 2),
     w7Probes: int("w7-probes", v["w7-probes"], quick ? 50 : 200, 1),
+    w7Window: int("w7-window", v["w7-window"], 200, 1),
     connectConcurrency: int("connect-concurrency", v["connect-concurrency"], 200, 1),
     profile: v.profile ?? false,
     outDir: v.out ?? defaultOut,

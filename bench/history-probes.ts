@@ -64,17 +64,33 @@ export interface ReadProbes {
   firstError?: string;
 }
 
-/** readProbe over each rid in turn. */
-export async function readProbes(url: string, rids: string[], after: number, events: number): Promise<ReadProbes> {
-  const out: ReadProbes = { firstMs: [], endMs: [], errors: 0 };
-  for (const rid of rids) {
-    const p = await readProbe(url, rid, after, events);
-    out.firstMs.push(p.firstMs);
-    out.endMs.push(p.endMs);
-    if (p.error !== undefined) {
-      out.errors++;
-      out.firstError ??= `${rid}: ${p.error}`;
-    }
+const emptyProbes = (): ReadProbes => ({ firstMs: [], endMs: [], errors: 0 });
+
+function add(out: ReadProbes, rid: string, p: ReadProbe): void {
+  out.firstMs.push(p.firstMs);
+  out.endMs.push(p.endMs);
+  if (p.error === undefined) return;
+  out.errors++;
+  out.firstError ??= `${rid}: ${p.error}`;
+}
+
+/**
+ * A resume (after the middle seq) of each of `resumed` and a replay (from 0) of each of
+ * `replayed`, taking turns, so that whatever the server does meanwhile weighs on both alike.
+ */
+export async function readProbes(
+  url: string,
+  resumed: string[],
+  replayed: string[],
+  events: number,
+): Promise<{ resume: ReadProbes; replay: ReadProbes }> {
+  const resume = emptyProbes();
+  const replay = emptyProbes();
+  for (let i = 0; i < Math.max(resumed.length, replayed.length); i++) {
+    const a = resumed[i];
+    if (a !== undefined) add(resume, a, await readProbe(url, a, Math.floor(events / 2), events));
+    const b = replayed[i];
+    if (b !== undefined) add(replay, b, await readProbe(url, b, 0, events));
   }
-  return out;
+  return { resume, replay };
 }

@@ -20,8 +20,6 @@ import type { Context, RunRecord } from "./workloads.js";
 
 /** RETENTION's default, as edge and worker run here: a broker with another one would change the streams' max age. */
 const RETENTION_MS = 24 * 3600_000;
-/** Responses in flight at once during the fill (each with one publish outstanding). */
-const FILL_WINDOW = 2_000;
 /** Probes of each kind run and thrown away before the empty stack is measured (JIT, caches). */
 const WARMUP = 10;
 const PROBE_TOKENS = 3;
@@ -50,6 +48,8 @@ export interface HistoryPhase {
 
 export interface HistoryMetrics {
   eventsPerResponse: number;
+  /** Responses written at once by the fill (and the seed). */
+  window: number;
   probes: number;
   empty: HistoryPhase;
   full: HistoryPhase;
@@ -68,13 +68,23 @@ const ridOf =
   (i: number): string =>
     `h${tag}${i.toString(36).padStart(7, "0")}`;
 
-/** `n` distinct indices in [from, to), at random (with repeats only when the range is smaller). */
-function pick(n: number, from: number, to: number): number[] {
-  const size = to - from;
-  if (size <= n) return Array.from({ length: n }, (_, i) => from + (i % size));
-  const seen = new Set<number>();
-  while (seen.size < n) seen.add(from + Math.floor(Math.random() * size));
-  return [...seen];
+/**
+ * `n` indices in [0, to) at random, none read before (`read`, which keeps them): a response
+ * an edge has served once may answer from its memory. Repeats only when too few are left.
+ */
+function pick(n: number, to: number, read: Set<number>): number[] {
+  const out: number[] = [];
+  if (to - read.size < n) {
+    for (let i = 0; out.length < n; i++) out.push(i % to);
+    return out;
+  }
+  while (out.length < n) {
+    const i = Math.floor(Math.random() * to);
+    if (read.has(i)) continue;
+    read.add(i);
+    out.push(i);
+  }
+  return out;
 }
 
 function note(phase: string, p: ReadProbes, out: { errors: number; firstError?: string }): void {
@@ -110,16 +120,17 @@ interface Probing {
   storeDir: string;
   events: number;
   rid(i: number): string;
+  /** Responses probed so far (each is read once). */
+  read: Set<number>;
 }
 
-/** One phase's probes on responses [from, to) of the history, then RSS and disk. */
-async function probePhase(s: Probing, from: number, to: number, name: string): Promise<Omit<HistoryPhase, "responses" | "events">> {
+/** One phase's probes on responses [0, to) of the history, then RSS and disk. */
+async function probePhase(s: Probing, to: number, name: string): Promise<Omit<HistoryPhase, "responses" | "events">> {
   const n = s.ctx.params.w7Probes;
-  const picked = pick(2 * n, from, to).map(s.rid);
+  const picked = pick(2 * n, to, s.read).map(s.rid);
   const out: { errors: number; firstError?: string } = { errors: 0 };
-  const resume = await readProbes(s.rt.url, picked.slice(0, n), Math.floor(s.events / 2), s.events);
+  const { resume, replay } = await readProbes(s.rt.url, picked.slice(0, n), picked.slice(n), s.events);
   note("resume", resume, out);
-  const replay = await readProbes(s.rt.url, picked.slice(n), 0, s.events);
   note("replay", replay, out);
   const gen = await ttftProbes(s.rt, s.ctx, n, name);
   out.errors += gen.errors;
@@ -148,7 +159,7 @@ async function measuredFill(s: Probing, broker: Broker, from: number, count: num
     from,
     count,
     events: s.events,
-    window: FILL_WINDOW,
+    window: s.ctx.params.w7Window,
     progress: (done) => s.ctx.log(`    ${done}/${count} responses`),
   });
   const rssPeakKiB = peak.stop();
@@ -184,24 +195,26 @@ export async function runW7(ctx: Context): Promise<RunRecord[]> {
   const k = p.w7Events;
   const warm = p.w7Probes > 0 ? WARMUP : 0;
   // The empty stream holds only the responses its own probes read, each read once.
-  const seed = Math.min(p.w7Responses, 2 * (p.w7Probes + warm));
+  // At least one window of them, so that their events interleave in the stream as the
+  // fill's do: a read's cost grows with the other responses' events between its own.
+  const seed = Math.min(p.w7Responses, Math.max(p.w7Window, 2 * (p.w7Probes + warm)));
   const target = unbrokenTarget();
   try {
     return await withTarget(target, { tps: p.tps, concurrency: 4 }, async (rt) => {
       if (!rt.broker) throw new Error("W7 needs the unbroken target's nats-server");
       const broker = await Broker.connect({ url: rt.broker.url, name: "bench-w7", log: silentLog, retentionMs: RETENTION_MS });
-      const s: Probing = { rt, ctx, storeDir: rt.broker.storeDir, events: k, rid: ridOf(ctx.tag) };
+      const s: Probing = { rt, ctx, storeDir: rt.broker.storeDir, events: k, rid: ridOf(ctx.tag), read: new Set() };
       try {
         ctx.log(`  unbroken: seeding ${seed} responses × ${k} events, probing the empty stream`);
-        const seeded = await fillHistory(broker, { rid: s.rid, from: 0, count: seed, events: k, window: FILL_WINDOW });
+        const seeded = await fillHistory(broker, { rid: s.rid, from: 0, count: seed, events: k, window: p.w7Window });
         if (warm > 0) {
-          await readProbes(rt.url, pick(warm, 0, seed).map(s.rid), Math.floor(k / 2), k);
-          await readProbes(rt.url, pick(warm, 0, seed).map(s.rid), 0, k);
+          const warmed = pick(2 * warm, seed, s.read).map(s.rid);
+          await readProbes(rt.url, warmed.slice(0, warm), warmed.slice(warm), k);
           await ttftProbes(rt, ctx, warm, "w");
         }
-        const empty = { responses: seeded.responses, events: seeded.events, ...(await probePhase(s, 0, seed, "e")) };
+        const empty = { responses: seeded.responses, events: seeded.events, ...(await probePhase(s, seed, "e")) };
         const rest = p.w7Responses - seed;
-        ctx.log(`  unbroken: filling ${rest} responses × ${k} events (${FILL_WINDOW} in flight)`);
+        ctx.log(`  unbroken: filling ${rest} responses × ${k} events (${p.w7Window} in flight)`);
         const { fill, usage } = await measuredFill(s, broker, seed, rest);
         const rssAfterFillKiB = rssSnapshot(rt.pids);
         const filledAt = performance.now();
@@ -212,11 +225,12 @@ export async function runW7(ctx: Context): Promise<RunRecord[]> {
         const full = {
           responses: seeded.responses + fill.responses,
           events: seeded.events + fill.events,
-          ...(await probePhase(s, 0, p.w7Responses, "f")),
+          ...(await probePhase(s, p.w7Responses, "f")),
         };
         const added = (key: string): number => ((full.diskBytes[key] ?? 0) - (empty.diskBytes[key] ?? 0)) / fill.events;
         const history: HistoryMetrics = {
           eventsPerResponse: k,
+          window: p.w7Window,
           probes: p.w7Probes,
           empty,
           full,
@@ -229,7 +243,7 @@ export async function runW7(ctx: Context): Promise<RunRecord[]> {
         return [
           {
             workload: "W7",
-            label: `${p.w7Responses} × ${k} events`,
+            label: `${p.w7Responses} × ${k} events, written ${p.w7Window} at once`,
             target: "unbroken",
             usage,
             history,
