@@ -1,9 +1,11 @@
 // W7's fill: finished responses written through the store's own operations, in the order a
 // response lives them (the edge creates the record queued and remembers the owner, a worker
 // claims it, writes start, tokens and end through a fenced writer, and marks the record
-// ended), many responses at once. Also the disk readings of nats-server's store dir.
+// ended), many responses at once. Also the readings of what nats-server holds: its store
+// dir's disk, and its Go heap.
 
 import { readdirSync, statSync } from "node:fs";
+import { createServer } from "node:net";
 import path from "node:path";
 import type { ResponseEvent, ResponseRecord } from "@unbroken/protocol";
 import type { Broker } from "@unbroken/store";
@@ -142,4 +144,44 @@ export function storeDisk(storeDir: string): Record<string, number> {
   }
   for (const name of names) out[name] = diskBytes(path.join(streams, name));
   return out;
+}
+
+/** A TCP port free right now on 127.0.0.1 (for nats-server's profiling listener). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+export interface GoHeap {
+  /** Bytes of live heap after a forced GC (runtime.MemStats HeapAlloc). */
+  alloc: number;
+  /** Of which the duplicate window's message ids, as the sampled heap profile estimates them. */
+  msgIds: number;
+}
+
+/**
+ * nats-server's live heap, from its profiling port (`prof_port`): `gc=1` collects first, so
+ * this is what it holds, not what its RSS has not yet given back. Undefined when unreachable.
+ */
+export async function goHeap(port: number): Promise<GoHeap | undefined> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/debug/pprof/heap?debug=1&gc=1`);
+    const text = await res.text();
+    const alloc = Number(/^# HeapAlloc = (\d+)/m.exec(text)?.[1] ?? Number.NaN);
+    let msgIds = 0;
+    // One record per allocation site: "<objects>: <bytes> [...] @ ..." and its "#\t<addr>\t<func>" frames.
+    for (const site of text.split("\n\n")) {
+      const bytes = /^\d+: (\d+) \[/m.exec(site)?.[1];
+      if (bytes && /^#\t\S+\t\S*storeMsgIdLocked/m.test(site)) msgIds += Number(bytes);
+    }
+    return { alloc, msgIds };
+  } catch {
+    return undefined;
+  }
 }

@@ -7,7 +7,7 @@
 import { EVENTS_STREAM, RESPONSES_BUCKET, RID_OWNERS_BUCKET } from "@unbroken/protocol";
 import { Broker, silentLog } from "@unbroken/store";
 import { analyzeStreams } from "./analyze.js";
-import { fillHistory, storeDisk, type FillResult } from "./history-fill.js";
+import { fillHistory, freePort, goHeap, storeDisk, type FillResult, type GoHeap } from "./history-fill.js";
 import { readProbes, type ReadProbes } from "./history-probes.js";
 import type { StreamSpec } from "./load/types.js";
 import { measureStreams, withTarget, type Usage } from "./measure.js";
@@ -44,6 +44,8 @@ export interface HistoryPhase {
   rssKiB: Record<string, number>;
   /** Bytes on disk: the store dir (`all`) and each stream's directory. */
   diskBytes: Record<string, number>;
+  /** nats-server's live heap after a forced GC (read last: the GC changes what RSS shows next). */
+  heap?: GoHeap;
 }
 
 export interface HistoryMetrics {
@@ -122,6 +124,8 @@ interface Probing {
   rid(i: number): string;
   /** Responses probed so far (each is read once). */
   read: Set<number>;
+  /** nats-server's profiling port (its heap). */
+  profPort: number;
 }
 
 /** One phase's probes on responses [0, to) of the history, then RSS and disk. */
@@ -135,14 +139,18 @@ async function probePhase(s: Probing, to: number, name: string): Promise<Omit<Hi
   const gen = await ttftProbes(s.rt, s.ctx, n, name);
   out.errors += gen.errors;
   if (gen.first && !out.firstError) out.firstError = `generate: ${gen.first}`;
+  const rssKiB = rssSnapshot(s.rt.pids);
+  const diskBytes = storeDisk(s.storeDir);
+  const heap = await goHeap(s.profPort);
   return {
     resumeFirstMs: summarize(resume.firstMs),
     resumeEndMs: summarize(resume.endMs),
     replayEndMs: summarize(replay.endMs),
     ttftAddedMs: gen.ttft,
     ...out,
-    rssKiB: rssSnapshot(s.rt.pids),
-    diskBytes: storeDisk(s.storeDir),
+    rssKiB,
+    diskBytes,
+    ...(heap ? { heap } : {}),
   };
 }
 
@@ -173,8 +181,8 @@ async function measuredFill(s: Probing, broker: Broker, from: number, count: num
 }
 
 /**
- * Waits until nats-server has settled after the fill (its buffered blocks written, its caches
- * expired): the probes measure reads from a large history, not the tail of a bulk write.
+ * Waits until nats-server has settled after the fill (it uses almost no CPU for a second): the
+ * probes measure reads from a large history, not the tail of a bulk write.
  * Returns the seconds waited (at most QUIET_MAX_MS).
  */
 async function settle(pid: number): Promise<number> {
@@ -198,12 +206,13 @@ export async function runW7(ctx: Context): Promise<RunRecord[]> {
   // At least one window of them, so that their events interleave in the stream as the
   // fill's do: a read's cost grows with the other responses' events between its own.
   const seed = Math.min(p.w7Responses, Math.max(p.w7Window, 2 * (p.w7Probes + warm)));
-  const target = unbrokenTarget();
+  const profPort = await freePort();
+  const target = unbrokenTarget({ name: "unbroken", workerEnv: {}, natsConfig: `prof_port: ${profPort}` });
   try {
     return await withTarget(target, { tps: p.tps, concurrency: 4 }, async (rt) => {
       if (!rt.broker) throw new Error("W7 needs the unbroken target's nats-server");
       const broker = await Broker.connect({ url: rt.broker.url, name: "bench-w7", log: silentLog, retentionMs: RETENTION_MS });
-      const s: Probing = { rt, ctx, storeDir: rt.broker.storeDir, events: k, rid: ridOf(ctx.tag), read: new Set() };
+      const s: Probing = { rt, ctx, storeDir: rt.broker.storeDir, events: k, rid: ridOf(ctx.tag), read: new Set(), profPort };
       try {
         ctx.log(`  unbroken: seeding ${seed} responses × ${k} events, probing the empty stream`);
         const seeded = await fillHistory(broker, { rid: s.rid, from: 0, count: seed, events: k, window: p.w7Window });
@@ -318,6 +327,8 @@ export function renderHistory(records: RunRecord[]): string[] {
         [
           grow("nats-server RSS, full: right after the fill", nats(h.empty.rssKiB), nats(h.rssAfterFillKiB)),
           grow(`… full: after its probes, ${f(h.settleS, 0)} s later`, nats(h.empty.rssKiB), nats(h.full.rssKiB)),
+          grow("nats-server live heap (after a forced GC)", h.empty.heap?.alloc ?? Number.NaN, h.full.heap?.alloc ?? Number.NaN),
+          grow("… of which message ids (duplicate window)", h.empty.heap?.msgIds ?? Number.NaN, h.full.heap?.msgIds ?? Number.NaN),
           grow("edge RSS", (h.empty.rssKiB.edge ?? 0) * 1024, (h.full.rssKiB.edge ?? 0) * 1024),
           grow("store dir on disk", d(h.empty, "all"), d(h.full, "all")),
           grow(`… ${EVENTS_STREAM}`, d(h.empty, EVENTS_STREAM), d(h.full, EVENTS_STREAM)),
