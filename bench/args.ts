@@ -3,7 +3,7 @@
 
 import { parseArgs } from "node:util";
 
-export const WORKLOADS = ["W0", "W1", "W2", "W3", "W4", "W5", "W6"] as const;
+export const WORKLOADS = ["W0", "W1", "W2", "W3", "W4", "W5", "W6", "W7"] as const;
 export type Workload = (typeof WORKLOADS)[number];
 /**
  * `sse-lean`: a lean SSE server as a user would write it (word list, one shared timer), the
@@ -37,6 +37,14 @@ export interface Params {
   /** W6: generates sent at one instant, each of w6Tokens tokens. */
   w6Streams: number;
   w6Tokens: number;
+  /**
+   * W7: finished responses in the full history, events in each (start and end included),
+   * probes of each kind, and responses the fill writes at once (how their events interleave).
+   */
+  w7Responses: number;
+  w7Events: number;
+  w7Probes: number;
+  w7Window: number;
   connectConcurrency: number;
   profile: boolean;
   outDir: string;
@@ -45,7 +53,7 @@ export interface Params {
 export const USAGE = `npm run bench -- [options]
 
   --quick                 small sizes, under a minute on 2 cores (default: full)
-  --only W1,W3            workloads to run (W0..W6; default all)
+  --only W1,W3            workloads to run (W0..W7; default all)
   --targets sse,sse-lean,ws,unbroken,unbroken-nc   systems to run (default all;
                           sse-lean = a lean SSE server with one shared timer, the
                           cheaper SSE baseline; unbroken-nc = our stack with
@@ -58,6 +66,11 @@ export const USAGE = `npm run bench -- [options]
   --w4-streams N --cancel-after K              W4 cancel (default N = --streams)
   --w5-sockets N                               W5 idle sockets (full: 10000)
   --w6-streams N --w6-tokens T                 W6 burst: N generates at one instant (full: 1000 × 20)
+  --w7-responses N --w7-events K --w7-probes P --w7-window W
+                          W7 history scale (unbroken only): N finished responses of K
+                          events (full: 100000 × 10; quick: 5000), P probes of each kind on
+                          the empty and the full stream (full: 200; quick: 50), W responses
+                          written at once by the fill (default 200)
   --connect-concurrency N                      connection attempts in flight (default 200)
   --profile               write V8 CPU profiles of the edge and worker during W1,
                           and print their top self-time functions (inflates that run's CPU)
@@ -96,6 +109,10 @@ export function parse(argv: string[], defaultOut: string): Params | "help" {
       "w5-sockets": { type: "string" },
       "w6-streams": { type: "string" },
       "w6-tokens": { type: "string" },
+      "w7-responses": { type: "string" },
+      "w7-events": { type: "string" },
+      "w7-probes": { type: "string" },
+      "w7-window": { type: "string" },
       "connect-concurrency": { type: "string" },
       profile: { type: "boolean" },
       out: { type: "string" },
@@ -138,6 +155,10 @@ export function parse(argv: string[], defaultOut: string): Params | "help" {
     w5Sockets: int("w5-sockets", v["w5-sockets"], quick ? 1000 : 10_000, 1),
     w6Streams: int("w6-streams", v["w6-streams"], quick ? 200 : 1000, 1),
     w6Tokens: int("w6-tokens", v["w6-tokens"], 20, 1),
+    w7Responses: int("w7-responses", v["w7-responses"], quick ? 5000 : 100_000, 1),
+    w7Events: int("w7-events", v["w7-events"], 10, 2),
+    w7Probes: int("w7-probes", v["w7-probes"], quick ? 50 : 200, 1),
+    w7Window: int("w7-window", v["w7-window"], 200, 1),
     connectConcurrency: int("connect-concurrency", v["connect-concurrency"], 200, 1),
     profile: v.profile ?? false,
     outDir: v.out ?? defaultOut,

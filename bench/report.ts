@@ -1,5 +1,6 @@
 // The tables printed after a run (Markdown, so they paste into docs/benchmarks.md as they are).
 
+import { renderHistory } from "./history.js";
 import type { Summary } from "./stats.js";
 import type { RunRecord } from "./workloads.js";
 
@@ -224,6 +225,7 @@ export function renderTables(records: RunRecord[]): string {
       ),
     );
   }
+  out.push(...renderHistory(of("W7")));
   const notes = records.flatMap((r) => r.notes.map((n) => `- ${r.workload} ${r.target}: ${n}`));
   if (notes.length) out.push(`Notes:\n${notes.join("\n")}`);
   return out.join("\n\n");

@@ -18,6 +18,7 @@ import { sseLeanTarget, sseTarget, wsTarget } from "./targets/baseline.js";
 import { ROOT, type Target } from "./targets/target.js";
 import { unbrokenTarget } from "./targets/unbroken.js";
 import { runW01, runW2, runW3, runW4, runW5, type Context, type RunRecord } from "./workloads.js";
+import { runW7 } from "./history.js";
 
 const log = (msg: string): void => void process.stderr.write(`[bench] ${msg}\n`);
 
@@ -44,6 +45,8 @@ function meta(params: Params): Record<string, unknown> {
 function targetsFor(w: Workload, chosen: TargetName[]): TargetName[] {
   if (w !== "W1") chosen = chosen.filter((t) => t !== "unbroken-nc");
   if (w === "W3") return chosen.filter((t) => t === "unbroken");
+  // W7 starts a stack of its own (a fresh nats-server: its empty stream must be empty).
+  if (w === "W7") return chosen.filter((t) => t === "unbroken");
   if (w === "W4") return chosen.filter((t) => t !== "sse" && t !== "sse-lean");
   return chosen;
 }
@@ -77,6 +80,10 @@ async function runOnce(params: Params, targets: Map<TargetName, Target>, ctx: Co
   if (wanted.has("W6")) {
     log("W6");
     await each("W6", (t) => runW6(t, ctx));
+  }
+  if (wanted.has("W7")) {
+    log("W7");
+    await each("W7", () => runW7(ctx));
   }
   return records;
 }

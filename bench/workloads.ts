@@ -1,8 +1,9 @@
-// W0..W5: what each workload asks of a target, and the record it leaves for the report.
+// W0..W5: what each workload asks of a target, and the record every workload leaves for the report (W6 is in burst.ts, W7 in history.ts).
 
 import { analyzeCancel, analyzeResume, analyzeStreams, type CancelMetrics, type ResumeMetrics, type StreamMetrics } from "./analyze.js";
 import type { Params, Workload } from "./args.js";
 import type { BurstMetrics } from "./burst.js";
+import type { HistoryMetrics } from "./history.js";
 import type { StreamSpec } from "./load/types.js";
 import { measureIdle, measureStreams, withTarget, type Usage } from "./measure.js";
 import { nofileLimit, raiseNofile } from "./proc.js";
@@ -28,6 +29,8 @@ export interface RunRecord {
   cancel?: CancelMetrics;
   idle?: { sockets: number; opened: number; failed: number; firstError?: string };
   burst?: BurstMetrics;
+  /** W7: probes on an empty and a full event stream, the fill, and what grew. */
+  history?: HistoryMetrics;
   notes: string[];
 }
 

@@ -26,6 +26,8 @@ export interface RunningTarget {
   readonly url: string;
   /** Every server-side process, by role (edge, worker, nats-server, server). */
   readonly pids: Record<string, number>;
+  /** Our stack's nats-server: its URL and JetStream store dir (W7 fills it and weighs it). */
+  readonly broker?: { url: string; storeDir: string };
   /** Per response: epoch ms at which its generator began pacing (see stamp-preload.ts). */
   stamps(): Promise<Map<string, Stamp>>;
   stop(): Promise<void>;

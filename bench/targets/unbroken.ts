@@ -9,14 +9,19 @@ import { ROOT, nodeEnv, stampFile, stampsOf, type RunningTarget, type StartOptio
 const EDGE = path.join(ROOT, "packages/cli/dist/src/edge.js");
 const WORKER = path.join(ROOT, "packages/cli/dist/src/worker.js");
 
-/** `workerEnv`: settings for the worker beyond the defaults (e.g. coalescing off). */
-export function unbrokenTarget(variant: { name: string; workerEnv: Record<string, string> } = { name: "unbroken", workerEnv: {} }): Target {
+/**
+ * `workerEnv`: settings for the worker beyond the defaults (e.g. coalescing off); `natsConfig`:
+ * lines added to nats-server's config (W7's profiling port).
+ */
+export function unbrokenTarget(
+  variant: { name: string; workerEnv: Record<string, string>; natsConfig?: string } = { name: "unbroken", workerEnv: {} },
+): Target {
   let nats: NatsServerHandle | undefined;
   return {
     name: variant.name,
     protocol: "unbroken",
     async start(opts: StartOptions): Promise<RunningTarget> {
-      nats ??= await startNatsServer();
+      nats ??= await startNatsServer(variant.natsConfig ? { configExtra: variant.natsConfig } : {});
       const stamps = stampFile();
       const common = { NATS_URL: nats.url, LOG_LEVEL: "info", DRAIN_TIMEOUT: "2s" };
       const started: ServiceHandle[] = [];
@@ -51,6 +56,7 @@ export function unbrokenTarget(variant: { name: string; workerEnv: Record<string
           protocol: "unbroken",
           url: `ws://127.0.0.1:${edge.port}/v1/ws`,
           pids: { edge: edge.pid, worker: worker.pid, "nats-server": nats.pid },
+          broker: { url: nats.url, storeDir: nats.storeDir },
           stamps: stampsOf(stamps.file),
           stop,
         };
