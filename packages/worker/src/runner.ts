@@ -11,10 +11,11 @@ import {
 } from "@unbroken/store";
 import type { Logger } from "pino";
 import { DeltaCoalescer, type CoalescePolicy } from "./coalescer.js";
-import { GeneratorError, type GenerationOutput, type GenerationSession, type ResumeState, type TokenGenerator } from "@unbroken/generators";
+import type { GenerationOutput, GenerationSession, ResumeState, TokenGenerator } from "@unbroken/generators";
 import type { RunMetrics, WorkerMetrics } from "./metrics.js";
 import { Ownership, STALLED, StallWatch } from "./ownership.js";
 import { RunControl, type ControlTarget, type Parting } from "./run-control.js";
+import { errorEnd, eventOfOutput } from "./run-events.js";
 import { insideCall, takeOverLog } from "./takeover.js";
 
 export interface RunnerDeps {
@@ -145,18 +146,45 @@ export class ResponseRun {
     }
     // Listen before claiming: once the record says running, cancel and steer must find us.
     this.control.listen();
-    const claimed = await this.claim((r) => r.status === "queued", stored);
-    if (!claimed) return "void";
+    // The claim and `start` go out together, one round trip before the first token instead of
+    // two: each is fenced on its own (the record by its revision, the log by being empty), so
+    // neither needs the other's answer. The writer's msg ids carry the epoch the claim sets.
+    this.epoch = record.epoch + 1;
     const writer = this.writer({ seq: 0, streamSeq: 0 });
-    try {
-      await writer.append(this.startEvent());
-    } catch (err) {
-      if (!(err instanceof FencedError)) throw err;
-      // The response was ended while queued (a cancel won the race): the log says so already.
-      await this.markEnded("cancelled");
+    const started = writer.append(this.startEvent()).then(
+      () => true,
+      (err: unknown) => (err instanceof FencedError ? false : Promise.reject(err)),
+    );
+    const claimed = await this.claim((r) => r.status === "queued", stored).catch(async (err: unknown) => {
+      await started.catch(() => undefined);
+      throw err;
+    });
+    // Another worker claimed it: should this `start` have landed, that worker continues after it.
+    if (!claimed) return started.then(() => "void" as const);
+    if (!(await started)) return this.afterRefusedStart(claimed);
+    return this.generate(claimed, writer, [...claimed.steers, ...this.control.takeEarly()]);
+  }
+
+  /**
+   * This run holds the claim but the log was not empty: the response was ended while queued
+   * (an edge's `end`), or holds another attempt's lone `start` (a worker that lost the claim,
+   * or this request's earlier delivery that failed before claiming). The log says which: the
+   * end is kept, a `start` is continued after (a `handover`, as a takeover would).
+   */
+  private async afterRefusedStart(claimed: ResponseRecord): Promise<Outcome> {
+    const found = await takeOverLog(this.deps.broker, this.rid, {
+      marker: { kind: "handover", worker: this.deps.workerId, epoch: this.epoch, reason: "lost" },
+      start: this.startEvent(),
+      deadline: Date.now() + 2 * this.deps.takeoverTimeoutMs,
+      onPublished: this.metrics?.published,
+    });
+    if (found.kind === "ended") {
+      await this.markEnded(found.reason);
       return "ended";
     }
-    return this.generate(claimed, writer, [...claimed.steers, ...this.control.takeEarly()]);
+    // Nothing was logged after that `start`: the record's steers are still to be written.
+    const steers = [...claimed.steers, ...this.control.takeEarly()];
+    return this.generate(claimed, found.writer, steers, found.kind === "resumed" ? found.resume : undefined);
   }
 
   /** A record no reader can parse (an edge never stores one): ended, not dropped, so its client is answered. */
@@ -370,29 +398,4 @@ export class ResponseRun {
       },
     };
   }
-}
-
-/** The event an output other than a delta or `done` is logged as. */
-function eventOfOutput(out: Exclude<GenerationOutput, { type: "token" | "reasoning" | "tool_args" | "done" }>): ResponseEvent {
-  switch (out.type) {
-    case "steer":
-      return { kind: "steer", text: out.text };
-    case "tool_call":
-      return { kind: "tool_call", id: out.id, name: out.name };
-    case "tool_done":
-      return { kind: "tool_done", id: out.id, arguments: out.arguments };
-    case "tool_dropped":
-      return { kind: "tool_dropped", id: out.id, reason: out.reason };
-  }
-}
-
-/**
- * The `end` of a failed generation. A GeneratorError's message is written for clients; what
- * it keeps back (an upstream's body, its URL, a model path) and any other error go to the log only.
- */
-function errorEnd(err: unknown, usage: EndEvent["usage"], log: Logger): EndEvent {
-  const known = err instanceof GeneratorError;
-  log.error({ err: String(err), ...(known && err.detail ? { detail: err.detail } : {}) }, "generator failed");
-  if (known) return ends.error({ code: err.code, message: err.message }, usage);
-  return ends.error({ code: "generator_error", message: "the generator failed" }, usage);
 }

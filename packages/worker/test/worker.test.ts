@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { newRid, tokensIn } from "@unbroken/protocol";
-import { Broker, silentLog } from "@unbroken/store";
+import { newRid, tokensIn, type ResponseRecord } from "@unbroken/protocol";
+import { Broker, ends, silentLog } from "@unbroken/store";
 import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
 import { pino } from "pino";
 import { workerConfigFromEnv } from "../src/config.js";
@@ -124,3 +124,63 @@ for (const carry of [true, false]) {
     assert.equal(end.error.code, "invalid_request");
   });
 }
+
+/** Waits for rid's `end` in the log, then returns the log and the record. */
+async function untilEnded(rid: string): Promise<{ kinds: string[]; seqs: number[]; record: ResponseRecord | undefined }> {
+  const deadline = Date.now() + 30_000;
+  while ((await broker.logs.last(rid))?.kind !== "end") {
+    assert.ok(Date.now() < deadline, "the response ends within 30 s");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const log = await broker.logs.readAll(rid);
+  return { kinds: log.map((e) => e.kind), seqs: log.map((e) => e.seq), record: (await broker.records.get(rid))?.record };
+}
+
+// The worker sends its claim and `start` together; these are the two ways its `start` can be
+// refused while its claim lands.
+test("a claimed request whose log holds another attempt's lone `start` is continued after it, with a handover", async (t) => {
+  const config = workerConfigFromEnv({ NATS_URL: nats.url, SCRIPTED_TPS: "200", METRICS_PORT: "off" });
+  const worker = await startWorker(config, pino({ level: "silent" }));
+  t.after(() => worker.close());
+  const rid = newRid();
+  const record = queuedRecord(rid, { prompt: "write 10 words about rivers", params: { max_tokens: 10 } });
+  const revision = await broker.records.create(record);
+  assert.ok(revision);
+  // A worker that lost the claim after its `start` landed.
+  await broker.logs.writer(rid, undefined, { epoch: 1 }).append({ kind: "start", model: "scripted", created_at: new Date().toISOString() });
+  await broker.enqueue({ rid, record, revision });
+  const { kinds, seqs, record: after } = await untilEnded(rid);
+  assert.deepEqual(kinds.slice(0, 2), ["start", "handover"]);
+  assert.equal(kinds.filter((k) => k === "start").length, 1, "one start");
+  assert.deepEqual(
+    seqs,
+    seqs.map((_, i) => i + 1),
+    "seqs contiguous from 1",
+  );
+  assert.equal(after?.status, "ended");
+  assert.equal(after?.epoch, 1);
+});
+
+test("a claimed request whose log was ended while it was queued stays ended, and its record takes the log's reason", async (t) => {
+  const config = workerConfigFromEnv({ NATS_URL: nats.url, SCRIPTED_TPS: "200", METRICS_PORT: "off" });
+  const worker = await startWorker(config, pino({ level: "silent" }));
+  t.after(() => worker.close());
+  const rid = newRid();
+  const record = queuedRecord(rid, { prompt: "hi", params: { max_tokens: 10 } });
+  const revision = await broker.records.create(record);
+  assert.ok(revision);
+  // An edge's `end` landed; its record update had not yet.
+  await broker.logs.writer(rid).append(ends.noWorker());
+  await broker.enqueue({ rid, record, revision });
+  const deadline = Date.now() + 30_000;
+  while ((await broker.records.get(rid))?.record.status !== "ended") {
+    assert.ok(Date.now() < deadline, "the record is marked ended within 30 s");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const log = await broker.logs.readAll(rid);
+  assert.deepEqual(
+    log.map((e) => e.kind),
+    ["end"],
+  );
+  assert.equal((await broker.records.get(rid))?.record.reason, "error");
+});
