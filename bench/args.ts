@@ -18,7 +18,9 @@ export interface Params {
   only: Workload[];
   targets: TargetName[];
   repeat: number;
-  /** W1 (and the defaults of W3/W4): streams × tps × tokens, starts spread over rampMs. */
+  /** W1: each of these stream counts × tps × tokens, starts spread over rampMs (W0 beside the first). */
+  w1Streams: number[];
+  /** The largest of w1Streams: the default of W3/W4. */
   streams: number;
   tps: number;
   tokens: number;
@@ -59,7 +61,8 @@ export const USAGE = `npm run bench -- [options]
                           cheaper SSE baseline; unbroken-nc = our stack with
                           coalescing off, run in W0/W1 only)
   --repeat N              run each (workload, target) N times; the table shows medians
-  --streams N --tps R --tokens T --ramp MS     W1 shape (full: 1000 × 50 × 500, 1000 ms)
+  --streams N,M --tps R --tokens T --ramp MS   W1 shapes, one run each (full: 300 and 1000 streams ×
+                                               50 tok/s × 500 tokens, ramp 1000 ms; quick: 100)
   --idle-probes N --load-probes N              W0 probes, idle and beside W1
   --w2-streams 100,1000 --w2-tokens T          W2 (as fast as possible)
   --w3-streams N --drops 3 --offline MS        W3 resume storm (default N = --streams)
@@ -133,12 +136,14 @@ export function parse(argv: string[], defaultOut: string): Params | "help" {
     if (bad.length) throw new Error(`--${name}: unknown ${bad.join(", ")} (known: ${all.join(", ")})`);
     return all.filter((x) => items.includes(x));
   };
-  const streams = int("streams", v.streams, quick ? 100 : 1000, 1);
+  const w1Streams = v.streams ? list(v.streams).map((x) => int("streams", x, 0, 1)) : quick ? [100] : [300, 1000];
+  const streams = Math.max(...w1Streams);
   return {
     mode: quick ? "quick" : "full",
     only: pick("only", v.only, WORKLOADS),
     targets: pick("targets", v.targets, TARGETS),
     repeat: int("repeat", v.repeat, 1, 1),
+    w1Streams,
     streams,
     tps: int("tps", v.tps, 50, 1),
     tokens: int("tokens", v.tokens, quick ? 100 : 500, 1),

@@ -23,6 +23,12 @@ const RETENTION_MS = 24 * 3600_000;
 /** Probes of each kind run and thrown away before the empty stack is measured (JIT, caches). */
 const WARMUP = 10;
 const PROBE_TOKENS = 3;
+/**
+ * How long the history rests before its heap is read: nats-server drops a block's cache a few
+ * seconds after its last use, so what is left then is what the history itself holds.
+ */
+const REST_MS = 10_000;
+
 /** nats-server counts as settled after a bulk write once it uses less than this share of a core for a second. */
 const QUIET_CORES = 0.05;
 const QUIET_MAX_MS = 30_000;
@@ -60,6 +66,11 @@ export interface HistoryMetrics {
   rssAfterFillKiB: Record<string, number>;
   /** Seconds nats-server took to settle after the fill (see settle), before the full probes. */
   quietS: number;
+  /**
+   * nats-server's live heap once the fill's block caches have expired (REST_MS idle after it
+   * settled), before any probe reads an old block: what the history itself keeps in memory.
+   */
+  heapAtRest?: GoHeap;
   settleS: number;
   /** Disk the fill added, per event it wrote: all of the store dir, and the events stream alone. */
   bytesPerEvent: { all: number; events: number };
@@ -228,6 +239,8 @@ export async function runW7(ctx: Context): Promise<RunRecord[]> {
         const rssAfterFillKiB = rssSnapshot(rt.pids);
         const filledAt = performance.now();
         const quietS = await settle(rt.pids["nats-server"] ?? 0);
+        await new Promise((r) => setTimeout(r, REST_MS));
+        const heapAtRest = await goHeap(profPort);
         ctx.log(
           `  unbroken: ${fill.eventsPerS.toFixed(0)} events/s; nats-server settled in ${quietS.toFixed(1)} s; probing the full stream`,
         );
@@ -246,6 +259,7 @@ export async function runW7(ctx: Context): Promise<RunRecord[]> {
           fill,
           rssAfterFillKiB,
           quietS,
+          ...(heapAtRest ? { heapAtRest } : {}),
           settleS: (performance.now() - filledAt) / 1000,
           bytesPerEvent: { all: added("all"), events: added(EVENTS_STREAM) },
         };
@@ -327,7 +341,17 @@ export function renderHistory(records: RunRecord[]): string[] {
         [
           grow("nats-server RSS, full: right after the fill", nats(h.empty.rssKiB), nats(h.rssAfterFillKiB)),
           grow(`… full: after its probes, ${f(h.settleS, 0)} s later`, nats(h.empty.rssKiB), nats(h.full.rssKiB)),
-          grow("nats-server live heap (after a forced GC)", h.empty.heap?.alloc ?? Number.NaN, h.full.heap?.alloc ?? Number.NaN),
+          grow(
+            `nats-server live heap at rest: the fill done, ${REST_MS / 1000} s idle, a forced GC`,
+            h.empty.heap?.alloc ?? Number.NaN,
+            h.heapAtRest?.alloc ?? Number.NaN,
+          ),
+          grow("… of which message ids (duplicate window)", h.empty.heap?.msgIds ?? Number.NaN, h.heapAtRest?.msgIds ?? Number.NaN),
+          grow(
+            "nats-server live heap after its probes (the blocks they read cached; forced GC)",
+            h.empty.heap?.alloc ?? Number.NaN,
+            h.full.heap?.alloc ?? Number.NaN,
+          ),
           grow("… of which message ids (duplicate window)", h.empty.heap?.msgIds ?? Number.NaN, h.full.heap?.msgIds ?? Number.NaN),
           grow("edge RSS", (h.empty.rssKiB.edge ?? 0) * 1024, (h.full.rssKiB.edge ?? 0) * 1024),
           grow("store dir on disk", d(h.empty, "all"), d(h.full, "all")),

@@ -97,7 +97,7 @@ export function renderTables(records: RunRecord[]): string {
   }
   const w0 = of("W0");
   if (w0.length) {
-    out.push("W0 — time to first token added by the transport (generate sent → first token − 1/tps), ms");
+    out.push(`W0 — time to first token added by the transport (generate sent → first token − 1/tps), ms; ${w0[0]?.label ?? ""}`);
     out.push(
       table(
         ["target", "idle p50 / p99", "beside W1 p50 / p99", "W1's own streams (start ramp) p50 / p99", "of which request path p50 / p99"],

@@ -59,7 +59,9 @@ async function runOnce(params: Params, targets: Map<TargetName, Target>, ctx: Co
   };
   if (wanted.has("W0") || wanted.has("W1")) {
     log(wanted.has("W0") ? "W0 + W1" : "W1");
-    await each("W1", (t) => runW01(t, ctx, wanted));
+    // W0 only: the first shape carries its probes, and no other shape runs.
+    const shapes = wanted.has("W1") ? params.w1Streams : params.w1Streams.slice(0, 1);
+    for (const [i, n] of shapes.entries()) await each("W1", (t) => runW01(t, ctx, wanted, n, i === 0));
   }
   if (wanted.has("W2")) {
     log("W2");

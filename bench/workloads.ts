@@ -75,9 +75,12 @@ function perConn(
 
 const durationMs = (tokens: number, tps: number): number => (tps > 0 ? (tokens / tps) * 1000 : tokens);
 
-/** W1 (with W0's probes beside it), preceded by W0's idle probes when W0 is selected. */
-export async function runW01(target: Target, ctx: Context, wanted: Set<Workload>): Promise<RunRecord[]> {
-  const p = ctx.params;
+/**
+ * W1 at `streams` streams (with W0's probes beside it), preceded by W0's idle probes when W0 is
+ * selected and `withW0` (the first W1 shape carries W0).
+ */
+export async function runW01(target: Target, ctx: Context, wanted: Set<Workload>, streams: number, withW0: boolean): Promise<RunRecord[]> {
+  const p = { ...ctx.params, streams };
   const probeTokens = 3;
   const out: RunRecord[] = [];
   const concurrency = p.streams + p.loadProbes + p.idleProbes;
@@ -85,7 +88,7 @@ export async function runW01(target: Target, ctx: Context, wanted: Set<Workload>
   await withTarget(target, { tps: p.tps, concurrency, ...(profileDir ? { profileDir } : {}) }, async (rt) => {
     if (profileDir) for (const [role, pid] of Object.entries(rt.pids)) ctx.profiled.set(pid, role);
     let idle: Summary | undefined;
-    if (wanted.has("W0")) {
+    if (wanted.has("W0") && withW0) {
       const gap = durationMs(probeTokens + 2, p.tps) + 100;
       const probes = specs(ctx, p.idleProbes, probeTokens, 0, "i").map((s, i) => ({ ...s, startAt: i * gap, probe: true }));
       const { result } = await measureStreams(rt, {
@@ -128,10 +131,10 @@ export async function runW01(target: Target, ctx: Context, wanted: Set<Workload>
     rec.cpuPerMTok = perMTok(usage, m.tokensDelivered);
     rec.rssPerConnKiB = perConn(usage.rssBeforeKiB, usage.rssPeakKiB, p.streams, rt.pids);
     rec.offeredTokPerS = (p.streams * p.tokens) / ((p.rampMs + d) / 1000);
-    if (wanted.has("W0"))
+    if (wanted.has("W0") && withW0)
       out.push({
         workload: "W0",
-        label: `idle, and beside W1`,
+        label: `idle, and beside W1 at ${streams} streams`,
         target: target.name,
         usage,
         stream: m,
