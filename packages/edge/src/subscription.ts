@@ -94,9 +94,11 @@ export class Subscription {
       },
       ...(this.hooks.pace ? { pace: this.hooks.pace } : {}),
     });
-    this.follower.start();
+    // Timers first: the follower may deliver (even `end`) and report its start synchronously,
+    // when the edge's own copy of the log answers, and those clear or re-arm them.
     if (record.status === "queued") this.armQueueTimer(record);
     this.armWatch(this.deps.orphanTimeoutMs);
+    this.follower.start();
   }
 
   /**
@@ -107,7 +109,6 @@ export class Subscription {
   private measureSilenceFrom(last: StoredEvent | null): void {
     if (this.closed || last === null || last.kind === "end" || last.storedAt === undefined) return;
     this.lastEventAt = Math.min(this.lastEventAt, last.storedAt);
-    clearTimeout(this.watchTimer);
     this.armWatch(Math.max(0, this.deps.orphanTimeoutMs - (Date.now() - this.lastEventAt)));
   }
 
@@ -131,6 +132,8 @@ export class Subscription {
    * none answers, end it. Re-armed from the last event, so a steady stream costs nothing.
    */
   private armWatch(delayMs: number): void {
+    // One watch at a time (measureSilenceFrom re-arms it earlier).
+    clearTimeout(this.watchTimer);
     this.watchTimer = setTimeout(() => {
       if (this.closed) return;
       const silent = Date.now() - this.lastEventAt;

@@ -49,7 +49,9 @@ class Tail {
     this.sub = nc.subscribe(liveSubject(rid), {
       callback: (err, msg) => {
         if (err) return;
-        const e = decodeEvent(msg.data);
+        // RePublish sends each event as it is stored: its arrival stands for its storage time
+        // (a reader measures a response's silence from its last event; see `known`).
+        const e = decodeEvent(msg.data, 0, Date.now());
         if (e) this.receive(e);
       },
     });

@@ -14,7 +14,7 @@ export class StoredEvent {
     readonly kind: string,
     readonly streamSeq: number,
     frame?: LooseEventFrame,
-    /** When JetStream stored it (ms since the epoch), where the read told (a direct or last get). */
+    /** When JetStream stored it (ms since the epoch), where the read told (a direct or last get), or when it arrived on the live subject (sent as it was stored). */
     readonly storedAt?: number,
   ) {
     this.parsed = frame;

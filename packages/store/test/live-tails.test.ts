@@ -155,8 +155,11 @@ describe("LiveTails", () => {
     tails.open(rid);
     await nc.flush();
     assert.deepEqual(tails.known(rid), { last: null }, "nothing stored yet");
+    const before = Date.now();
     await publish(rid, [1, 2, 3]);
     assert.equal(tails.known(rid)?.last?.seq, 3);
+    // Its arrival stands for when it was stored: a reader measures the response's silence from it.
+    assert.ok((tails.known(rid)?.last?.storedAt ?? 0) >= before, "the last event carries its arrival time");
     // A hole: what came between may be stored, so only the stream knows now.
     await publish(rid, [5]);
     assert.equal(tails.known(rid), undefined);
