@@ -79,7 +79,7 @@ export class JsPublisher {
   }
 
   publish(subject: string, payload: string, opts: PublishOptions): Promise<PublishAck> {
-    if (this.closed) return Promise.reject(new PublishError("closed", "the event publisher is closed"));
+    if (this.closed) return Promise.reject(new PublishError("closed", "the JetStream publisher is closed"));
     const reply = this.inbox + (++this.counter).toString(36);
     return new Promise<PublishAck>((resolve, reject) => {
       this.waiting.set(reply, { resolve, reject, deadline: Date.now() + opts.timeoutMs });
@@ -95,7 +95,7 @@ export class JsPublisher {
     this.sub.unsubscribe();
     for (const [reply, w] of this.waiting) {
       this.waiting.delete(reply);
-      w.reject(new PublishError("closed", "the event publisher is closed"));
+      w.reject(new PublishError("closed", "the JetStream publisher is closed"));
     }
     this.queue = [];
   }

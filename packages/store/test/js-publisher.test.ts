@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { EVENTS_STREAM, eventSubject, newRid } from "@unbroken/protocol";
+import { EVENTS_STREAM, RID_OWNERS_BUCKET, eventSubject, newRid } from "@unbroken/protocol";
 import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
 import { Broker, handlesOf } from "../src/broker.js";
 import { JsPublisher, PublishError } from "../src/js-publisher.js";
+import { kvSubject } from "../src/layout.js";
 import { silentLog } from "../src/log.js";
 
 let server: NatsServerHandle;
@@ -82,6 +83,25 @@ describe("JsPublisher", () => {
       assert.equal(pub.inFlight, 0);
     } finally {
       silent.unsubscribe();
+      pub.close();
+    }
+  });
+
+  test("a bucket's writes: a plain put, a create that expects no key, an update on the key's revision", async () => {
+    const pub = new JsPublisher(nc);
+    try {
+      const key = newRid();
+      const subject = kvSubject(RID_OWNERS_BUCKET, key);
+      const put = await pub.publish(subject, "alice", { timeoutMs: 5_000 });
+      assert.ok(put.seq > 0 && !put.duplicate);
+      // The bucket reads what the publisher wrote, at the revision its ack named.
+      const entry = await handlesOf(broker).jsm.streams.getMessage(`KV_${RID_OWNERS_BUCKET}`, { last_by_subj: subject });
+      assert.equal(entry?.seq, put.seq);
+      assert.equal(new TextDecoder().decode(entry?.data), "alice");
+      await assert.rejects(pub.publish(subject, "bob", { expectLastSubjectSeq: 0, timeoutMs: 5_000 }), rejectsWith("api", 10071));
+      const updated = await pub.publish(subject, "bob", { expectLastSubjectSeq: put.seq, timeoutMs: 5_000 });
+      assert.ok(updated.seq > put.seq);
+    } finally {
       pub.close();
     }
   });
