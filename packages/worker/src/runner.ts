@@ -159,8 +159,13 @@ export class ResponseRun {
       await started.catch(() => undefined);
       throw err;
     });
-    // Another worker claimed it: should this `start` have landed, that worker continues after it.
-    if (!claimed) return started.then(() => "void" as const);
+    // Another worker claimed it (and runs it: this request is only acked, never handed on):
+    // should this `start` have landed, that worker continues after it.
+    if (!claimed)
+      return started.then(
+        () => "void" as const,
+        () => "void" as const,
+      );
     if (!(await started)) return this.afterRefusedStart(claimed);
     return this.generate(claimed, writer, [...claimed.steers, ...this.control.takeEarly()]);
   }
