@@ -18,7 +18,7 @@ const WRITE_TIMEOUT_MS = 5_000;
  * so an edge (cancel or steer while queued) and a worker (taking the response) never
  * both win. Reads go through the bucket; writes are the bucket's own publishes (to
  * `$KV.<bucket>.<rid>`, expecting the key's last revision, as `kv.create`/`kv.update` send
- * them) made by the process's JsPublisher, which costs a third of the CPU on every generate.
+ * them) made by the process's JsPublisher, at a third of the CPU of `kv.create`.
  * Records are never deleted, so a create never meets a delete marker.
  */
 export class ResponseRecords {
