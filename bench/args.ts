@@ -1,5 +1,5 @@
 // Command line (node:util parseArgs). Every workload parameter has a flag; --quick picks
-// small defaults that finish in under a minute on a 2-core machine.
+// small defaults that finish in under two minutes on a 2-core machine (W7 fills 5,000 responses).
 
 import { parseArgs } from "node:util";
 
@@ -54,7 +54,7 @@ export interface Params {
 
 export const USAGE = `npm run bench -- [options]
 
-  --quick                 small sizes, under a minute on 2 cores (default: full)
+  --quick                 small sizes, under two minutes on 2 cores (default: full)
   --only W1,W3            workloads to run (W0..W7; default all)
   --targets sse,sse-lean,ws,unbroken,unbroken-nc   systems to run (default all;
                           sse-lean = a lean SSE server with one shared timer, the
@@ -75,7 +75,7 @@ export const USAGE = `npm run bench -- [options]
                           the empty and the full stream (full: 200; quick: 50), W responses
                           written at once by the fill (default 200)
   --connect-concurrency N                      connection attempts in flight (default 200)
-  --profile               write V8 CPU profiles of the edge and worker during W1,
+  --profile               write V8 CPU profiles of the edge and worker during W1 and W6,
                           and print their top self-time functions (inflates that run's CPU)
   --out DIR               results directory (default bench/results)
 `;
