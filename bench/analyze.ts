@@ -37,6 +37,8 @@ export interface StreamMetrics {
   probeTtftAddedMs?: Summary;
   /** Generate sent → the generator began (queueing, pickup, start event) (ms). */
   requestPathMs?: Summary;
+  /** Our protocol only: generate sent → `accepted` (the edge stored and queued it) (ms). */
+  acceptedMs?: Summary;
   lost: number;
   dup: number;
   /** Streams whose token count differs from the end's completion_tokens. */
@@ -60,6 +62,7 @@ export function analyzeStreams(r: StreamsResult, stamps: Map<string, Stamp>, tps
   const lat = new Values();
   const late = new Values();
   const reqPath = new Values();
+  const accepted = new Values();
   const ttft = new Values();
   const probeTtft = new Values();
   for (const s of r.streams) {
@@ -85,6 +88,7 @@ export function analyzeStreams(r: StreamsResult, stamps: Map<string, Stamp>, tps
     }
     const { began, emitted } = stamp;
     if (Number.isFinite(s.sentAt)) (s.probe ? undefined : reqPath)?.push(began - s.sentAt);
+    if (!s.probe && s.acceptedAt !== undefined) accepted.push(s.acceptedAt - s.sentAt);
     // Token 0's due time: 1/tps after began, or a shared timer's next tick (lean SSE).
     const due0 = stamp.firstDue ?? began + interval;
     // The generator's own time to first token: until token 0 was due, or less when its timer
@@ -112,6 +116,7 @@ export function analyzeStreams(r: StreamsResult, stamps: Map<string, Stamp>, tps
     tokensPerEvent: events > 0 ? delivered / events : Number.NaN,
     ttftAddedMs: summarize(ttft.view()),
     requestPathMs: summarize(reqPath.view()),
+    ...(accepted.length > 0 ? { acceptedMs: summarize(accepted.view()) } : {}),
     lost,
     dup,
     countMismatch,

@@ -100,13 +100,21 @@ export function renderTables(records: RunRecord[]): string {
     out.push(`W0 — time to first token added by the transport (generate sent → first token − 1/tps), ms; ${w0[0]?.label ?? ""}`);
     out.push(
       table(
-        ["target", "idle p50 / p99", "beside W1 p50 / p99", "W1's own streams (start ramp) p50 / p99", "of which request path p50 / p99"],
+        [
+          "target",
+          "idle p50 / p99",
+          "beside W1 p50 / p99",
+          "W1's own streams (start ramp) p50 / p99",
+          "of which request path p50 / p99",
+          "of which → accepted p50 / p99",
+        ],
         w0.map((r) => [
           r.target,
           ms(r.ttftIdleMs, ["p50", "p99"]),
           ms(r.stream?.probeTtftAddedMs, ["p50", "p99"]),
           ms(r.stream?.ttftAddedMs, ["p50", "p99"]),
           ms(r.stream?.requestPathMs, ["p50", "p99"]),
+          ms(r.stream?.acceptedMs, ["p50", "p99"]),
         ]),
       ),
     );
