@@ -10,9 +10,9 @@ import { analyzeStreams } from "./analyze.js";
 import { fillHistory, freePort, goHeap, storeDisk, type FillResult, type GoHeap } from "./history-fill.js";
 import { readProbes, type ReadProbes } from "./history-probes.js";
 import type { StreamSpec } from "./load/types.js";
-import { measureStreams, withTarget, type Usage } from "./measure.js";
+import { measureStreams, startProbe, withTarget, type Usage } from "./measure.js";
 import { setTimeout as sleep } from "node:timers/promises";
-import { cpuSeconds, cpuSnapshot, machineBusySeconds, RssPeak, rssSnapshot } from "./proc.js";
+import { cpuSeconds, rssSnapshot } from "./proc.js";
 import { summarize, type Summary } from "./stats.js";
 import type { RunningTarget } from "./targets/target.js";
 import { unbrokenTarget } from "./targets/unbroken.js";
@@ -167,12 +167,7 @@ async function probePhase(s: Probing, to: number, name: string): Promise<Omit<Hi
 
 /** The fill's cost, read from /proc like the other workloads' (the bench process counts as `load`). */
 async function measuredFill(s: Probing, broker: Broker, from: number, count: number): Promise<{ fill: FillResult; usage: Usage }> {
-  const pids = s.rt.pids;
-  const cpu0 = cpuSnapshot(pids);
-  const self0 = process.cpuUsage();
-  const busy0 = machineBusySeconds();
-  const rssBeforeKiB = rssSnapshot(pids);
-  const peak = new RssPeak(pids);
+  const probe = startProbe(s.rt);
   const fill = await fillHistory(broker, {
     rid: s.rid,
     from,
@@ -181,14 +176,7 @@ async function measuredFill(s: Probing, broker: Broker, from: number, count: num
     window: s.ctx.params.w7Window,
     progress: (done) => s.ctx.log(`    ${done}/${count} responses`),
   });
-  const rssPeakKiB = peak.stop();
-  const cpu1 = cpuSnapshot(pids);
-  const self = process.cpuUsage(self0);
-  const cpuS: Record<string, number> = { load: (self.user + self.system) / 1e6 };
-  for (const role of Object.keys(pids)) cpuS[role] = (cpu1[role] ?? Number.NaN) - (cpu0[role] ?? Number.NaN);
-  const serverCpuS = Object.keys(pids).reduce((a, r) => a + (cpuS[r] ?? 0), 0);
-  const otherCpuS = Math.max(0, machineBusySeconds() - busy0 - serverCpuS - (cpuS.load ?? 0));
-  return { fill, usage: { wallS: fill.seconds, cpuS, serverCpuS, rssBeforeKiB, rssPeakKiB, otherCpuS } };
+  return { fill, usage: probe.finish() };
 }
 
 /**

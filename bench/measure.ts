@@ -19,12 +19,17 @@ export interface Usage {
   otherCpuS: number;
 }
 
-interface Probe {
+export interface Probe {
   finish(): Usage;
 }
 
-function startProbe(rt: RunningTarget, load: LoadProcess): Probe {
-  const pids = { ...rt.pids, load: load.pid };
+/**
+ * Starts measuring what rt's processes use. The load is `load`'s process, or, without one, this
+ * process (W7's fill, which the bench writes itself); either way the bench's own CPU is ours,
+ * not the machine's noise.
+ */
+export function startProbe(rt: RunningTarget, load?: LoadProcess): Probe {
+  const pids = load ? { ...rt.pids, load: load.pid } : { ...rt.pids };
   const cpu0 = cpuSnapshot(pids);
   const self0 = process.cpuUsage();
   const busy0 = machineBusySeconds();
@@ -39,8 +44,10 @@ function startProbe(rt: RunningTarget, load: LoadProcess): Probe {
       const busy = machineBusySeconds() - busy0;
       const cpuS: Record<string, number> = {};
       for (const role of Object.keys(pids)) cpuS[role] = (cpu1[role] ?? Number.NaN) - (cpu0[role] ?? Number.NaN);
+      const selfS = (self.user + self.system) / 1e6;
+      if (!load) cpuS.load = selfS;
       const serverCpuS = Object.keys(rt.pids).reduce((a, r) => a + (cpuS[r] ?? 0), 0);
-      const ours = serverCpuS + (cpuS.load ?? 0) + (self.user + self.system) / 1e6;
+      const ours = serverCpuS + (load ? (cpuS.load ?? 0) + selfS : selfS);
       return {
         wallS: (performance.now() - t0) / 1000,
         cpuS,
