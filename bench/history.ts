@@ -6,23 +6,20 @@
 
 import { EVENTS_STREAM, RESPONSES_BUCKET, RID_OWNERS_BUCKET } from "@unbroken/protocol";
 import { Broker, silentLog } from "@unbroken/store";
-import { analyzeStreams } from "./analyze.js";
 import { fillHistory, freePort, goHeap, storeDisk, type FillResult, type GoHeap } from "./history-fill.js";
 import { readProbes, type ReadProbes } from "./history-probes.js";
-import type { StreamSpec } from "./load/types.js";
-import { measureStreams, startProbe, withTarget, type Usage } from "./measure.js";
+import { startProbe, withTarget, type Usage } from "./measure.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { cpuSeconds, rssSnapshot } from "./proc.js";
 import { summarize, type Summary } from "./stats.js";
 import type { RunningTarget } from "./targets/target.js";
 import { unbrokenTarget } from "./targets/unbroken.js";
-import type { Context, RunRecord } from "./workloads.js";
+import { idleProbes, type Context, type RunRecord } from "./workloads.js";
 
 /** RETENTION's default, as edge and worker run here: a broker with another one would change the streams' max age. */
 const RETENTION_MS = 24 * 3600_000;
 /** Probes of each kind run and thrown away before the empty stack is measured (JIT, caches). */
 const WARMUP = 10;
-const PROBE_TOKENS = 3;
 /**
  * How long the history rests before its heap is read: nats-server drops a block's cache a few
  * seconds after its last use, so what is left then is what the history itself holds.
@@ -105,25 +102,14 @@ function note(phase: string, p: ReadProbes, out: { errors: number; firstError?: 
   if (p.firstError && !out.firstError) out.firstError = `${phase}: ${p.firstError}`;
 }
 
-/** generate → first token, one probe at a time (W0's method: analyze.ts subtracts the generator's own 1/tps). */
+/** generate → first token, one probe at a time: W0's idle probes. */
 async function ttftProbes(
   rt: RunningTarget,
   ctx: Context,
   n: number,
   prefix: string,
 ): Promise<{ ttft: Summary; errors: number; first?: string }> {
-  const { tps } = ctx.params;
-  const gap = (tps > 0 ? ((PROBE_TOKENS + 2) / tps) * 1000 : PROBE_TOKENS) + 100;
-  const streams: StreamSpec[] = Array.from({ length: n }, (_, i) => ({
-    rid: `g${ctx.tag}${prefix}${i.toString(36).padStart(5, "0")}`,
-    prompt: `write ${PROBE_TOKENS} words about rivers, probe ${i}`,
-    maxTokens: PROBE_TOKENS,
-    startAt: i * gap,
-    probe: true,
-  }));
-  const job = { kind: "streams" as const, protocol: rt.protocol, url: rt.url, streams, timeoutMs: n * gap + 30_000, connectConcurrency: 1 };
-  const { result } = await measureStreams(rt, job);
-  const m = analyzeStreams(result, await rt.stamps(), tps, { latency: false });
+  const m = await idleProbes(rt, ctx, n, prefix);
   return { ttft: m.probeTtftAddedMs ?? summarize([]), errors: m.errors, ...(m.firstError ? { first: m.firstError } : {}) };
 }
 

@@ -8,7 +8,7 @@ import type { StreamSpec } from "./load/types.js";
 import { measureIdle, measureStreams, withTarget, type Usage } from "./measure.js";
 import { nofileLimit, raiseNofile } from "./proc.js";
 import type { Summary } from "./stats.js";
-import type { Target } from "./targets/target.js";
+import type { RunningTarget, Target } from "./targets/target.js";
 
 export interface RunRecord {
   workload: Workload;
@@ -75,35 +75,44 @@ function perConn(
 
 const durationMs = (tokens: number, tps: number): number => (tps > 0 ? (tokens / tps) * 1000 : tokens);
 
+/** Tokens of a W0 probe: enough for a first token, few enough to end soon. */
+const PROBE_TOKENS = 3;
+
+/**
+ * W0's idle probes (W7 takes them too): `n` generates of PROBE_TOKENS tokens, one at a time
+ * on one connection attempt at a time; their `probeTtftAddedMs` is the transport's added TTFT.
+ */
+export async function idleProbes(rt: RunningTarget, ctx: Context, n: number, prefix: string): Promise<StreamMetrics> {
+  const { tps } = ctx.params;
+  const gap = durationMs(PROBE_TOKENS + 2, tps) + 100;
+  const probes = specs(ctx, n, PROBE_TOKENS, 0, prefix).map((s, i) => ({ ...s, startAt: i * gap, probe: true }));
+  const { result } = await measureStreams(rt, {
+    kind: "streams",
+    protocol: rt.protocol,
+    url: rt.url,
+    streams: probes,
+    timeoutMs: n * gap + 30_000,
+    connectConcurrency: 1,
+  });
+  return analyzeStreams(result, await rt.stamps(), tps, { latency: false });
+}
+
 /**
  * W1 at `streams` streams (with W0's probes beside it), preceded by W0's idle probes when W0 is
  * selected and `withW0` (the first W1 shape carries W0).
  */
 export async function runW01(target: Target, ctx: Context, wanted: Set<Workload>, streams: number, withW0: boolean): Promise<RunRecord[]> {
   const p = { ...ctx.params, streams };
-  const probeTokens = 3;
   const out: RunRecord[] = [];
   const concurrency = p.streams + p.loadProbes + p.idleProbes;
   const profileDir = target.name === "unbroken" ? ctx.profileDir : undefined;
   await withTarget(target, { tps: p.tps, concurrency, ...(profileDir ? { profileDir } : {}) }, async (rt) => {
     if (profileDir) for (const [role, pid] of Object.entries(rt.pids)) ctx.profiled.set(pid, role);
     let idle: Summary | undefined;
-    if (wanted.has("W0") && withW0) {
-      const gap = durationMs(probeTokens + 2, p.tps) + 100;
-      const probes = specs(ctx, p.idleProbes, probeTokens, 0, "i").map((s, i) => ({ ...s, startAt: i * gap, probe: true }));
-      const { result } = await measureStreams(rt, {
-        kind: "streams",
-        protocol: rt.protocol,
-        url: rt.url,
-        streams: probes,
-        timeoutMs: p.idleProbes * gap + 30_000,
-        connectConcurrency: 1,
-      });
-      idle = analyzeStreams(result, await rt.stamps(), p.tps, { latency: false }).probeTtftAddedMs;
-    }
+    if (wanted.has("W0") && withW0) idle = (await idleProbes(rt, ctx, p.idleProbes, "i")).probeTtftAddedMs;
     const d = durationMs(p.tokens, p.tps);
     const main = specs(ctx, p.streams, p.tokens, p.rampMs, "l");
-    const probes = specs(ctx, p.loadProbes, probeTokens, 0, "p").map((s, i) => ({
+    const probes = specs(ctx, p.loadProbes, PROBE_TOKENS, 0, "p").map((s, i) => ({
       ...s,
       probe: true,
       startAt: p.rampMs + d * (0.2 + (0.6 * i) / Math.max(1, p.loadProbes)),
