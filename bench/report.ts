@@ -35,13 +35,13 @@ const byLabel = (records: RunRecord[]): Map<string, RunRecord[]> => {
 /**
  * The SSE row every "× SSE" ratio of a table is taken against: of the SSE rows (`sse`, the
  * scripted generator's; `sse-lean`, a word list and one shared timer), the one with the lower
- * server CPU per token. Comparing with the dearer one would flatter every other row.
+ * `metric`: server CPU per token, unless a table compares something else (W6: p99 to the first
+ * event). Comparing with the dearer one would flatter every other row.
  */
-function sseRef(rs: RunRecord[]): RunRecord | undefined {
-  const cpu = (r: RunRecord): number => r.cpuPerMTok?.total ?? Number.NaN;
+function sseRef(rs: RunRecord[], metric: (r: RunRecord) => number = (r) => r.cpuPerMTok?.total ?? Number.NaN): RunRecord | undefined {
   const sse = rs.filter((r) => r.target === "sse" || r.target === "sse-lean");
-  const priced = sse.filter((r) => Number.isFinite(cpu(r)));
-  return priced.length > 0 ? priced.reduce((a, b) => (cpu(b) < cpu(a) ? b : a)) : sse[0];
+  const priced = sse.filter((r) => Number.isFinite(metric(r)));
+  return priced.length > 0 ? priced.reduce((a, b) => (metric(b) < metric(a) ? b : a)) : sse[0];
 }
 
 /** Names the reference row, and why it is that one when there was a choice. */
@@ -211,10 +211,7 @@ export function renderTables(records: RunRecord[]): string {
   const w6 = of("W6");
   if (w6.length) {
     // Against the SSE row that started sooner: the stricter comparison.
-    const p99 = (r: RunRecord): number => r.burst?.startMs.p99 ?? Number.POSITIVE_INFINITY;
-    const sse = w6
-      .filter((r) => r.target.startsWith("sse"))
-      .reduce<RunRecord | undefined>((a, b) => (a && p99(a) <= p99(b) ? a : b), undefined);
+    const sse = sseRef(w6, (r) => r.burst?.startMs.p99 ?? Number.NaN);
     out.push(
       `W6 — a burst: every generate sent at one instant (→ the answer's first event, ms; SSE connects inside the burst; × ${sse?.target ?? "SSE"}, the SSE row with the lower p99)`,
     );
