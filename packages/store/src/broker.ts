@@ -4,7 +4,7 @@ import { RESPONSES_BUCKET, RID_OWNERS_BUCKET, type WorkRequest } from "@unbroken
 import { connectNats } from "./connection.js";
 import { ControlChannel } from "./control.js";
 import { EventLogs } from "./event-log.js";
-import { JsPublisher } from "./js-publisher.js";
+import { ACK_TIMEOUT_MS, JsPublisher } from "./js-publisher.js";
 import { ensureLayoutWhenReady, kvSubject, type Layout, type LayoutOptions } from "./layout.js";
 import { ResponseLifecycle } from "./lifecycle.js";
 import { ModelDirectory } from "./models.js";
@@ -72,7 +72,7 @@ export class Broker {
     layout: Pick<Layout, "records" | "owners">,
     private readonly log: Log,
   ) {
-    this.js = jetstream(nc, { timeout: 5_000 });
+    this.js = jetstream(nc, { timeout: ACK_TIMEOUT_MS });
     this.publisher = new JsPublisher(nc);
     this.records = new ResponseRecords(layout.records, this.publisher, (rid) => kvSubject(RESPONSES_BUCKET, rid), log);
     this.owners = new RidOwners(layout.owners, this.publisher, (rid) => kvSubject(RID_OWNERS_BUCKET, rid), log);

@@ -7,12 +7,16 @@ export interface PublishAck {
   duplicate: boolean;
 }
 
+/** How long a JetStream write waits for its ack unless told otherwise: the JetStream client's own timeout too. */
+export const ACK_TIMEOUT_MS = 5_000;
+
 export interface PublishOptions {
   /** JetStream drops a second message with this id within the stream's duplicate window. */
   msgId?: string;
   /** Refuse the write unless the subject's last stored message is at this stream sequence (0: none). */
   expectLastSubjectSeq?: number;
-  timeoutMs: number;
+  /** ACK_TIMEOUT_MS when not given. */
+  timeoutMs?: number;
 }
 
 /**
@@ -78,11 +82,11 @@ export class JsPublisher {
     return this.waiting.size;
   }
 
-  publish(subject: string, payload: string, opts: PublishOptions): Promise<PublishAck> {
+  publish(subject: string, payload: string, opts: PublishOptions = {}): Promise<PublishAck> {
     if (this.closed) return Promise.reject(new PublishError("closed", "the JetStream publisher is closed"));
     const reply = this.inbox + (++this.counter).toString(36);
     return new Promise<PublishAck>((resolve, reject) => {
-      this.waiting.set(reply, { resolve, reject, deadline: Date.now() + opts.timeoutMs });
+      this.waiting.set(reply, { resolve, reject, deadline: Date.now() + (opts.timeoutMs ?? ACK_TIMEOUT_MS) });
       if (this.queue.length === 0) setImmediate(() => this.flush());
       this.queue.push({ subject, payload, reply, opts });
     });

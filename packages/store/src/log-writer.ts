@@ -1,6 +1,6 @@
 import { encodeEventFrame, eventMsgId, eventSubject, type ResponseEvent } from "@unbroken/protocol";
 import { FencedError, StoreError } from "./errors.js";
-import { PublishError, type JsPublisher } from "./js-publisher.js";
+import { ACK_TIMEOUT_MS, PublishError, type JsPublisher } from "./js-publisher.js";
 import { isUnreachable, isWrongLastSequence } from "./nats-errors.js";
 
 export interface WriterPosition {
@@ -56,7 +56,7 @@ export class EventLogWriter {
   ) {
     this.pos = { ...from };
     this.retryForMs = opts.retryForMs ?? 60_000;
-    this.publishTimeoutMs = opts.publishTimeoutMs ?? 5_000;
+    this.publishTimeoutMs = opts.publishTimeoutMs ?? ACK_TIMEOUT_MS;
     this.epoch = opts.epoch;
     this.onPublished = opts.onPublished;
   }

@@ -21,7 +21,7 @@ export class RidOwners {
    */
   async remember(rid: string, owner: string): Promise<void> {
     try {
-      await this.publisher.publish(this.subject(rid), owner, { timeoutMs: 5_000 });
+      await this.publisher.publish(this.subject(rid), owner);
     } catch (err) {
       this.log.warn({ rid, err: String(err) }, "could not remember the rid's owner");
     }

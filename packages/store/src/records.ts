@@ -10,9 +10,6 @@ export interface StoredRecord {
   revision: number;
 }
 
-/** How long a write waits for JetStream's ack (the JetStream client's own timeout). */
-const WRITE_TIMEOUT_MS = 5_000;
-
 /**
  * Response records in the KV bucket. Every change is compare-and-set on the revision,
  * so an edge (cancel or steer while queued) and a worker (taking the response) never
@@ -92,7 +89,7 @@ export class ResponseRecords {
 
   /** Stores the record if the key's last revision is `expected` (0: no record yet); its new revision. */
   private async write(rid: string, json: string, expected: number): Promise<number> {
-    const ack = await this.publisher.publish(this.subject(rid), json, { expectLastSubjectSeq: expected, timeoutMs: WRITE_TIMEOUT_MS });
+    const ack = await this.publisher.publish(this.subject(rid), json, { expectLastSubjectSeq: expected });
     return ack.seq;
   }
 }

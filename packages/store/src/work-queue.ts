@@ -46,7 +46,7 @@ class Delivery implements WorkDelivery {
 
 /** Puts a request on the work queue; its msg id makes a repeated enqueue of the same rid a no-op. */
 export async function enqueue(publisher: JsPublisher, request: WorkRequest): Promise<void> {
-  await publisher.publish(requestSubject(request.rid), JSON.stringify(request), { msgId: `req:${request.rid}`, timeoutMs: 5_000 });
+  await publisher.publish(requestSubject(request.rid), JSON.stringify(request), { msgId: `req:${request.rid}` });
 }
 
 /**
