@@ -5,7 +5,7 @@ import { connectNats } from "./connection.js";
 import { ControlChannel } from "./control.js";
 import { EventLogs } from "./event-log.js";
 import { ACK_TIMEOUT_MS, JsPublisher } from "./js-publisher.js";
-import { ensureLayoutWhenReady, kvSubject, type Layout, type LayoutOptions } from "./layout.js";
+import { READY_TIMEOUT_MS, ensureLayoutWhenReady, kvSubject, whenReady, type Layout, type LayoutOptions } from "./layout.js";
 import { ResponseLifecycle } from "./lifecycle.js";
 import { ModelDirectory } from "./models.js";
 import { LiveTails } from "./live-tails.js";
@@ -71,6 +71,7 @@ export class Broker {
     private readonly jsm: JetStreamManager,
     layout: Pick<Layout, "records" | "owners">,
     private readonly log: Log,
+    private readonly readyTimeoutMs: number,
   ) {
     this.js = jetstream(nc, { timeout: ACK_TIMEOUT_MS });
     this.publisher = new JsPublisher(nc);
@@ -90,7 +91,7 @@ export class Broker {
     const nc = await connectNats(opts.url, opts.name, opts.log);
     try {
       const layout = await ensureLayoutWhenReady(nc, opts, opts.log);
-      return new Broker(nc, layout.jsm, layout, opts.log);
+      return new Broker(nc, layout.jsm, layout, opts.log, opts.readyTimeoutMs ?? READY_TIMEOUT_MS);
     } catch (err) {
       await nc.close().catch(() => undefined);
       throw err;
@@ -117,10 +118,15 @@ export class Broker {
     return enqueue(this.publisher, request);
   }
 
-  /** The workers' side of the queue; `ackWaitMs` (TAKEOVER_TIMEOUT) is how long a silent worker keeps a request. */
+  /**
+   * The workers' side of the queue; `ackWaitMs` (TAKEOVER_TIMEOUT) is how long a silent worker
+   * keeps a request. Opening it creates the shared consumer, which on a cluster just started
+   * waits for a consumer leader: like the layout, it is tried again while JetStream is not
+   * ready (two workers that race to create it both end up with the one consumer).
+   */
   async workQueue(ackWaitMs: number): Promise<WorkQueue> {
     const queue = new WorkQueue(this.nc, this.js, this.jsm, ackWaitMs, this.log);
-    await queue.open();
+    await whenReady(this.nc, () => queue.open(), this.readyTimeoutMs, this.log);
     return queue;
   }
 

@@ -217,20 +217,29 @@ function notReady(err: unknown): boolean {
 }
 
 /**
- * `ensureLayout`, tried again while JetStream is not ready (each try is idempotent): a
- * component started together with its NATS cluster waits for it rather than exiting.
+ * `fn`, tried again while JetStream is not ready (each try must be idempotent): a component
+ * started together with its NATS cluster waits for it rather than exiting. Gives up after
+ * `timeoutMs` (LayoutOptions.readyTimeoutMs), on a refusal, or once the connection is closed.
  */
-export async function ensureLayoutWhenReady(nc: NatsConnection, opts: LayoutOptions, log: Log): Promise<Layout> {
-  const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
+export async function whenReady<T>(nc: NatsConnection, fn: () => Promise<T>, timeoutMs: number, log: Log): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
   for (let attempt = 0; ; attempt++) {
     try {
-      return await ensureLayout(nc, opts, log);
+      return await fn();
     } catch (err) {
       if (!notReady(err) || Date.now() >= deadline || nc.isClosed()) throw err;
       log.warn({ err: String(err), attempt }, "JetStream is not ready; trying again");
       await new Promise((r) => setTimeout(r, Math.min(2_000, 250 * 2 ** attempt)));
     }
   }
+}
+
+/** How long a component waits for JetStream at start unless told otherwise. */
+export const READY_TIMEOUT_MS = 60_000;
+
+/** `ensureLayout`, tried again while JetStream is not ready. */
+export function ensureLayoutWhenReady(nc: NatsConnection, opts: LayoutOptions, log: Log): Promise<Layout> {
+  return whenReady(nc, () => ensureLayout(nc, opts, log), opts.readyTimeoutMs ?? READY_TIMEOUT_MS, log);
 }
 
 /** Whichever component starts first creates the layout; every start applies RETENTION and REPLICAS. */
