@@ -91,9 +91,25 @@ class ClusterNode implements NatsClusterNode {
   }
 }
 
+/** Tries of a cluster start whose picked ports were taken in the meantime. */
+const PORT_TRIES = 3;
+
 export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<NatsClusterHandle> {
   const size = opts.size ?? 3;
   if (!Number.isInteger(size) || size < 1) throw new Error(`cluster size must be a positive integer, got ${size}`);
+  // A port picked up front is free only "a moment ago": another process (or this cluster's
+  // own random client ports) can take it before the node binds it, and the node exits. That
+  // is the kit's race, not the test's failure: pick new ports and start again.
+  for (let tries = 1; ; tries++) {
+    try {
+      return await startOnce(size, opts);
+    } catch (err) {
+      if (tries >= PORT_TRIES || !/address already in use/.test(String((err as Error).message))) throw err;
+    }
+  }
+}
+
+async function startOnce(size: number, opts: NatsClusterOptions): Promise<NatsClusterHandle> {
   const clusterName = opts.name ?? `unbroken-test-${Math.random().toString(36).slice(2, 8)}`;
   const routePorts: number[] = [];
   const monitorPorts: number[] = [];
