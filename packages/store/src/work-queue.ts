@@ -5,8 +5,16 @@ import type { JsPublisher } from "./js-publisher.js";
 import type { Log } from "./log.js";
 import { createWorkersConsumer, ensureWorkersConsumer } from "./layout.js";
 
-/** How long past its expiry a pull may go on before it is ended and the worker pulls again. */
-const PULL_MARGIN_MS = 2_000;
+/**
+ * How long past its expiry a pull may go on before it is ended here and the worker pulls again.
+ * The server ends a pull at its expiry with a 408 status; nats-server 2.9 sometimes sends none
+ * when the pull expires while requests are arriving (seen at the start of a 300-stream bench:
+ * the pull went silent at its expiry with 400 requests queued, and nats.js noticed only after
+ * two missed idle heartbeats, 1 s later, so every request of the ramp waited 1.1–1.5 s). The
+ * margin covers the 408's way back from a remote server; past it the server has let the pull
+ * go and nothing more can be delivered to it.
+ */
+const PULL_MARGIN_MS = 250;
 
 /**
  * One request in a worker's hands: the message stays un-acked (and invisible to other
@@ -81,10 +89,13 @@ export class WorkQueue {
   async pull(max: number, expiresMs: number, take: (d: WorkDelivery) => void): Promise<void> {
     if (!this.consumer) throw new Error("the work queue is not open");
     const batch = await this.consumer.fetch({ max_messages: max, expires: expiresMs });
-    // A pull can outlive a reconnect without ever ending (the server that held it is gone;
-    // a cluster test saw one hang for a minute until a "leadership change" status came), and
-    // requests would wait behind it. Past its expiry and a margin, it is ended here.
-    const guard = setTimeout(() => batch.stop(), expiresMs + PULL_MARGIN_MS);
+    // A pull can outlive its expiry without ever ending: the server's 408 did not come (above),
+    // or the server that held it is gone (a cluster test saw one hang for a minute until a
+    // "leadership change" status came). Requests would wait behind it, so past its expiry and
+    // a margin it is ended here. Ended from setImmediate, after the event loop has read what
+    // already reached the socket: a late 408, or requests delivered just before it, are taken
+    // rather than dropped with the pull (a dropped one would wait out the ack wait).
+    const guard = setTimeout(() => setImmediate(() => batch.stop()), expiresMs + PULL_MARGIN_MS);
     try {
       for await (const m of batch) {
         const raw = safeJson(m);

@@ -141,3 +141,19 @@ test("on a cluster, repair asks the workers consumer's leader to step down, and 
   );
   got[0]?.ack();
 });
+
+test("a pull the server goes silent on just before its expiry (no 408) ends soon after it, without an error", async () => {
+  const queue = await broker.workQueue(5_000);
+  const pulling = queue.pull(10, 1_000, () => undefined);
+  // Stopped (not killed) just before the pull's expiry, the server sends neither the 408 that
+  // ends a pull nor idle heartbeats: what a pull sees when nats-server 2.9 drops its 408.
+  await new Promise((r) => setTimeout(r, 900));
+  process.kill(server.pid, "SIGSTOP");
+  try {
+    // nats.js alone would end it only after two missed idle heartbeats, with "heartbeats
+    // missed", and the worker would wait before pulling again.
+    await pulling;
+  } finally {
+    process.kill(server.pid, "SIGCONT");
+  }
+});
