@@ -109,7 +109,7 @@ async function ttftProbes(
   n: number,
   prefix: string,
 ): Promise<{ ttft: Summary; errors: number; first?: string }> {
-  const m = await idleProbes(rt, ctx, n, prefix);
+  const { metrics: m } = await idleProbes(rt, ctx, n, prefix);
   return { ttft: m.probeTtftAddedMs ?? summarize([]), errors: m.errors, ...(m.firstError ? { first: m.firstError } : {}) };
 }
 

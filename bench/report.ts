@@ -97,11 +97,14 @@ export function renderTables(records: RunRecord[]): string {
   }
   const w0 = of("W0");
   if (w0.length) {
-    out.push(`W0 — time to first token added by the transport (generate sent → first token − 1/tps), ms; ${w0[0]?.label ?? ""}`);
+    out.push(
+      `W0 — time to first token added by the transport (generate sent → first token − 1/tps), ms; ${w0[0]?.label ?? ""} (idle: after the target's first request, shown on its own)`,
+    );
     out.push(
       table(
         [
           "target",
+          "first request",
           "idle p50 / p99",
           "beside W1 p50 / p99",
           "W1's own streams (start ramp) p50 / p99",
@@ -110,6 +113,7 @@ export function renderTables(records: RunRecord[]): string {
         ],
         w0.map((r) => [
           r.target,
+          r.ttftColdMs === undefined ? "–" : r.ttftColdMs.toFixed(1),
           ms(r.ttftIdleMs, ["p50", "p99"]),
           ms(r.stream?.probeTtftAddedMs, ["p50", "p99"]),
           ms(r.stream?.ttftAddedMs, ["p50", "p99"]),

@@ -23,8 +23,10 @@ export interface RunRecord {
   /** KiB of RSS per connection: the connection-holding process, and all server processes. */
   rssPerConnKiB?: { conn: number; all: number };
   stream?: StreamMetrics;
-  /** W0 on an idle target. */
+  /** W0 on an idle target, after its first request. */
   ttftIdleMs?: Summary;
+  /** W0: the added TTFT of the target's first request. */
+  ttftColdMs?: number;
   resume?: ResumeMetrics;
   cancel?: CancelMetrics;
   idle?: { sockets: number; opened: number; failed: number; firstError?: string };
@@ -78,23 +80,39 @@ const durationMs = (tokens: number, tps: number): number => (tps > 0 ? (tokens /
 /** Tokens of a W0 probe: enough for a first token, few enough to end soon. */
 const PROBE_TOKENS = 3;
 
+/** W0's idle probes: the warm ones, and the target's first request alone. */
+export interface IdleProbes {
+  /** The `n` probes after the first: `probeTtftAddedMs` is the transport's added TTFT. */
+  metrics: StreamMetrics;
+  /** The added TTFT of the target's first request, sent before them (code not yet compiled, caches cold). */
+  coldMs: number | undefined;
+}
+
 /**
- * W0's idle probes (W7 takes them too): `n` generates of PROBE_TOKENS tokens, one at a time
- * on one connection attempt at a time; their `probeTtftAddedMs` is the transport's added TTFT.
+ * W0's idle probes (W7 takes them too): one generate first, reported on its own, then `n` of
+ * PROBE_TOKENS tokens, one at a time on one connection attempt at a time. The first request a
+ * process serves compiles its code paths (15–25 ms on ours, against 4 ms after): it happens
+ * once per process, so with 20 probes it alone made the p99. Every target gets the same first
+ * request, and its figure is printed beside the others rather than dropped.
  */
-export async function idleProbes(rt: RunningTarget, ctx: Context, n: number, prefix: string): Promise<StreamMetrics> {
+export async function idleProbes(rt: RunningTarget, ctx: Context, n: number, prefix: string): Promise<IdleProbes> {
   const { tps } = ctx.params;
   const gap = durationMs(PROBE_TOKENS + 2, tps) + 100;
-  const probes = specs(ctx, n, PROBE_TOKENS, 0, prefix).map((s, i) => ({ ...s, startAt: i * gap, probe: true }));
-  const { result } = await measureStreams(rt, {
-    kind: "streams",
-    protocol: rt.protocol,
-    url: rt.url,
-    streams: probes,
-    timeoutMs: n * gap + 30_000,
-    connectConcurrency: 1,
-  });
-  return analyzeStreams(result, await rt.stamps(), tps, { latency: false });
+  const run = async (count: number, tag: string): Promise<StreamMetrics> => {
+    const probes = specs(ctx, count, PROBE_TOKENS, 0, tag).map((s, i) => ({ ...s, startAt: i * gap, probe: true }));
+    const { result } = await measureStreams(rt, {
+      kind: "streams",
+      protocol: rt.protocol,
+      url: rt.url,
+      streams: probes,
+      timeoutMs: count * gap + 30_000,
+      connectConcurrency: 1,
+    });
+    return analyzeStreams(result, await rt.stamps(), tps, { latency: false });
+  };
+  const cold = await run(1, `${prefix}0`);
+  const metrics = await run(n, prefix);
+  return { metrics, coldMs: cold.probeTtftAddedMs?.max };
 }
 
 /**
@@ -108,8 +126,7 @@ export async function runW01(target: Target, ctx: Context, wanted: Set<Workload>
   const profileDir = target.name === "unbroken" ? ctx.profileDir : undefined;
   await withTarget(target, { tps: p.tps, concurrency, ...(profileDir ? { profileDir } : {}) }, async (rt) => {
     if (profileDir) for (const [role, pid] of Object.entries(rt.pids)) ctx.profiled.set(pid, role);
-    let idle: Summary | undefined;
-    if (wanted.has("W0") && withW0) idle = (await idleProbes(rt, ctx, p.idleProbes, "i")).probeTtftAddedMs;
+    const idle = wanted.has("W0") && withW0 ? await idleProbes(rt, ctx, p.idleProbes, "i") : undefined;
     const d = durationMs(p.tokens, p.tps);
     const main = specs(ctx, p.streams, p.tokens, p.rampMs, "l");
     const probes = specs(ctx, p.loadProbes, PROBE_TOKENS, 0, "p").map((s, i) => ({
@@ -147,7 +164,8 @@ export async function runW01(target: Target, ctx: Context, wanted: Set<Workload>
         target: target.name,
         usage,
         stream: m,
-        ...(idle ? { ttftIdleMs: idle } : {}),
+        ...(idle?.metrics.probeTtftAddedMs ? { ttftIdleMs: idle.metrics.probeTtftAddedMs } : {}),
+        ...(idle?.coldMs !== undefined ? { ttftColdMs: idle.coldMs } : {}),
         notes: [],
       });
     if (wanted.has("W1")) out.push(rec);
