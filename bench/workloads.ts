@@ -91,7 +91,7 @@ export interface IdleProbes {
 /**
  * W0's idle probes (W7 takes them too): one generate first, reported on its own, then `n` of
  * PROBE_TOKENS tokens, one at a time on one connection attempt at a time. The first request a
- * process serves compiles its code paths (15–25 ms on ours, against 4 ms after): it happens
+ * process serves compiles its code paths (17–20 ms on ours, against 4 ms after): it happens
  * once per process, so with 20 probes it alone made the p99. Every target gets the same first
  * request, and its figure is printed beside the others rather than dropped.
  */

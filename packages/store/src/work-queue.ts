@@ -9,7 +9,7 @@ import { createWorkersConsumer, ensureWorkersConsumer } from "./layout.js";
  * How long past its expiry a pull may go on before it is ended here and the worker pulls again.
  * The server ends a pull at its expiry with a 408 status; nats-server 2.9 sometimes sends none
  * when the pull expires while requests are arriving (seen at the start of a 300-stream bench:
- * the pull went silent at its expiry with 400 requests queued, and nats.js noticed only after
+ * the pull went silent at its expiry with 411 requests queued, and nats.js noticed only after
  * two missed idle heartbeats, 1 s later, so every request of the ramp waited 1.1–1.5 s). The
  * margin covers the 408's way back from a remote server; past it the server has let the pull
  * go and nothing more can be delivered to it.
