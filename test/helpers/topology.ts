@@ -15,6 +15,12 @@ import type { EventFrame } from "@unbroken/protocol";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 export const EDGE_MAIN = path.join(root, "packages/cli/dist/src/edge.js");
 export const WORKER_MAIN = path.join(root, "packages/cli/dist/src/worker.js");
+/**
+ * How long a member may take to log that it is ready: longer than the 60 s a component waits
+ * for JetStream at start (READY_TIMEOUT_MS in store), so a cluster slow to elect its leaders
+ * fails a test only when the component itself gives up. A hang guard, not a measurement.
+ */
+const START_TIMEOUT_MS = 75_000;
 
 /** The NATS side of a topology: one server or a cluster, with nodes killable by index. */
 export interface Broker {
@@ -116,7 +122,7 @@ export class Topology {
   async addEdge(env: Record<string, string> = {}): Promise<Member> {
     const full = { NATS_URL: this.nats.url, REPLICAS: this.replicas, PORT: "0", WEB_ROOT: "none", ...this.opts.edgeEnv, ...env };
     const name = `edge${this.edgeCount++}`;
-    const handle = await spawnService({ name, script: EDGE_MAIN, env: full, readyMsg: "listening", timeoutMs: 30_000 });
+    const handle = await spawnService({ name, script: EDGE_MAIN, env: full, readyMsg: "listening", timeoutMs: START_TIMEOUT_MS });
     const member = { handle, env: { ...full, PORT: String(handle.port) } };
     this.edges.push(member);
     return member;
@@ -130,7 +136,7 @@ export class Topology {
       script: WORKER_MAIN,
       env: { WORKER_ID: name, ...full },
       readyMsg: "ready",
-      timeoutMs: 30_000,
+      timeoutMs: START_TIMEOUT_MS,
     });
     const member = { handle, env: { WORKER_ID: name, ...full } };
     this.workers.push(member);
@@ -142,7 +148,7 @@ export class Topology {
     const script = readyMsg === "listening" ? EDGE_MAIN : WORKER_MAIN;
     // A restarted worker is a new worker (as a new container would be), under a new id.
     const env = readyMsg === "ready" ? { ...member.env, WORKER_ID: `${member.env.WORKER_ID}-r${++this.restarts}` } : member.env;
-    member.handle = await spawnService({ name: member.handle.name, script, env, readyMsg, timeoutMs: 30_000 });
+    member.handle = await spawnService({ name: member.handle.name, script, env, readyMsg, timeoutMs: START_TIMEOUT_MS });
   }
   private restarts = 0;
   // Names are taken before the first await: members started together get distinct ones.
