@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { after, before, test, type TestContext } from "node:test";
 import { newRid, tokensIn, type ResponseRecord } from "@unbroken/protocol";
 import { Broker, ends, silentLog } from "@unbroken/store";
 import { startNatsServer, type NatsServerHandle } from "@unbroken/testing";
@@ -97,11 +97,25 @@ test("a steer sent while a tool call streams is logged after its tool_done, neve
   assert.equal(end.usage.reasoning_tokens, 4);
 });
 
+/** A worker with a fast scripted generator and no metrics server, closed after the test. */
+async function startFastWorker(t: TestContext): Promise<void> {
+  const config = workerConfigFromEnv({ NATS_URL: nats.url, SCRIPTED_TPS: "200", METRICS_PORT: "off" });
+  const worker = await startWorker(config, pino({ level: "silent" }));
+  t.after(() => worker.close());
+}
+
+/** Waits (up to 30 s) until rid's log ends with `end`. */
+async function untilEnd(rid: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while ((await broker.logs.last(rid))?.kind !== "end") {
+    assert.ok(Date.now() < deadline, "the response ends within 30 s");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 for (const carry of [true, false]) {
   test(`a request whose record cannot be read ends with invalid_request, never dropped (record ${carry ? "carried" : "read"})`, async (t) => {
-    const config = workerConfigFromEnv({ NATS_URL: nats.url, SCRIPTED_TPS: "200", METRICS_PORT: "off" });
-    const worker = await startWorker(config, pino({ level: "silent" }));
-    t.after(() => worker.close());
+    await startFastWorker(t);
     // Stored past the edge's check (an older or foreign writer): no reader can parse it.
     const rid = newRid();
     const record = { ...queuedRecord(rid, { prompt: "hi", params: { stop: [""] } }) };
@@ -109,11 +123,7 @@ for (const carry of [true, false]) {
     assert.ok(revision);
     assert.equal(await broker.records.read(rid), "unreadable");
     await broker.enqueue(carry ? { rid, record, revision } : { rid });
-    const deadline = Date.now() + 30_000;
-    while ((await broker.logs.last(rid))?.kind !== "end") {
-      assert.ok(Date.now() < deadline, "the response ends within 30 s");
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await untilEnd(rid);
     const log = await broker.logs.readAll(rid);
     assert.deepEqual(
       log.map((e) => e.kind),
@@ -127,11 +137,7 @@ for (const carry of [true, false]) {
 
 /** Waits for rid's `end` in the log, then returns the log and the record. */
 async function untilEnded(rid: string): Promise<{ kinds: string[]; seqs: number[]; record: ResponseRecord | undefined }> {
-  const deadline = Date.now() + 30_000;
-  while ((await broker.logs.last(rid))?.kind !== "end") {
-    assert.ok(Date.now() < deadline, "the response ends within 30 s");
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await untilEnd(rid);
   const log = await broker.logs.readAll(rid);
   return { kinds: log.map((e) => e.kind), seqs: log.map((e) => e.seq), record: (await broker.records.get(rid))?.record };
 }
@@ -139,9 +145,7 @@ async function untilEnded(rid: string): Promise<{ kinds: string[]; seqs: number[
 // The worker sends its claim and `start` together; these are the two ways its `start` can be
 // refused while its claim lands.
 test("a claimed request whose log holds another attempt's lone `start` is continued after it, with a handover", async (t) => {
-  const config = workerConfigFromEnv({ NATS_URL: nats.url, SCRIPTED_TPS: "200", METRICS_PORT: "off" });
-  const worker = await startWorker(config, pino({ level: "silent" }));
-  t.after(() => worker.close());
+  await startFastWorker(t);
   const rid = newRid();
   const record = queuedRecord(rid, { prompt: "write 10 words about rivers", params: { max_tokens: 10 } });
   const revision = await broker.records.create(record);
@@ -162,9 +166,7 @@ test("a claimed request whose log holds another attempt's lone `start` is contin
 });
 
 test("a claimed request whose log was ended while it was queued stays ended, and its record takes the log's reason", async (t) => {
-  const config = workerConfigFromEnv({ NATS_URL: nats.url, SCRIPTED_TPS: "200", METRICS_PORT: "off" });
-  const worker = await startWorker(config, pino({ level: "silent" }));
-  t.after(() => worker.close());
+  await startFastWorker(t);
   const rid = newRid();
   const record = queuedRecord(rid, { prompt: "hi", params: { max_tokens: 10 } });
   const revision = await broker.records.create(record);
