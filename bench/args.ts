@@ -8,9 +8,10 @@ export type Workload = (typeof WORKLOADS)[number];
 /**
  * `sse-lean`: a lean SSE server as a user would write it (word list, one shared timer), the
  * cheaper SSE baseline. `unbroken-nc`: our stack with coalescing off (COALESCE_MS=0), the
- * latency-first setting; W0/W1 only.
+ * latency-first setting; W0/W1 only. `unbroken-r3`: our stack on a 3-node JetStream cluster on this
+ * machine, every stream and bucket at 3 replicas; W0/W1 and W3 (what capacity.md's R3 rows cost).
  */
-export const TARGETS = ["sse", "sse-lean", "ws", "unbroken", "unbroken-nc"] as const;
+export const TARGETS = ["sse", "sse-lean", "ws", "unbroken", "unbroken-nc", "unbroken-r3"] as const;
 export type TargetName = (typeof TARGETS)[number];
 
 export interface Params {
@@ -56,10 +57,12 @@ export const USAGE = `npm run bench -- [options]
 
   --quick                 small sizes, under two minutes on 2 cores (default: full)
   --only W1,W3            workloads to run (W0..W7; default all)
-  --targets sse,sse-lean,ws,unbroken,unbroken-nc   systems to run (default all;
-                          sse-lean = a lean SSE server with one shared timer, the
-                          cheaper SSE baseline; unbroken-nc = our stack with
-                          coalescing off, run in W0/W1 only)
+  --targets sse,sse-lean,ws,unbroken,unbroken-nc,unbroken-r3
+                          systems to run (default all; sse-lean = a lean SSE
+                          server with one shared timer, the cheaper SSE baseline;
+                          unbroken-nc = our stack with coalescing off, W0/W1 only;
+                          unbroken-r3 = our stack on a 3-node JetStream cluster,
+                          REPLICAS=3, W0/W1 and W3 only)
   --repeat N              run each (workload, target) N times; the table shows medians
   --streams N,M --tps R --tokens T --ramp MS   W1 shapes, one run each (full: 300 and 1000 streams ×
                                                50 tok/s × 500 tokens, ramp 1000 ms; quick: 100)

@@ -41,10 +41,14 @@ function meta(params: Params): Record<string, unknown> {
   };
 }
 
-/** Which targets each workload runs on: W3 needs resume, W4 an upstream cancel message (SSE has none). */
+/**
+ * Which targets each workload runs on: W3 needs resume, W4 an upstream cancel message (SSE has
+ * none). The cluster runs what capacity.md takes from it: per-token costs (W1) and resumes (W3).
+ */
 function targetsFor(w: Workload, chosen: TargetName[]): TargetName[] {
   if (w !== "W1") chosen = chosen.filter((t) => t !== "unbroken-nc");
-  if (w === "W3") return chosen.filter((t) => t === "unbroken");
+  if (w !== "W1" && w !== "W3") chosen = chosen.filter((t) => t !== "unbroken-r3");
+  if (w === "W3") return chosen.filter((t) => t === "unbroken" || t === "unbroken-r3");
   // W7 starts a stack of its own (a fresh nats-server: its empty stream must be empty).
   if (w === "W7") return chosen.filter((t) => t === "unbroken");
   if (w === "W4") return chosen.filter((t) => t !== "sse" && t !== "sse-lean");
@@ -123,6 +127,7 @@ async function main(): Promise<void> {
     ["ws", wsTarget()],
     ["unbroken", unbrokenTarget()],
     ["unbroken-nc", unbrokenTarget({ name: "unbroken-nc", workerEnv: { COALESCE_MS: "0" } })],
+    ["unbroken-r3", unbrokenTarget({ name: "unbroken-r3", workerEnv: {}, replicas: 3 })],
   ]);
   installCleanup(async () => {
     await Promise.allSettled([...targets.values()].map((t) => t.close()));

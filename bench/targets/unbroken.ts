@@ -1,29 +1,75 @@
-// The full stack: one real nats-server (JetStream, file storage) for the whole run, and a
-// fresh worker (scripted generator) and edge per workload, each its own child process
-// started exactly as `npm run worker` / `npm run edge` would run it.
+// The full stack: one real nats-server (JetStream, file storage) for the whole run, or a
+// 3-node cluster with every stream and bucket at 3 replicas (`unbroken-r3`), and a fresh
+// worker (scripted generator) and edge per workload, each its own child process started
+// exactly as `npm run worker` / `npm run edge` would run it.
 
-import { spawnService, startNatsServer, type NatsServerHandle, type ServiceHandle } from "@unbroken/testing";
+import {
+  spawnService,
+  startNatsCluster,
+  startNatsServer,
+  type NatsClusterHandle,
+  type NatsServerHandle,
+  type ServiceHandle,
+} from "@unbroken/testing";
 import path from "node:path";
 import { ROOT, nodeEnv, stampFile, stampsOf, type RunningTarget, type StartOptions, type Target } from "./target.js";
 
 const EDGE = path.join(ROOT, "packages/cli/dist/src/edge.js");
 const WORKER = path.join(ROOT, "packages/cli/dist/src/worker.js");
 
-/**
- * `workerEnv`: settings for the worker beyond the defaults (e.g. coalescing off); `natsConfig`:
- * lines added to nats-server's config (W7's profiling port).
- */
-export function unbrokenTarget(
-  variant: { name: string; workerEnv: Record<string, string>; natsConfig?: string } = { name: "unbroken", workerEnv: {} },
-): Target {
-  let nats: NatsServerHandle | undefined;
+export interface UnbrokenVariant {
+  name: string;
+  /** Settings for the worker beyond the defaults (e.g. coalescing off). */
+  workerEnv: Record<string, string>;
+  /** Lines added to nats-server's config (W7's profiling port); single server only. */
+  natsConfig?: string;
+  /**
+   * Nodes of a JetStream cluster on this machine, each stream and bucket at that many replicas
+   * (REPLICAS): what capacity.md's R3 rows cost. Default 1: one server.
+   */
+  replicas?: number;
+}
+
+/** What edge and worker connect to, started once per run and reused by every workload. */
+interface Broker {
+  url: string;
+  /** nats-server processes by role: `nats-server`, or `nats-n0`… for a cluster's nodes. */
+  pids: Record<string, number>;
+  /** The single server's store (W7 weighs it); none for a cluster. */
+  storeDir?: string;
+  stop(): Promise<void>;
+}
+
+const single = (s: NatsServerHandle): Broker => ({
+  url: s.url,
+  pids: { "nats-server": s.pid },
+  storeDir: s.storeDir,
+  stop: () => s.stop(),
+});
+
+const cluster = (c: NatsClusterHandle): Broker => ({
+  url: c.url,
+  pids: Object.fromEntries(c.nodes.map((n) => [`nats-${n.name}`, n.pid])),
+  stop: () => c.stop(),
+});
+
+async function startBroker(variant: UnbrokenVariant): Promise<Broker> {
+  const replicas = variant.replicas ?? 1;
+  if (replicas > 1) return cluster(await startNatsCluster({ size: replicas }));
+  return single(await startNatsServer(variant.natsConfig ? { configExtra: variant.natsConfig } : {}));
+}
+
+export function unbrokenTarget(variant: UnbrokenVariant = { name: "unbroken", workerEnv: {} }): Target {
+  let broker: Broker | undefined;
   return {
     name: variant.name,
     protocol: "unbroken",
     async start(opts: StartOptions): Promise<RunningTarget> {
-      nats ??= await startNatsServer(variant.natsConfig ? { configExtra: variant.natsConfig } : {});
+      broker ??= await startBroker(variant);
+      const nats = broker;
       const stamps = stampFile();
-      const common = { NATS_URL: nats.url, LOG_LEVEL: "info", DRAIN_TIMEOUT: "2s" };
+      const replicas: Record<string, string> = variant.replicas && variant.replicas > 1 ? { REPLICAS: String(variant.replicas) } : {};
+      const common = { NATS_URL: nats.url, LOG_LEVEL: "info", DRAIN_TIMEOUT: "2s", ...replicas };
       const started: ServiceHandle[] = [];
       const spawn = async (name: string, script: string, env: Record<string, string>, readyMsg: string): Promise<ServiceHandle> => {
         const svc = await spawnService({ name, script, env: { ...common, ...env }, readyMsg, timeoutMs: 30_000 });
@@ -55,8 +101,8 @@ export function unbrokenTarget(
           name: variant.name,
           protocol: "unbroken",
           url: `ws://127.0.0.1:${edge.port}/v1/ws`,
-          pids: { edge: edge.pid, worker: worker.pid, "nats-server": nats.pid },
-          broker: { url: nats.url, storeDir: nats.storeDir },
+          pids: { edge: edge.pid, worker: worker.pid, ...nats.pids },
+          ...(nats.storeDir ? { broker: { url: nats.url, storeDir: nats.storeDir } } : {}),
           stamps: stampsOf(stamps.file),
           stop,
         };
@@ -66,8 +112,8 @@ export function unbrokenTarget(
       }
     },
     async close(): Promise<void> {
-      await nats?.stop();
-      nats = undefined;
+      await broker?.stop();
+      broker = undefined;
     },
   };
 }
