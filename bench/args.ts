@@ -79,7 +79,8 @@ export const USAGE = `npm run bench -- [options]
                           written at once by the fill (default 200)
   --connect-concurrency N                      connection attempts in flight (default 200)
   --profile               write V8 CPU profiles of the edge and worker during W1 and W6,
-                          and print their top self-time functions (inflates that run's CPU)
+                          and nats-server's (Go pprof) during W1, and print their top
+                          functions (inflates that run's CPU)
   --out DIR               results directory (default bench/results)
 `;
 

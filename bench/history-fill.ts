@@ -5,7 +5,6 @@
 // dir's disk, and its Go heap.
 
 import { readdirSync, statSync } from "node:fs";
-import { createServer } from "node:net";
 import path from "node:path";
 import type { ResponseEvent, ResponseRecord } from "@unbroken/protocol";
 import type { Broker } from "@unbroken/store";
@@ -144,18 +143,6 @@ export function storeDisk(storeDir: string): Record<string, number> {
   }
   for (const name of names) out[name] = diskBytes(path.join(streams, name));
   return out;
-}
-
-/** A TCP port free right now on 127.0.0.1 (for nats-server's profiling listener). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
-    });
-  });
 }
 
 export interface GoHeap {

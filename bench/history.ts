@@ -6,7 +6,8 @@
 
 import { EVENTS_STREAM, RESPONSES_BUCKET, RID_OWNERS_BUCKET } from "@unbroken/protocol";
 import { Broker, silentLog } from "@unbroken/store";
-import { fillHistory, freePort, goHeap, storeDisk, type FillResult, type GoHeap } from "./history-fill.js";
+import { freePort } from "@unbroken/testing";
+import { fillHistory, goHeap, storeDisk, type FillResult, type GoHeap } from "./history-fill.js";
 import { readProbes, type ReadProbes } from "./history-probes.js";
 import { startProbe, withTarget, type Usage } from "./measure.js";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -192,7 +193,7 @@ export async function runW7(ctx: Context): Promise<RunRecord[]> {
   // fill's do: a read's cost grows with the other responses' events between its own.
   const seed = Math.min(p.w7Responses, Math.max(p.w7Window, 2 * (p.w7Probes + warm)));
   const profPort = await freePort();
-  const target = unbrokenTarget({ name: "unbroken", workerEnv: {}, natsConfig: `prof_port: ${profPort}` });
+  const target = unbrokenTarget({ name: "unbroken", workerEnv: {}, profPort });
   try {
     return await withTarget(target, { tps: p.tps, concurrency: 4 }, async (rt) => {
       if (!rt.broker) throw new Error("W7 needs the unbroken target's nats-server");

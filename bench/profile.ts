@@ -22,6 +22,8 @@ export interface ProfileSummary {
   busyMs: number;
   top: Array<{ fn: string; where: string; ms: number; pct: number }>;
   byPackage: Array<{ pkg: string; ms: number; pct: number }>;
+  /** Time under each function, callees included (nats-server's own functions; see go-profile.ts). */
+  inclusive?: Array<{ fn: string; where: string; ms: number; pct: number }>;
 }
 
 /** Where a frame's code lives: an npm package, one of ours, node internals, or V8 itself. */
@@ -80,6 +82,10 @@ export function renderProfile(s: ProfileSummary): string {
   lines.push(`  self time by package: ${s.byPackage.map((p) => `${p.pkg} ${p.pct.toFixed(1)}%`).join(", ")}`);
   lines.push("  top functions by self time:");
   for (const t of s.top) lines.push(`    ${t.pct.toFixed(1).padStart(5)}%  ${t.fn}  ${t.where}`);
+  if (s.inclusive) {
+    lines.push("  top functions by total time (callees included):");
+    for (const t of s.inclusive) lines.push(`    ${t.pct.toFixed(1).padStart(5)}%  ${t.fn}`);
+  }
   return lines.join("\n");
 }
 

@@ -1,7 +1,7 @@
 // `npm run bench`: runs the selected workloads against our stack and the baselines in
 // the same run, prints the tables, and writes bench/results/<timestamp>.{json,svg}.
 
-import { findNatsServer } from "@unbroken/testing";
+import { findNatsServer, freePort } from "@unbroken/testing";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -10,6 +10,7 @@ import { parse, USAGE, type Params, type TargetName, type Workload } from "./arg
 import { installCleanup } from "./cleanup.js";
 import { machineBusySeconds } from "./proc.js";
 import { runW6 } from "./burst.js";
+import { summarizeGoProfile } from "./go-profile.js";
 import { renderProfile, summarizeProfile } from "./profile.js";
 import { renderTables } from "./report.js";
 import { medianOf } from "./stats.js";
@@ -125,7 +126,8 @@ async function main(): Promise<void> {
     ["sse", sseTarget()],
     ["sse-lean", sseLeanTarget()],
     ["ws", wsTarget()],
-    ["unbroken", unbrokenTarget()],
+    // --profile: nats-server serves pprof too, for its CPU profile during W1.
+    ["unbroken", unbrokenTarget({ name: "unbroken", workerEnv: {}, ...(profileDir ? { profPort: await freePort() } : {}) })],
     ["unbroken-nc", unbrokenTarget({ name: "unbroken-nc", workerEnv: { COALESCE_MS: "0" } })],
     ["unbroken-r3", unbrokenTarget({ name: "unbroken-r3", workerEnv: {}, replicas: 3 })],
   ]);
@@ -168,6 +170,9 @@ async function main(): Promise<void> {
     for (const f of readdirSync(profileDir).filter((x) => x.endsWith(".cpuprofile"))) {
       const pid = Number(f.split(".")[1]);
       process.stdout.write(`[${ctx.profiled.get(pid) ?? "?"}] ${renderProfile(summarizeProfile(path.join(profileDir, f)))}\n\n`);
+    }
+    for (const f of readdirSync(profileDir).filter((x) => x.endsWith(".pprof"))) {
+      process.stdout.write(`[nats-server] ${renderProfile(summarizeGoProfile(path.join(profileDir, f)))}\n\n`);
     }
   }
   log(`done in ${((performance.now() - t0) / 1000).toFixed(0)} s; wrote ${path.relative(ROOT, json)} and ${path.relative(ROOT, svg)}`);

@@ -1,8 +1,10 @@
 // W0..W5: what each workload asks of a target, and the record every workload leaves for the report (W6 is in burst.ts, W7 in history.ts).
 
+import path from "node:path";
 import { analyzeCancel, analyzeResume, analyzeStreams, type CancelMetrics, type ResumeMetrics, type StreamMetrics } from "./analyze.js";
 import type { Params, Workload } from "./args.js";
 import type { BurstMetrics } from "./burst.js";
+import { captureGoProfile } from "./go-profile.js";
 import type { HistoryMetrics } from "./history.js";
 import type { StreamSpec } from "./load/types.js";
 import { measureIdle, measureStreams, withTarget, type Usage } from "./measure.js";
@@ -80,6 +82,14 @@ const durationMs = (tokens: number, tps: number): number => (tps > 0 ? (tokens /
 /** Tokens of a W0 probe: enough for a first token, few enough to end soon. */
 const PROBE_TOKENS = 3;
 
+/**
+ * nats-server's CPU profile over the W1 job's ramp and streaming (`--profile`), beside the V8
+ * profiles of edge and worker: the server's share is the largest fixed cost per event.
+ */
+function natsCpuProfile(port: number, dir: string, streams: number, ms: number): Promise<boolean> {
+  return captureGoProfile(port, Math.max(1, Math.floor(ms / 1000)), path.join(dir, `NATS.${streams}-streams.pprof`));
+}
+
 /** W0's idle probes: the warm ones, and the target's first request alone. */
 export interface IdleProbes {
   /** The `n` probes after the first: `probeTtftAddedMs` is the transport's added TTFT. */
@@ -143,7 +153,10 @@ export async function runW01(target: Target, ctx: Context, wanted: Set<Workload>
       connectConcurrency: p.connectConcurrency,
     };
     ctx.log(`  ${target.name}: ${p.streams} streams × ${p.tps} tok/s × ${p.tokens}`);
+    const natsProfile =
+      profileDir && rt.broker?.profPort ? natsCpuProfile(rt.broker.profPort, profileDir, p.streams, p.rampMs + d) : undefined;
     const { result, usage } = await measureStreams(rt, job);
+    await natsProfile;
     const m = analyzeStreams(result, await rt.stamps(), p.tps, { latency: true });
     const notes = noteStreams(m);
     const rec: RunRecord = {

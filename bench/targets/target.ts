@@ -26,8 +26,11 @@ export interface RunningTarget {
   readonly url: string;
   /** Every server-side process, by role (edge, worker, nats-server, server). */
   readonly pids: Record<string, number>;
-  /** Our stack's nats-server: its URL and JetStream store dir (W7 fills it and weighs it). */
-  readonly broker?: { url: string; storeDir: string };
+  /**
+   * Our stack's single nats-server: its URL, its JetStream store dir (W7 fills it and weighs it)
+   * and its profiling port when it has one (W7 reads its heap; --profile its CPU).
+   */
+  readonly broker?: { url: string; storeDir: string; profPort?: number };
   /** Per response: epoch ms at which its generator began pacing (see stamp-preload.ts). */
   stamps(): Promise<Map<string, Stamp>>;
   stop(): Promise<void>;

@@ -21,8 +21,8 @@ export interface UnbrokenVariant {
   name: string;
   /** Settings for the worker beyond the defaults (e.g. coalescing off). */
   workerEnv: Record<string, string>;
-  /** Lines added to nats-server's config (W7's profiling port); single server only. */
-  natsConfig?: string;
+  /** nats-server's profiling port (`prof_port`: W7's heap readings, --profile's CPU profile); single server only. */
+  profPort?: number;
   /**
    * Nodes of a JetStream cluster on this machine, each stream and bucket at that many replicas
    * (REPLICAS): what capacity.md's R3 rows cost. Default 1: one server.
@@ -35,15 +35,17 @@ interface Broker {
   url: string;
   /** nats-server processes by role: `nats-server`, or `nats-n0`… for a cluster's nodes. */
   pids: Record<string, number>;
-  /** The single server's store (W7 weighs it); none for a cluster. */
+  /** The single server's store and profiling port; none for a cluster. */
   storeDir?: string;
+  profPort?: number;
   stop(): Promise<void>;
 }
 
-const single = (s: NatsServerHandle): Broker => ({
+const single = (s: NatsServerHandle, profPort: number | undefined): Broker => ({
   url: s.url,
   pids: { "nats-server": s.pid },
   storeDir: s.storeDir,
+  ...(profPort ? { profPort } : {}),
   stop: () => s.stop(),
 });
 
@@ -56,7 +58,8 @@ const cluster = (c: NatsClusterHandle): Broker => ({
 async function startBroker(variant: UnbrokenVariant): Promise<Broker> {
   const replicas = variant.replicas ?? 1;
   if (replicas > 1) return cluster(await startNatsCluster({ size: replicas }));
-  return single(await startNatsServer(variant.natsConfig ? { configExtra: variant.natsConfig } : {}));
+  const { profPort } = variant;
+  return single(await startNatsServer(profPort ? { configExtra: `prof_port: ${profPort}` } : {}), profPort);
 }
 
 export function unbrokenTarget(variant: UnbrokenVariant = { name: "unbroken", workerEnv: {} }): Target {
@@ -102,7 +105,9 @@ export function unbrokenTarget(variant: UnbrokenVariant = { name: "unbroken", wo
           protocol: "unbroken",
           url: `ws://127.0.0.1:${edge.port}/v1/ws`,
           pids: { edge: edge.pid, worker: worker.pid, ...nats.pids },
-          ...(nats.storeDir ? { broker: { url: nats.url, storeDir: nats.storeDir } } : {}),
+          ...(nats.storeDir
+            ? { broker: { url: nats.url, storeDir: nats.storeDir, ...(nats.profPort ? { profPort: nats.profPort } : {}) } }
+            : {}),
           stamps: stampsOf(stamps.file),
           stop,
         };
