@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { REQUESTS_STREAM, WORKERS_CONSUMER, newRid, requestSubject } from "@unbroken/protocol";
 import { Broker, silentLog, type WorkDelivery } from "@unbroken/store";
 import { NatsTools, startNatsServer, type NatsServerHandle } from "@unbroken/testing";
@@ -62,6 +63,9 @@ test("a workers consumer the server lost is created again, and requests flow aga
     const first = newRid();
     await enqueue(first);
     await got.next(first, 15_000);
+    // The ack travels on the broker's connection and the delete on the tools': wait until the
+    // server has the ack, or the consumer made again would rightly deliver `first` a second time.
+    while ((await tools.consumerInfo(REQUESTS_STREAM, WORKERS_CONSUMER)).num_ack_pending > 0) await sleep(10);
 
     await tools.deleteConsumer(REQUESTS_STREAM, WORKERS_CONSUMER);
     const second = newRid();
