@@ -31,7 +31,7 @@ export interface UnbrokenVariant {
 }
 
 /** What edge and worker connect to, started once per run and reused by every workload. */
-interface Broker {
+interface NatsBackend {
   url: string;
   /** nats-server processes by role: `nats-server`, or `nats-n0`… for a cluster's nodes. */
   pids: Record<string, number>;
@@ -41,7 +41,7 @@ interface Broker {
   stop(): Promise<void>;
 }
 
-const single = (s: NatsServerHandle, profPort: number | undefined): Broker => ({
+const single = (s: NatsServerHandle, profPort: number | undefined): NatsBackend => ({
   url: s.url,
   pids: { "nats-server": s.pid },
   storeDir: s.storeDir,
@@ -49,13 +49,13 @@ const single = (s: NatsServerHandle, profPort: number | undefined): Broker => ({
   stop: () => s.stop(),
 });
 
-const cluster = (c: NatsClusterHandle): Broker => ({
+const cluster = (c: NatsClusterHandle): NatsBackend => ({
   url: c.url,
   pids: Object.fromEntries(c.nodes.map((n) => [`nats-${n.name}`, n.pid])),
   stop: () => c.stop(),
 });
 
-async function startBroker(variant: UnbrokenVariant): Promise<Broker> {
+async function startNats(variant: UnbrokenVariant): Promise<NatsBackend> {
   const replicas = variant.replicas ?? 1;
   if (replicas > 1) return cluster(await startNatsCluster({ size: replicas }));
   const { profPort } = variant;
@@ -63,13 +63,13 @@ async function startBroker(variant: UnbrokenVariant): Promise<Broker> {
 }
 
 export function unbrokenTarget(variant: UnbrokenVariant = { name: "unbroken", workerEnv: {} }): Target {
-  let broker: Broker | undefined;
+  let backend: NatsBackend | undefined;
   return {
     name: variant.name,
     protocol: "unbroken",
     async start(opts: StartOptions): Promise<RunningTarget> {
-      broker ??= await startBroker(variant);
-      const nats = broker;
+      backend ??= await startNats(variant);
+      const nats = backend;
       const stamps = stampFile();
       const replicas: Record<string, string> = variant.replicas && variant.replicas > 1 ? { REPLICAS: String(variant.replicas) } : {};
       const common = { NATS_URL: nats.url, LOG_LEVEL: "info", DRAIN_TIMEOUT: "2s", ...replicas };
@@ -117,8 +117,8 @@ export function unbrokenTarget(variant: UnbrokenVariant = { name: "unbroken", wo
       }
     },
     async close(): Promise<void> {
-      await broker?.stop();
-      broker = undefined;
+      await backend?.stop();
+      backend = undefined;
     },
   };
 }
