@@ -11,6 +11,7 @@ import {
 } from "@unbroken/store";
 import type { Logger } from "pino";
 import { DeltaCoalescer, type CoalescePolicy } from "./coalescer.js";
+import { EarlyStart } from "./early-start.js";
 import type { GenerationOutput, GenerationSession, ResumeState, TokenGenerator } from "@unbroken/generators";
 import type { RunMetrics, WorkerMetrics } from "./metrics.js";
 import { Ownership, STALLED, StallWatch } from "./ownership.js";
@@ -155,19 +156,27 @@ export class ResponseRun {
       () => true,
       (err: unknown) => (err instanceof FencedError ? false : Promise.reject(err)),
     );
-    const claimed = await this.claim((r) => r.status === "queued", stored).catch(async (err: unknown) => {
-      await started.catch(() => undefined);
-      throw err;
-    });
-    // Another worker claimed it (and runs it: this request is only acked, never handed on):
-    // should this `start` have landed, that worker continues after it.
-    if (!claimed)
-      return started.then(
-        () => "void" as const,
-        () => "void" as const,
-      );
-    if (!(await started)) return this.afterRefusedStart(claimed);
-    return this.generate(claimed, writer, [...claimed.steers, ...this.control.takeEarly()]);
+    // A first delivery generates meanwhile too (see EarlyStart).
+    const job = { rid: this.rid, body: record.request, steers: [] };
+    const early = first && record.steers.length === 0 ? new EarlyStart(this.deps.generator, job, this.abort.signal) : undefined;
+    try {
+      const claimed = await this.claim((r) => r.status === "queued", stored).catch(async (err: unknown) => {
+        await started.catch(() => undefined);
+        throw err;
+      });
+      // Another worker claimed it (and runs it: this request is only acked, never handed on):
+      // should this `start` have landed, that worker continues after it.
+      if (!claimed)
+        return started.then(
+          () => "void" as const,
+          () => "void" as const,
+        );
+      if (!(await started)) return this.afterRefusedStart(claimed);
+      const steers = [...claimed.steers, ...this.control.takeEarly()];
+      return this.generate(claimed, writer, steers, undefined, early?.keep(steers));
+    } finally {
+      early?.release();
+    }
   }
 
   /**
@@ -247,20 +256,29 @@ export class ResponseRun {
     return stored.record;
   }
 
-  private async generate(record: ResponseRecord, writer: EventLogWriter, steers: string[], resume?: ResumeState): Promise<Outcome> {
+  /** `early`: the session an EarlyStart began for this job (no steers, no resume). */
+  private async generate(
+    record: ResponseRecord,
+    writer: EventLogWriter,
+    steers: string[],
+    resume?: ResumeState,
+    early?: GenerationSession,
+  ): Promise<Outcome> {
     const { generator } = this.deps;
     this.metrics?.began();
     // A log that ends inside a tool call may get nothing before the call's end: steers that
     // came meanwhile go to the session, which yields them at its next safe boundary.
     const deferred = resume && insideCall(resume) ? steers : [];
     const logged = deferred.length > 0 ? [] : steers;
-    const session = generator.start({
-      rid: this.rid,
-      body: record.request,
-      steers: logged,
-      signal: this.abort.signal,
-      ...(resume ? { resume } : {}),
-    });
+    const session =
+      early ??
+      generator.start({
+        rid: this.rid,
+        body: record.request,
+        steers: logged,
+        signal: this.abort.signal,
+        ...(resume ? { resume } : {}),
+      });
     this.session = session;
     for (const text of deferred) if (!session.steer(text)) this.control.refused(text);
     for (const text of logged) await this.write(writer, { kind: "steer", text });
