@@ -159,6 +159,7 @@ export class ResponseRun {
     // A first delivery generates meanwhile too (see EarlyStart).
     const job = { rid: this.rid, body: record.request, steers: [] };
     const early = first && record.steers.length === 0 ? new EarlyStart(this.deps.generator, job, this.abort.signal) : undefined;
+    if (early) this.metrics?.began();
     try {
       const claimed = await this.claim((r) => r.status === "queued", stored).catch(async (err: unknown) => {
         await started.catch(() => undefined);
@@ -265,7 +266,8 @@ export class ResponseRun {
     early?: GenerationSession,
   ): Promise<Outcome> {
     const { generator } = this.deps;
-    this.metrics?.began();
+    // An early session's generation began with it (the worker's TTFT counts from there).
+    if (!early) this.metrics?.began();
     // A log that ends inside a tool call may get nothing before the call's end: steers that
     // came meanwhile go to the session, which yields them at its next safe boundary.
     const deferred = resume && insideCall(resume) ? steers : [];
