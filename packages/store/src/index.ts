@@ -6,7 +6,7 @@ export { Broker, type BrokerOptions } from "./broker.js";
 export type { LayoutOptions } from "./layout.js";
 export type { ResponseRecords, StoredRecord } from "./records.js";
 export type { RidOwners } from "./owners.js";
-export type { WorkQueue, WorkDelivery } from "./work-queue.js";
+export type { WorkQueue, WorkDelivery, PullResult } from "./work-queue.js";
 export type { ControlChannel, ControlCall, ControlListener, ControlOutcome } from "./control.js";
 export type { EventLogs } from "./event-log.js";
 export type { ModelDirectory, ServedModel } from "./models.js";

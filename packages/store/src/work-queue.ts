@@ -57,6 +57,13 @@ export async function enqueue(publisher: JsPublisher, request: WorkRequest): Pro
   await publisher.publish(requestSubject(request.rid), JSON.stringify(request), { msgId: `req:${request.rid}` });
 }
 
+/** How a pull ended: requests handed over, and whether the server never ended it (see `pull`). */
+export interface PullResult {
+  delivered: number;
+  /** Ended here past its expiry and margin: the server sent no 408 (nor anything at the end). */
+  silent: boolean;
+}
+
 /**
  * The workers' side of the queue: the durable consumer they share, pulled in batches no
  * larger than a worker's free slots, so a request stays visible to other workers until some
@@ -84,9 +91,9 @@ export class WorkQueue {
   /**
    * One pull of at most `max` requests, waiting up to `expiresMs` on the server; `take` gets each
    * valid request (a malformed one is dropped from the queue and logged). Resolves when the pull
-   * is over; rejects when it failed (NATS unreachable, the consumer gone).
+   * is over, saying how; rejects when it failed (NATS unreachable, the consumer gone).
    */
-  async pull(max: number, expiresMs: number, take: (d: WorkDelivery) => void): Promise<void> {
+  async pull(max: number, expiresMs: number, take: (d: WorkDelivery) => void): Promise<PullResult> {
     if (!this.consumer) throw new Error("the work queue is not open");
     const batch = await this.consumer.fetch({ max_messages: max, expires: expiresMs });
     // A pull can outlive its expiry without ever ending: the server's 408 did not come (above),
@@ -95,7 +102,16 @@ export class WorkQueue {
     // a margin it is ended here. Ended from setImmediate, after the event loop has read what
     // already reached the socket: a late 408, or requests delivered just before it, are taken
     // rather than dropped with the pull (a dropped one would wait out the ack wait).
-    const guard = setTimeout(() => setImmediate(() => batch.stop()), expiresMs + PULL_MARGIN_MS);
+    let silent = false;
+    let delivered = 0;
+    const guard = setTimeout(
+      () =>
+        setImmediate(() => {
+          silent = true;
+          batch.stop();
+        }),
+      expiresMs + PULL_MARGIN_MS,
+    );
     try {
       for await (const m of batch) {
         const raw = safeJson(m);
@@ -107,11 +123,13 @@ export class WorkQueue {
         }
         if (request.record === undefined && (raw as { record?: unknown }).record !== undefined)
           this.log.warn({ rid: request.rid }, "work request with an unreadable record: the worker reads the record itself");
+        delivered++;
         take(new Delivery(m, request));
       }
     } finally {
       clearTimeout(guard);
     }
+    return { delivered, silent };
   }
 
   /**

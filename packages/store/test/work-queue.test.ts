@@ -142,8 +142,9 @@ test("on a cluster, repair asks the workers consumer's leader to step down, and 
   got[0]?.ack();
 });
 
-test("a pull the server goes silent on just before its expiry (no 408) ends soon after it, without an error", async () => {
+test("a pull the server goes silent on just before its expiry (no 408) ends soon after it, without an error, and says so", async () => {
   const queue = await broker.workQueue(5_000);
+  assert.deepEqual(await queue.pull(10, 1_000, () => undefined), { delivered: 0, silent: false }, "an answered expiry (the 408)");
   const pulling = queue.pull(10, 1_000, () => undefined);
   // Stopped (not killed) just before the pull's expiry, the server sends neither the 408 that
   // ends a pull nor idle heartbeats: what a pull sees when nats-server 2.9 drops its 408.
@@ -152,7 +153,7 @@ test("a pull the server goes silent on just before its expiry (no 408) ends soon
   try {
     // nats.js alone would end it only after two missed idle heartbeats, with "heartbeats
     // missed", and the worker would wait before pulling again.
-    await pulling;
+    assert.deepEqual(await pulling, { delivered: 0, silent: true });
   } finally {
     process.kill(server.pid, "SIGCONT");
   }

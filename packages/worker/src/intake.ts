@@ -61,8 +61,12 @@ export class Intake {
         continue;
       }
       try {
-        await this.queue.pull(free, PULL_EXPIRES_MS, (d) => this.take(d));
-        this.failingSince = 0;
+        const { delivered, silent } = await this.queue.pull(free, PULL_EXPIRES_MS, (d) => this.take(d));
+        // A pull the server never answered, not even with its 408, fails as a refused one does:
+        // on a 2.9 cluster that is a workers consumer without a working leader, which only a
+        // repair mends. It is pulled again at once, though: a lone dropped 408 costs nothing more.
+        if (silent && delivered === 0) await this.maybeRepair();
+        else this.failingSince = 0;
       } catch (err) {
         if (this.stopping) break;
         this.log.warn({ err: String(err) }, "fetching requests failed; retrying");

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { REQUESTS_STREAM, WORKERS_CONSUMER, newRid, requestSubject } from "@unbroken/protocol";
-import { Broker, silentLog, type WorkDelivery } from "@unbroken/store";
+import { Broker, silentLog, type WorkDelivery, type WorkQueue } from "@unbroken/store";
 import { NatsTools, startNatsServer, type NatsServerHandle } from "@unbroken/testing";
 import { pino } from "pino";
 import { Intake } from "../src/intake.js";
@@ -77,6 +77,41 @@ test("a workers consumer the server lost is created again, and requests flow aga
   } finally {
     await intake.stop();
   }
+});
+
+test("pulls the server never answers (no 408, nothing) make the intake repair the consumer, pulling again at once meanwhile", async () => {
+  let pulls = 0;
+  let repairs = 0;
+  // What a pull sees from a 2.9 cluster whose workers consumer has no working leader: the
+  // queue ends each pull itself past its expiry, with nothing delivered. A stand-in queue: the
+  // real one's silent pull is tested in store (work-queue.test).
+  const silent = {
+    pull: async () => {
+      pulls++;
+      await sleep(20);
+      return { delivered: 0, silent: true };
+    },
+    repair: async () => {
+      repairs++;
+      return "created again";
+    },
+  } as unknown as WorkQueue;
+  const intake = new Intake(
+    silent,
+    { concurrency: 1, repairAfterMs: 200 },
+    () => 0,
+    () => undefined,
+    log,
+  );
+  intake.start();
+  try {
+    const deadline = Date.now() + 10_000;
+    while (repairs === 0 && Date.now() < deadline) await sleep(20);
+  } finally {
+    await intake.stop();
+  }
+  assert.ok(repairs >= 1, "repaired");
+  assert.ok(pulls >= 5, `pulled again without the failed pull's pause (${pulls} pulls)`);
 });
 
 test("with no free slot nothing is pulled: the request stays in the queue for another worker", async () => {
