@@ -62,7 +62,7 @@ async function startNats(variant: UnbrokenVariant): Promise<NatsBackend> {
   return single(await startNatsServer(profPort ? { configExtra: `prof_port: ${profPort}` } : {}), profPort);
 }
 
-export function unbrokenTarget(variant: UnbrokenVariant = { name: "unbroken", workerEnv: {} }): Target {
+export function unbrokenTarget(variant: UnbrokenVariant): Target {
   let backend: NatsBackend | undefined;
   return {
     name: variant.name,
